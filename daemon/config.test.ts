@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from './config';
+import { NodemeshError } from './errors';
+
+const base = { NODEMESH_NODE_NAME: 'node-1', NODEMESH_SOURCE: 'sandbox', NODEMESH_SANDBOX_OBJECTS: '/tmp/o' };
+
+test('config: defaults and a frozen result', () => {
+  const c = loadConfig(base);
+  assert.equal(c.bpfPinRoot, '/sys/fs/bpf/nodemesh');
+  assert.equal(c.adminPort, 15000);
+  assert.deepEqual(c.source, { kind: 'sandbox', objectsDir: '/tmp/o' });
+  assert.ok(Object.isFrozen(c));
+});
+
+test('config: bad values name the variable', () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ ...base, NODEMESH_NODE_NAME: '' }, 'NODEMESH_NODE_NAME'],
+    [{ ...base, NODEMESH_SOURCE: 'etcd' }, 'NODEMESH_SOURCE'],
+    [{ ...base, NODEMESH_ADMIN_PORT: '70000' }, 'NODEMESH_ADMIN_PORT'],
+    [{ ...base, NODEMESH_EXCLUDE_OUTBOUND_PORTS: '22,x' }, 'NODEMESH_EXCLUDE_OUTBOUND_PORTS'],
+    [{ ...base, NODEMESH_SANDBOX_OBJECTS: '' }, 'NODEMESH_SANDBOX_OBJECTS'],
+  ];
+  for (const [env, field] of cases) {
+    assert.throws(() => loadConfig(env), (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_CONFIG') && e.message.includes(field), field);
+  }
+});

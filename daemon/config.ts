@@ -1,0 +1,83 @@
+// The node daemon's configuration: environment variables parsed once into a frozen, typed
+// object with named defaults. A bad value is an error naming the variable.
+import * as path from 'node:path';
+import { DaemonErrors } from './errors';
+
+export interface NodeConfig {
+  nodeName: string;
+  source: { kind: 'sandbox'; objectsDir: string } | { kind: 'kube' };
+  datapath: 'ebpf' | 'memory';
+  /** cgroup v2 directory the socket programs attach to; undefined = the detected cgroup2 root. */
+  cgroupPath: string | undefined;
+  bpfPinRoot: string;
+  bpfObjectDir: string;
+  excludeOutboundPorts: number[];
+  excludeInboundPorts: number[];
+  adminPort: number;
+  metricsPort: number;
+  readinessPort: number;
+  /** Extra unix socket serving the admin API (sandbox CLI; no network needed). */
+  adminSocket: string | undefined;
+  logLevel: string;
+}
+
+export const DEFAULTS = Object.freeze({
+  bpfPinRoot: '/sys/fs/bpf/nodemesh',
+  adminPort: 15000,
+  metricsPort: 15020,
+  readinessPort: 15021,
+  logLevel: 'info',
+});
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+function port(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw DaemonErrors.NODEMESH_E_CONFIG({ field: name, value: v, expected: 'a port number 0-65535' });
+  return n;
+}
+
+function portList(env: NodeJS.ProcessEnv, name: string): number[] {
+  const v = env[name];
+  if (!v) return [];
+  return v.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw DaemonErrors.NODEMESH_E_CONFIG({ field: name, value: v, expected: 'a comma-separated list of ports 1-65535' });
+    return n;
+  });
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<NodeConfig> {
+  const nodeName = env.NODEMESH_NODE_NAME || env.NODE_NAME || '';
+  if (!nodeName) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_NODE_NAME', value: '', expected: 'the name of this node (a DaemonSet sets it from spec.nodeName)' });
+  const src = env.NODEMESH_SOURCE || 'kube';
+  let source: NodeConfig['source'];
+  if (src === 'sandbox') {
+    const objectsDir = env.NODEMESH_SANDBOX_OBJECTS || '';
+    if (!objectsDir) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SANDBOX_OBJECTS', value: '', expected: 'the sandbox object directory (set by nodemesh local up)' });
+    source = { kind: 'sandbox', objectsDir };
+  } else if (src === 'kube') {
+    source = { kind: 'kube' };
+  } else {
+    throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SOURCE', value: src, expected: "'kube' or 'sandbox'" });
+  }
+  const dp = env.NODEMESH_DATAPATH || 'ebpf';
+  if (dp !== 'ebpf' && dp !== 'memory') throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_DATAPATH', value: dp, expected: "'ebpf' or 'memory'" });
+  return Object.freeze({
+    nodeName,
+    source,
+    datapath: dp,
+    cgroupPath: env.NODEMESH_CGROUP || undefined,
+    bpfPinRoot: env.NODEMESH_BPF_PIN_ROOT || DEFAULTS.bpfPinRoot,
+    bpfObjectDir: env.NODEMESH_BPF_OBJECT_DIR || path.join(REPO_ROOT, 'bpf', 'build'),
+    excludeOutboundPorts: portList(env, 'NODEMESH_EXCLUDE_OUTBOUND_PORTS'),
+    excludeInboundPorts: portList(env, 'NODEMESH_EXCLUDE_INBOUND_PORTS'),
+    adminPort: port(env, 'NODEMESH_ADMIN_PORT', DEFAULTS.adminPort),
+    metricsPort: port(env, 'NODEMESH_METRICS_PORT', DEFAULTS.metricsPort),
+    readinessPort: port(env, 'NODEMESH_READINESS_PORT', DEFAULTS.readinessPort),
+    adminSocket: env.NODEMESH_ADMIN_SOCKET || undefined,
+    logLevel: env.NODEMESH_LOG_LEVEL || DEFAULTS.logLevel,
+  });
+}

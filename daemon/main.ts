@@ -1,0 +1,53 @@
+// nodemesh-node: wiring only. Configuration, then the datapath, then the agent; every
+// listener is bound before the agent reports ready. SIGTERM keeps the eBPF programs attached
+// (a restart must not let enrolled pods escape); `--uninstall` removes them.
+import { loadConfig } from './config';
+import { createLogger } from './log';
+import { NodeAgent } from './node-agent';
+import { loadNative } from '../native';
+import { EbpfDatapath } from './redirection/ebpf-datapath';
+import { MemoryDatapath } from './redirection/memory-datapath';
+import { NetnsSocketFactory } from './redirection/socket-factory';
+import { SandboxSource } from './sources/sandbox-source';
+import { detectCgroup2Root } from './redirection/cgroup';
+import { DaemonErrors, NodemeshError } from './errors';
+
+async function main(): Promise<void> {
+  const cfg = loadConfig();
+  const log = createLogger(cfg.logLevel, { node: cfg.nodeName });
+  if (cfg.source.kind !== 'sandbox') {
+    throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SOURCE', value: 'kube', expected: "'sandbox' (the Kubernetes source is not in this build yet)" });
+  }
+  const native = loadNative();
+  const datapath = cfg.datapath === 'memory' ? new MemoryDatapath() : new EbpfDatapath({
+    objectDir: cfg.bpfObjectDir, pinRoot: cfg.bpfPinRoot, cgroupPath: cfg.cgroupPath ?? detectCgroup2Root(),
+    excludeOutboundPorts: cfg.excludeOutboundPorts, logger: log.child({ component: 'datapath' }),
+  });
+  const agent = new NodeAgent(cfg, {
+    datapath, sockets: new NetnsSocketFactory(native), source: new SandboxSource(cfg.source.objectsDir), log,
+  });
+  if (process.argv.includes('--uninstall')) {
+    await datapath.start();
+    await datapath.stop({ keepAttached: false });
+    log.info('nodemesh removed from this node');
+    return;
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping; eBPF programs stay attached so enrolled pods stay captured');
+    agent.stop({ keepAttached: true }).then(() => process.exit(0), (e) => { log.error({ err: e }, 'stop failed'); process.exit(1); });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  await agent.start();
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error;
+  const code = NodemeshError.is(e) ? e.code : 'NODEMESH_E_INTERNAL';
+  process.stderr.write(`nodemesh-node: ${err.message} (${code})\n`);
+  if (!NodemeshError.is(e)) process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});
