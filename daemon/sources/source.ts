@@ -17,7 +17,7 @@ export interface StateSource {
   stop(): void;
 }
 
-const KINDS = new Set(['Namespace', 'Pod', 'Service']);
+const KINDS = new Set(['Namespace', 'Pod', 'Service', 'AuthorizationPolicy', 'PeerAuthentication']);
 
 /** Keeps the kinds the daemon understands; the rest is ignored here (other parts of the
  * system, such as the waypoint, read their own kinds). */

@@ -87,7 +87,7 @@ export interface Service {
   };
 }
 
-export type Resource = Namespace | Pod | Service;
+export type Resource = Namespace | Pod | Service | AuthorizationPolicy | PeerAuthentication;
 
 /** Kubernetes equality-based selector semantics: every key must be present with that value. */
 export function labelsMatch(selector: Labels | undefined, labels: Labels | undefined): boolean {
@@ -120,4 +120,64 @@ export function resolveTargetPort(sp: ServicePort, pod: Pod): number | undefined
     for (const p of c.ports ?? []) if (p.name === t) return p.containerPort;
   }
   return undefined;
+}
+
+// --- security.nodemesh.io/v1alpha1, modelled on Istio's security API ----------------------
+
+export const SECURITY_API_VERSION = 'security.nodemesh.io/v1alpha1';
+/** Policies in this namespace without a selector apply mesh-wide (Istio's root namespace). */
+export const ROOT_NAMESPACE = 'nodemesh-system';
+
+export interface WorkloadSelector { matchLabels?: Labels }
+export interface PolicyTargetRef { group?: string; kind: string; name: string }
+
+export interface AuthorizationSource {
+  principals?: string[];
+  notPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+}
+
+export interface AuthorizationOperation {
+  ports?: string[];
+  notPorts?: string[];
+  /** L7 fields: enforced by a waypoint; at L4 an ALLOW rule using them never matches (fail closed). */
+  methods?: string[];
+  notMethods?: string[];
+  paths?: string[];
+  notPaths?: string[];
+  hosts?: string[];
+  notHosts?: string[];
+}
+
+export interface AuthorizationRule {
+  from?: { source: AuthorizationSource }[];
+  to?: { operation: AuthorizationOperation }[];
+}
+
+export interface AuthorizationPolicy {
+  apiVersion: typeof SECURITY_API_VERSION;
+  kind: 'AuthorizationPolicy';
+  metadata: ObjectMeta;
+  spec: {
+    selector?: WorkloadSelector;
+    targetRefs?: PolicyTargetRef[];
+    action?: 'ALLOW' | 'DENY';
+    rules?: AuthorizationRule[];
+  };
+}
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE' | 'UNSET';
+
+export interface PeerAuthentication {
+  apiVersion: typeof SECURITY_API_VERSION;
+  kind: 'PeerAuthentication';
+  metadata: ObjectMeta;
+  spec: {
+    selector?: WorkloadSelector;
+    mtls?: { mode?: MtlsMode };
+    portLevelMtls?: Record<string, { mode?: MtlsMode }>;
+  };
 }

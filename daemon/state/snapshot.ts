@@ -1,7 +1,7 @@
 // The state snapshot: an immutable view of the cluster built from resources on every watch
 // event. The data path reads it synchronously; nothing here does I/O.
 import {
-  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, DATAPLANE_AMBIENT, DATAPLANE_NONE, LABEL_DATAPLANE_MODE,
+  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, AuthorizationPolicy, PeerAuthentication, DATAPLANE_AMBIENT, DATAPLANE_NONE, LABEL_DATAPLANE_MODE,
   Labels, Namespace, Pod, Resource, Service, ServicePort, labelsMatch, podIPs, resolveTargetPort,
 } from './resources';
 
@@ -47,6 +47,8 @@ export interface Snapshot {
   readonly workloadsByIP: ReadonlyMap<string, Workload>;
   readonly services: ReadonlyMap<string, ServiceEntry>;
   readonly servicesByVIP: ReadonlyMap<string, ServiceEntry>;
+  readonly authorizationPolicies: readonly AuthorizationPolicy[];
+  readonly peerAuthentications: readonly PeerAuthentication[];
 }
 
 export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
@@ -56,6 +58,8 @@ export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   workloadsByIP: new Map(),
   services: new Map(),
   servicesByVIP: new Map(),
+  authorizationPolicies: [],
+  peerAuthentications: [],
 });
 
 function podUid(p: Pod): string {
@@ -77,10 +81,14 @@ export function buildSnapshot(resources: readonly Resource[], version: number): 
   const namespaces = new Map<string, Namespace>();
   const pods: Pod[] = [];
   const services: Service[] = [];
+  const authorizationPolicies: AuthorizationPolicy[] = [];
+  const peerAuthentications: PeerAuthentication[] = [];
   for (const r of resources) {
     if (r.kind === 'Namespace') namespaces.set(r.metadata.name, r);
     else if (r.kind === 'Pod') pods.push(r);
     else if (r.kind === 'Service') services.push(r);
+    else if (r.kind === 'AuthorizationPolicy') authorizationPolicies.push(r);
+    else if (r.kind === 'PeerAuthentication') peerAuthentications.push(r);
   }
 
   const workloads = new Map<string, Workload>();
@@ -135,7 +143,10 @@ export function buildSnapshot(resources: readonly Resource[], version: number): 
     for (const v of vips) servicesByVIP.set(v, e);
   }
 
-  return Object.freeze({ version, namespaces, workloads, workloadsByIP, services: serviceMap, servicesByVIP });
+  return Object.freeze({
+    version, namespaces, workloads, workloadsByIP, services: serviceMap, servicesByVIP,
+    authorizationPolicies: Object.freeze(authorizationPolicies), peerAuthentications: Object.freeze(peerAuthentications),
+  });
 }
 
 /** Workloads scheduled on one node, in a stable order. */
