@@ -35,7 +35,15 @@ bpf/build/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) bpf/include/vmlinux.h
 	@mkdir -p bpf/build
 	clang -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror -Ibpf/include -c $< -o $@
 
-bpf: system-deps $(BPF_OBJS)
+# Test fixtures (test/fixtures/bpf/*.bpf.c) build next to the real objects, under bpf/build/fixtures.
+BPF_FIXTURE_SRCS := $(wildcard test/fixtures/bpf/*.bpf.c)
+BPF_FIXTURE_OBJS := $(patsubst test/fixtures/bpf/%.bpf.c,bpf/build/fixtures/%.bpf.o,$(BPF_FIXTURE_SRCS))
+
+bpf/build/fixtures/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) bpf/include/vmlinux.h
+	@mkdir -p bpf/build/fixtures
+	clang -target bpf -D__TARGET_ARCH_$(ARCH) -g -O2 -Wall -Werror -Ibpf/include -c $< -o $@
+
+bpf: system-deps $(BPF_OBJS) $(BPF_FIXTURE_OBJS)
 
 native/build/Release/nodemesh_native.node: native/binding.gyp $(wildcard native/src/*.cc) node_modules/.package-lock.json
 	cd native && ../node_modules/.bin/node-gyp rebuild --nodedir=/usr >/dev/null

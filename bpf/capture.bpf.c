@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Outbound capture. Attached (bpf_link, multi-attach) to one cgroup: the node's pod cgroup
+ * root. For a TCP connect() from an enrolled network namespace, remember the destination the
+ * app asked for and send the connection to the daemon's outbound listener on loopback inside
+ * that same namespace. sockops then re-keys the record by what the daemon can see after
+ * accept(): (netns cookie, app's local port, family). Shared structs: nodemesh.h.
+ *
+ * Never blocks a connect: every program returns 1 (allow). Failure is closed anyway: if the
+ * daemon is down there is nothing on loopback:15001 and the app's connect is refused.
+ */
+#include "vmlinux.h"
+#include "nodemesh_bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Load-time constants (daemon/redirection/ebpf-datapath.ts sets them before load). */
+const volatile __u32 nm_daemon_mark = 0x539; /* SO_MARK of the daemon's own sockets */
+const volatile __u16 nm_outbound_port = 15001; /* daemon's outbound listener, loopback */
+
+/* Enrolled pod namespaces: netns cookie -> flags. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct nm_netns_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_enrolled SEC(".maps");
+
+/* Destination ports never captured. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct nm_port_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_out_excl SEC(".maps");
+
+/* Original destination by socket cookie, from connect until the socket closes (read by
+ * getpeername, re-keyed by sockops). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct nm_orig_dst);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_orig_sock SEC(".maps");
+
+/* Original destination by what the daemon computes after accept(); the daemon deletes
+ * what it reads, the LRU bounds what it never reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct nm_conn_key);
+	__type(value, struct nm_orig_dst);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_orig_conn SEC(".maps");
+
+/* Enrolled pods by uid: user space bookkeeping that must survive a daemon restart (bpffs
+ * holds only BPF objects, so it lives in a map). No program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct nm_pod_key);
+	__type(value, struct nm_pod_rec);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_pods SEC(".maps");
+
+NM_INLINE bool nm_should_capture(struct bpf_sock_addr *ctx)
+{
+	struct nm_netns_info *info;
+	struct bpf_sock *sk;
+	__u64 netns;
+
+	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+		return false;
+	sk = ctx->sk;
+	if (!sk)
+		return false;
+	if (nm_daemon_mark != 0 && sk->mark == nm_daemon_mark)
+		return false;
+	netns = bpf_get_netns_cookie(ctx);
+	info = bpf_map_lookup_elem(&nm_enrolled, &netns);
+	return info && (info->flags & NM_NETNS_CAPTURE_OUTBOUND);
+}
+
+NM_INLINE bool nm_port_excluded(__u16 port)
+{
+	struct nm_port_key k = { .port = port };
+
+	return bpf_map_lookup_elem(&nm_out_excl, &k) != NULL;
+}
+
+/* user_port holds a __be16 in a __u32 slot. */
+NM_INLINE __u16 nm_user_port(struct bpf_sock_addr *ctx)
+{
+	return bpf_ntohs((__u16)ctx->user_port);
+}
+
+NM_INLINE void nm_remember(struct bpf_sock_addr *ctx, struct nm_orig_dst *dst)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	/* If this fails the connection is still redirected: the daemon finds no record and
+	 * refuses it, which is the closed failure we want. */
+	bpf_map_update_elem(&nm_orig_sock, &cookie, dst, BPF_ANY);
+}
+
+NM_INLINE int nm_capture4(struct bpf_sock_addr *ctx)
+{
+	struct nm_orig_dst dst = {};
+	__u32 ip = ctx->user_ip4;
+	__u16 port = nm_user_port(ctx);
+
+	if (nm_v4_is_loopback(ip) || nm_port_excluded(port) || !nm_should_capture(ctx))
+		return 1;
+	nm_addr_set_v4(dst.addr, ip);
+	dst.port = port;
+	dst.family = NM_FAMILY_V4;
+	nm_remember(ctx, &dst);
+	ctx->user_ip4 = bpf_htonl(0x7f000001);
+	ctx->user_port = bpf_htons(nm_outbound_port);
+	return 1;
+}
+
+NM_INLINE int nm_capture6(struct bpf_sock_addr *ctx)
+{
+	struct nm_orig_dst dst = {};
+	__u16 port = nm_user_port(ctx);
+	__u32 ip[4];
+
+	ip[0] = ctx->user_ip6[0];
+	ip[1] = ctx->user_ip6[1];
+	ip[2] = ctx->user_ip6[2];
+	ip[3] = ctx->user_ip6[3];
+	if (nm_v6_is_loopback(ip) || nm_port_excluded(port) || !nm_should_capture(ctx))
+		return 1;
+	dst.port = port;
+	if (nm_v6_is_v4_mapped(ip)) {
+		/* The packets are IPv4: the daemon accepts this on its IPv4 listener. */
+		nm_addr_set_v4(dst.addr, ip[3]);
+		dst.family = NM_FAMILY_V4;
+		dst.flags = NM_ORIG_V4_MAPPED;
+		nm_remember(ctx, &dst);
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
+	} else {
+		nm_addr_set_v6(dst.addr, ip);
+		dst.family = NM_FAMILY_V6;
+		nm_remember(ctx, &dst);
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	ctx->user_port = bpf_htons(nm_outbound_port);
+	return 1;
+}
+
+/* The app's connection reached the outbound listener: re-key by what the daemon sees. */
+NM_INLINE void nm_on_active_established(struct bpf_sock_ops *skops)
+{
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct nm_conn_key key = {};
+	struct nm_orig_dst *dst;
+
+	dst = bpf_map_lookup_elem(&nm_orig_sock, &cookie);
+	if (!dst)
+		return;
+	key.netns_cookie = bpf_get_netns_cookie(skops);
+	key.port = (__u16)skops->local_port; /* host byte order in sock_ops */
+	key.family = dst->family;
+	bpf_map_update_elem(&nm_orig_conn, &key, dst, BPF_ANY);
+	/* Keep the socket-cookie record for getpeername until the socket closes. */
+	if (bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG))
+		bpf_map_delete_elem(&nm_orig_sock, &cookie);
+}
+
+NM_INLINE void nm_on_state(struct bpf_sock_ops *skops)
+{
+	__u64 cookie;
+
+	if (skops->args[1] != BPF_TCP_CLOSE)
+		return;
+	cookie = bpf_get_socket_cookie(skops);
+	bpf_map_delete_elem(&nm_orig_sock, &cookie);
+}
+
+/* getpeername() on a captured socket shows the original destination, not loopback:15001. */
+NM_INLINE int nm_peer4(struct bpf_sock_addr *ctx)
+{
+	struct nm_orig_dst *dst;
+	__u64 cookie;
+
+	if (ctx->user_ip4 != bpf_htonl(0x7f000001) || nm_user_port(ctx) != nm_outbound_port)
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
+	dst = bpf_map_lookup_elem(&nm_orig_sock, &cookie);
+	if (!dst || dst->family != NM_FAMILY_V4 || (dst->flags & NM_ORIG_V4_MAPPED))
+		return 1;
+	ctx->user_ip4 = *(__u32 *)dst->addr;
+	ctx->user_port = bpf_htons(dst->port);
+	return 1;
+}
+
+NM_INLINE int nm_peer6(struct bpf_sock_addr *ctx)
+{
+	struct nm_orig_dst *dst;
+	__u64 cookie;
+	__u32 ip[4];
+
+	if (nm_user_port(ctx) != nm_outbound_port)
+		return 1;
+	ip[0] = ctx->user_ip6[0];
+	ip[1] = ctx->user_ip6[1];
+	ip[2] = ctx->user_ip6[2];
+	ip[3] = ctx->user_ip6[3];
+	if (!nm_v6_is_loopback(ip))
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
+	dst = bpf_map_lookup_elem(&nm_orig_sock, &cookie);
+	if (!dst)
+		return 1;
+	if (dst->flags & NM_ORIG_V4_MAPPED) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = *(__u32 *)dst->addr;
+	} else if (dst->family == NM_FAMILY_V6) {
+		__u32 *a = (__u32 *)dst->addr;
+
+		ctx->user_ip6[0] = a[0];
+		ctx->user_ip6[1] = a[1];
+		ctx->user_ip6[2] = a[2];
+		ctx->user_ip6[3] = a[3];
+	} else {
+		return 1;
+	}
+	ctx->user_port = bpf_htons(dst->port);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int nm_connect4(struct bpf_sock_addr *ctx)
+{
+	return nm_capture4(ctx);
+}
+
+SEC("cgroup/connect6")
+int nm_connect6(struct bpf_sock_addr *ctx)
+{
+	return nm_capture6(ctx);
+}
+
+SEC("sockops")
+int nm_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		nm_on_active_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		nm_on_state(skops);
+		break;
+	}
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int nm_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return nm_peer4(ctx);
+}
+
+SEC("cgroup/getpeername6")
+int nm_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return nm_peer6(ctx);
+}
