@@ -1,0 +1,494 @@
+// The HBONE client: one per daemon. `connect` opens an HTTP/2 CONNECT stream to a
+// destination pod's HBONE port over mutual TLS 1.3, reusing a pooled session when it can.
+//
+// Pooling, as ztunnel's pool.rs does it: sessions are keyed by (source SPIFFE ID, HBONE
+// target address:port, the identities the destination may present). A session takes streams
+// until it reaches its stream limit (ours, or the peer's SETTINGS if lower), then the next
+// connect opens another session. A connect that finds a session still handshaking waits for
+// that one instead of opening its own, so a burst of N connections costs one handshake, not N.
+// A session leaves the pool when it gets GOAWAY, errors or closes; it closes itself after
+// idling. Sessions carry the certificate they were opened with: when the source's
+// certificate changes, sessions holding the old one stop taking streams and close once their
+// streams finish, and new connects open sessions with the new certificate.
+import * as http2 from 'node:http2';
+import * as tls from 'node:tls';
+import type * as net from 'node:net';
+import type { Logger } from 'pino';
+import { HboneErrors, NodemeshError } from '../errors';
+import { formatAuthority } from './authority';
+import { DEFAULT_TUNING, HboneTuning, REASON_HEADER, sessionSettings } from './hbone-protocol';
+import {
+  IssuedIdentity, PeerVerifier, defaultPeerVerifier, describeTlsError, peerChainDer, sameCredentials,
+  secureContextOptions, trustDomainOf,
+} from './tls-identity';
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+export interface HboneTarget { address: string; port: number }
+
+export interface HboneConnectRequest {
+  /** The source workload's current identity; its certificate is the client certificate. */
+  source: IssuedIdentity;
+  /** The HBONE endpoint, e.g. podIP:15008. */
+  target: HboneTarget;
+  /** The real destination `ip:port`, sent as `:authority`. */
+  authority: string;
+  /** SPIFFE IDs the destination may present; anything else fails the connection. */
+  expectedServerIds: string[];
+  /** Extra request headers (forwarded, traceparent, baggage). Pseudo-headers are refused. */
+  headers?: Record<string, string>;
+  /** Starts a TCP connection to `target` (production: a marked socket in the source pod's netns). */
+  dial: () => net.Socket;
+}
+
+export interface HboneClientOptions {
+  log: Logger;
+  tuning?: Partial<HboneTuning>;
+  /** TCP connect + TLS handshake + identity check. */
+  connectTimeoutMs?: number;
+  /** CONNECT sent -> response headers received. */
+  responseTimeoutMs?: number;
+  /** A session with no streams closes after this long. */
+  idleTimeoutMs?: number;
+  verifyPeer?: PeerVerifier;
+  now?: () => Date;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+export interface HboneClientStats {
+  sessions: {
+    key: string; sourceId: string; target: string; serverId?: string;
+    state: SessionState; activeStreams: number; maxStreams: number; streamsOpened: number; ageMs: number;
+  }[];
+  byKey: Record<string, { sessions: number; activeStreams: number }>;
+  totals: { sessions: number; activeStreams: number; sessionsOpened: number; sessionFailures: number; streamsOpened: number; streamFailures: number };
+}
+
+type SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
+
+/** The credentials sessions are opened with; one object per (SPIFFE ID, certificate). */
+interface Credentials { identity: IssuedIdentity; context: tls.SecureContext; trustDomain: string }
+
+export class HboneClient {
+  private readonly tuning: HboneTuning;
+  private readonly connectTimeoutMs: number;
+  private readonly responseTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly verifyPeer: PeerVerifier;
+  private readonly now: () => Date;
+  private readonly log: Logger;
+  private readonly pool = new Map<string, ClientSession[]>();
+  /** Latest credentials per source SPIFFE ID. */
+  private readonly credentials = new Map<string, Credentials>();
+  private closed = false;
+  private counters = { sessionsOpened: 0, sessionFailures: 0, streamsOpened: 0, streamFailures: 0 };
+
+  constructor(opts: HboneClientOptions) {
+    this.log = opts.log;
+    this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.responseTimeoutMs = opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.verifyPeer = opts.verifyPeer ?? defaultPeerVerifier;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** Opens a tunnel to `req.authority`; resolves once the destination answered 200. The
+   * stream is a Duplex carrying the app's bytes (see splice.ts to join it to a socket). */
+  async connect(req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
+    if (this.closed) throw HboneErrors.NODEMESH_E_HBONE_CLOSED({ what: 'HBONE client' });
+    if (req.expectedServerIds.length === 0) throw new TypeError('HboneConnectRequest.expectedServerIds is empty: the destination identity must be known');
+    for (const name of Object.keys(req.headers ?? {})) {
+      if (name.startsWith(':')) throw new TypeError(`HboneConnectRequest.headers may not set pseudo-header ${name}`);
+    }
+    const cred = this.credentialsFor(req.source);
+    const key = poolKey(req);
+    // One retry, only for streams the server provably did not process (GOAWAY raced with
+    // our request, or REFUSED_STREAM): the next attempt lands on a fresh session.
+    for (let attempt = 0; ; attempt++) {
+      const session = this.acquire(key, req, cred);
+      try {
+        await session.ready;
+        return await this.openStream(session, req);
+      } catch (e) {
+        if (attempt === 0 && retryable(e)) {
+          this.log.debug({ key, err: (e as Error).message }, 'HBONE stream refused before processing; retrying on a new session');
+          continue;
+        }
+        this.counters.streamFailures++;
+        throw NodemeshError.is(e) ? e : mapStreamError(e, req.authority, session);
+      }
+    }
+  }
+
+  stats(): HboneClientStats {
+    const now = Date.now();
+    const out: HboneClientStats = {
+      sessions: [], byKey: {},
+      totals: { sessions: 0, activeStreams: 0, ...this.counters },
+    };
+    for (const [key, list] of this.pool) {
+      const k = (out.byKey[key] = { sessions: 0, activeStreams: 0 });
+      for (const s of list) {
+        out.sessions.push({
+          key, sourceId: s.cred.identity.spiffeId, target: s.targetText, serverId: s.serverId,
+          state: s.state, activeStreams: s.reserved, maxStreams: s.maxStreams, streamsOpened: s.streamsOpened, ageMs: now - s.openedAt,
+        });
+        k.sessions++;
+        k.activeStreams += s.reserved;
+        out.totals.sessions++;
+        out.totals.activeStreams += s.reserved;
+      }
+    }
+    return out;
+  }
+
+  /** Stops taking connects; sessions close once their streams finish (or now, with `force`). */
+  close(opts: { force?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    const all = [...this.pool.values()].flat();
+    return Promise.all(all.map((s) => s.shutdown(opts.force === true))).then(() => undefined);
+  }
+
+  private credentialsFor(id: IssuedIdentity): Credentials {
+    const cur = this.credentials.get(id.spiffeId);
+    if (cur && sameCredentials(cur.identity, id)) return cur;
+    const fresh: Credentials = { identity: id, context: tls.createSecureContext(secureContextOptions(id)), trustDomain: trustDomainOf(id.spiffeId) };
+    this.credentials.set(id.spiffeId, fresh);
+    if (cur) {
+      this.log.info({ sourceId: id.spiffeId, notAfter: id.notAfter }, 'HBONE client certificate rotated; sessions with the old certificate drain');
+      for (const list of this.pool.values()) for (const s of list) if (s.cred === cur) s.drain();
+    }
+    return fresh;
+  }
+
+  /** A session with room for one more stream, reserving that slot. */
+  private acquire(key: string, req: HboneConnectRequest, cred: Credentials): ClientSession {
+    let list = this.pool.get(key);
+    if (list) {
+      for (const s of list) {
+        if ((s.state === 'ready' || s.state === 'connecting') && s.cred === cred && s.reserved < s.maxStreams) {
+          s.reserve();
+          return s;
+        }
+      }
+    } else {
+      list = [];
+      this.pool.set(key, list);
+    }
+    const s = new ClientSession(this, key, req, cred);
+    list.push(s);
+    this.counters.sessionsOpened++;
+    s.reserve();
+    s.start(req.dial);
+    return s;
+  }
+
+  /** @internal called by a session once it can take no more streams. */
+  removeSession(s: ClientSession): void {
+    const list = this.pool.get(s.key);
+    if (!list) return;
+    const i = list.indexOf(s);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.pool.delete(s.key);
+  }
+
+  /** @internal */
+  sessionFailed(): void { this.counters.sessionFailures++; }
+
+  /** @internal */
+  get config() {
+    return { tuning: this.tuning, connectTimeoutMs: this.connectTimeoutMs, idleTimeoutMs: this.idleTimeoutMs, verifyPeer: this.verifyPeer, now: this.now, log: this.log };
+  }
+
+  private openStream(session: ClientSession, req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
+    const h2 = session.h2!;
+    const headers: http2.OutgoingHttpHeaders = { ...req.headers, ':method': 'CONNECT', ':authority': req.authority };
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = h2.request(headers, { endStream: false });
+    } catch (e) {
+      session.release();
+      throw e;
+    }
+    session.streamsOpened++;
+    this.counters.streamsOpened++;
+    stream.once('close', () => session.release());
+    // A listener stays for the stream's life: a late error must never become an uncaught
+    // 'error' event that takes the daemon down. Whoever splices the stream sees it too.
+    stream.on('error', noop);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        finish();
+        stream.close(NGHTTP2_CANCEL);
+        reject(HboneErrors.NODEMESH_E_HBONE_CONNECT_TIMEOUT({ target: `${session.targetText} (CONNECT ${req.authority}, no response)`, ms: this.responseTimeoutMs }));
+      }, this.responseTimeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        stream.off('response', onResponse);
+        stream.off('error', onError);
+        stream.off('close', onClose);
+      };
+      const onResponse = (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+        finish();
+        const status = Number(h[':status']);
+        if (status === 200) { resolve(stream); return; }
+        const reason = firstHeader(h[REASON_HEADER]) ?? `HTTP ${status}`;
+        stream.close(NGHTTP2_CANCEL);
+        reject(mapStatus(status, req.authority, reason));
+      };
+      const onError = (e: Error) => { finish(); reject(mapStreamError(e, req.authority, session)); };
+      const onClose = () => {
+        finish();
+        const e = Object.assign(new Error(`stream closed before a response (RST_STREAM code ${stream.rstCode})`), { rstCode: stream.rstCode });
+        reject(session.error ? mapStreamError(session.error, req.authority, session) : e);
+      };
+      stream.once('response', onResponse);
+      stream.once('error', onError);
+      stream.once('close', onClose);
+    });
+  }
+}
+
+class ClientSession {
+  state: SessionState = 'connecting';
+  /** Streams open plus slots reserved by connects waiting for this session. */
+  reserved = 0;
+  maxStreams: number;
+  streamsOpened = 0;
+  h2?: http2.ClientHttp2Session;
+  serverId?: string;
+  /** The first error the session or its TLS socket reported. */
+  error?: Error;
+  readonly openedAt = Date.now();
+  readonly targetText: string;
+  readonly ready: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+  private idleTimer?: NodeJS.Timeout;
+  private tlsSocket?: tls.TLSSocket;
+  private closedWaiters: (() => void)[] = [];
+
+  constructor(private readonly client: HboneClient, readonly key: string, private readonly req: HboneConnectRequest, readonly cred: Credentials) {
+    this.maxStreams = client.config.tuning.maxStreamsPerSession;
+    this.targetText = formatAuthority(req.target.address, req.target.port);
+    this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
+    this.ready.catch(noop);
+  }
+
+  reserve(): void {
+    this.reserved++;
+    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
+  }
+
+  release(): void {
+    if (--this.reserved > 0) return;
+    if (this.state === 'draining') { this.h2?.close(); return; }
+    if (this.state === 'ready') {
+      this.idleTimer = setTimeout(() => {
+        if (this.reserved > 0 || this.state !== 'ready') return;
+        this.client.config.log.debug({ key: this.key }, 'HBONE session idle; closing');
+        this.setState('draining');
+        this.h2?.close();
+      }, this.client.config.idleTimeoutMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** No new streams; close once the open ones finish. */
+  drain(): void {
+    if (this.state === 'closed' || this.state === 'draining') return;
+    const wasConnecting = this.state === 'connecting';
+    this.setState('draining');
+    // Reservations made while handshaking still get their stream; close after them.
+    if (this.reserved === 0 && !wasConnecting) this.h2?.close();
+  }
+
+  shutdown(force: boolean): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => {
+      this.closedWaiters.push(resolve);
+      if (force) {
+        this.tlsSocket?.destroy();
+        this.h2?.destroy();
+        if (!this.h2 && !this.tlsSocket) this.setState('closed');
+      } else {
+        this.drain();
+        if (this.reserved === 0) this.h2?.close();
+      }
+    });
+  }
+
+  start(dial: () => net.Socket): void {
+    const cfg = this.client.config;
+    const log = cfg.log;
+    let raw: net.Socket;
+    try {
+      raw = dial();
+    } catch (e) {
+      this.fail(HboneErrors.NODEMESH_E_HBONE_CONNECT({ target: this.targetText, reason: (e as Error).message }, { cause: e }));
+      return;
+    }
+    raw.setNoDelay(true);
+    const sock = tls.connect({
+      socket: raw,
+      secureContext: this.cred.context,
+      ALPNProtocols: ['h2'],
+      // SPIFFE, not DNS: the server's identity is checked below against expectedServerIds.
+      checkServerIdentity: () => undefined,
+      rejectUnauthorized: true,
+    });
+    this.tlsSocket = sock;
+    let handshakeDone = false;
+    const timer = setTimeout(() => {
+      const err = HboneErrors.NODEMESH_E_HBONE_CONNECT_TIMEOUT({ target: this.targetText, ms: cfg.connectTimeoutMs });
+      this.fail(err);
+      sock.destroy();
+      raw.destroy();
+    }, cfg.connectTimeoutMs);
+    const onEarlyError = (e: Error) => {
+      if (handshakeDone) return;
+      clearTimeout(timer);
+      this.fail(mapConnectError(e, this.targetText, raw.connecting || !raw.remoteAddress));
+      sock.destroy();
+      raw.destroy();
+    };
+    raw.once('error', onEarlyError);
+    sock.once('error', onEarlyError);
+    sock.once('close', () => onEarlyError(new Error('the connection closed during the TLS handshake')));
+    sock.once('secureConnect', () => {
+      const verify = async (): Promise<string> => {
+        if (sock.alpnProtocol !== 'h2') throw HboneErrors.NODEMESH_E_HBONE_TLS({ peer: this.targetText, reason: 'the server did not agree to HTTP/2 (ALPN h2)' });
+        const chain = peerChainDer(sock);
+        let id: string;
+        try {
+          id = await cfg.verifyPeer(chain, this.cred.identity.trustBundlePem, this.cred.trustDomain, cfg.now());
+        } catch (e) {
+          throw HboneErrors.NODEMESH_E_HBONE_PEER_CERT({ peer: this.targetText, reason: (e as Error).message }, { cause: e });
+        }
+        if (!this.req.expectedServerIds.includes(id)) {
+          throw HboneErrors.NODEMESH_E_HBONE_IDENTITY_MISMATCH({ target: this.targetText, presented: id, expected: this.req.expectedServerIds });
+        }
+        return id;
+      };
+      verify().then((id) => {
+        if (this.state === 'closed') return;
+        handshakeDone = true;
+        clearTimeout(timer);
+        this.serverId = id;
+        this.attach(sock);
+      }, (e: Error) => {
+        handshakeDone = true;
+        clearTimeout(timer);
+        this.fail(e);
+        sock.destroy();
+      });
+    });
+    log.debug({ key: this.key }, 'HBONE session connecting');
+  }
+
+  private attach(sock: tls.TLSSocket): void {
+    const cfg = this.client.config;
+    const t = cfg.tuning;
+    const h2 = http2.connect(`https://${this.targetText}`, {
+      createConnection: () => sock,
+      settings: sessionSettings(t, 0),
+      maxSessionMemory: t.maxSessionMemoryMiB,
+      peerMaxConcurrentStreams: t.maxStreamsPerSession,
+    });
+    this.h2 = h2;
+    h2.setLocalWindowSize(t.connectionWindowBytes);
+    h2.on('remoteSettings', (s) => {
+      if (s.maxConcurrentStreams !== undefined) this.maxStreams = Math.max(1, Math.min(t.maxStreamsPerSession, s.maxConcurrentStreams));
+    });
+    h2.on('goaway', (code) => {
+      cfg.log.debug({ key: this.key, code }, 'HBONE session got GOAWAY; draining');
+      this.setState('draining');
+    });
+    h2.on('error', (e) => {
+      this.error ??= e;
+      cfg.log.debug({ key: this.key, err: e.message }, 'HBONE session error');
+    });
+    h2.on('close', () => this.setState('closed'));
+    // The server may refuse our certificate after our side of the TLS 1.3 handshake ended; the
+    // alert then arrives as a socket error. Keep it so streams report the real reason.
+    sock.on('error', (e) => { this.error ??= e; });
+    if (this.state === 'draining') {
+      // Rotated while handshaking: serve the reservations, then close.
+      this.resolveReady();
+      if (this.reserved === 0) h2.close();
+      return;
+    }
+    this.setState('ready');
+    this.resolveReady();
+  }
+
+  private fail(e: Error): void {
+    if (this.state === 'closed') return;
+    this.error ??= e;
+    this.client.sessionFailed();
+    this.client.config.log.warn({ key: this.key, code: (e as NodemeshError).code, err: e.message }, 'HBONE session failed');
+    this.rejectReady(e);
+    this.setState('closed');
+  }
+
+  private setState(s: SessionState): void {
+    if (this.state === 'closed') return;
+    this.state = s;
+    if (s === 'closed') {
+      this.client.removeSession(this);
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      for (const w of this.closedWaiters.splice(0)) w();
+    }
+  }
+}
+
+function noop(): void { /* see callers */ }
+
+function poolKey(req: HboneConnectRequest): string {
+  const ids = req.expectedServerIds.length === 1 ? req.expectedServerIds[0] : [...req.expectedServerIds].sort().join(',');
+  return `${req.source.spiffeId}|${formatAuthority(req.target.address, req.target.port)}|${ids}`;
+}
+
+function firstHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function retryable(e: unknown): boolean {
+  const err = e as { code?: string; rstCode?: number; message?: string };
+  if (err.code === 'ERR_HTTP2_GOAWAY_SESSION' || err.code === 'ERR_HTTP2_INVALID_SESSION') return true;
+  if (err.rstCode === NGHTTP2_REFUSED_STREAM) return true;
+  return err.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(err.message ?? '');
+}
+
+function mapConnectError(e: Error, target: string, tcpNotConnected: boolean): NodemeshError {
+  if (NodemeshError.is(e)) return e;
+  const code = (e as { code?: string }).code;
+  if (code === 'ETIMEDOUT') return HboneErrors.NODEMESH_E_HBONE_CONNECT_TIMEOUT({ target, ms: 0 }, { cause: e });
+  if (tcpNotConnected || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+    const reason = code === 'ECONNREFUSED' ? 'connection refused (nothing listens on the HBONE port)' : e.message;
+    return HboneErrors.NODEMESH_E_HBONE_CONNECT({ target, reason }, { cause: e });
+  }
+  return HboneErrors.NODEMESH_E_HBONE_TLS({ peer: target, reason: describeTlsError(e) }, { cause: e });
+}
+
+function mapStatus(status: number, authority: string, reason: string): NodemeshError {
+  if (status === 403 || status === 401) return HboneErrors.NODEMESH_E_HBONE_DENIED({ authority, reason }, { details: { status } });
+  if (status === 503 || status === 502 || status === 504) return HboneErrors.NODEMESH_E_HBONE_UPSTREAM({ authority, reason }, { details: { status } });
+  if (status === 400 || status === 405) return HboneErrors.NODEMESH_E_HBONE_BAD_REQUEST({ authority, status, reason }, { details: { status } });
+  return HboneErrors.NODEMESH_E_HBONE_STATUS({ authority, status, reason }, { details: { status } });
+}
+
+function mapStreamError(e: unknown, authority: string, session: { error?: Error; targetText: string }): NodemeshError {
+  if (NodemeshError.is(e)) return e;
+  const cause = session.error ?? e;
+  if (NodemeshError.is(cause)) return cause;
+  const code = (cause as { code?: string }).code ?? '';
+  if (code.startsWith('ERR_SSL_') || code === 'ECONNRESET') {
+    return HboneErrors.NODEMESH_E_HBONE_TLS({ peer: session.targetText, reason: describeTlsError(cause) }, { cause });
+  }
+  return HboneErrors.NODEMESH_E_HBONE_STREAM({ authority, reason: (cause as Error).message ?? String(cause) }, { cause });
+}

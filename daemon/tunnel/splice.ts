@@ -1,0 +1,62 @@
+// Splices an HTTP/2 stream (one HBONE tunnel) and a TCP socket both ways, like
+// proxy/pipe.ts does for two sockets: stream.pipe pauses the fast side (back-pressure; the
+// HTTP/2 window is only returned to the peer as the socket drains), and each direction
+// closes on its own (END_STREAM -> FIN, FIN -> END_STREAM). An RST_STREAM from the peer
+// destroys the socket; a socket error resets the stream with CONNECT_ERROR (RFC 9113 §8.5).
+// Buffers are handed through as they come: no copies, no per-chunk allocation here.
+import * as http2 from 'node:http2';
+import type * as net from 'node:net';
+
+const { NGHTTP2_NO_ERROR, NGHTTP2_CONNECT_ERROR, NGHTTP2_CANCEL } = http2.constants;
+
+export interface SpliceResult {
+  /** The first error either side reported, if any. */
+  error?: Error;
+  /** Which side failed first. */
+  failedSide?: 'stream' | 'socket';
+  /** HTTP/2 RST_STREAM code the stream closed with (0 when it closed cleanly). */
+  rstCode?: number;
+}
+
+export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let error: Error | undefined;
+    let failedSide: SpliceResult['failedSide'];
+    let pending = 2;
+    const done = () => {
+      if (--pending > 0) return;
+      const r: SpliceResult = { rstCode: stream.rstCode ?? NGHTTP2_NO_ERROR };
+      if (error) { r.error = error; r.failedSide = failedSide; }
+      resolve(r);
+    };
+    // A socket that closes its writable side when its readable side ends would turn the
+    // app's half-close into a full close; tunnels must carry half-close unchanged.
+    socket.allowHalfOpen = true;
+
+    socket.on('error', (e) => {
+      if (!error) { error = e; failedSide = 'socket'; }
+      if (!stream.destroyed && !stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+    });
+    stream.on('error', (e) => {
+      if (!error) { error = e; failedSide = 'stream'; }
+      socket.destroy();
+    });
+    stream.once('close', () => {
+      // Closed cleanly after both END_STREAMs: the socket finishes flushing on its own.
+      // Anything else (reset, session gone, our side never ended) means no more bytes can
+      // travel toward the peer, so the app connection goes too.
+      if (!socket.destroyed && (stream.rstCode !== NGHTTP2_NO_ERROR || !socket.readableEnded)) socket.destroy();
+      done();
+    });
+    socket.once('close', () => {
+      if (!stream.closed && !stream.destroyed) {
+        // The socket went away without finishing both directions (destroyed by us, or the
+        // app reset it): tell the peer, rather than leaving the stream half-open forever.
+        if (!socket.readableEnded || !socket.writableFinished) stream.close(error ? NGHTTP2_CONNECT_ERROR : NGHTTP2_CANCEL);
+      }
+      done();
+    });
+    stream.pipe(socket);
+    socket.pipe(stream);
+  });
+}
