@@ -463,7 +463,7 @@ function validatePodSpec(v: Checker, raw: Record<string, unknown>, ctx: DocConte
     }
     checkStringList(v, [...p, 'command'], c.command, '["node", "server.js"]');
     checkStringList(v, [...p, 'args'], c.args, '["--port", "8080"]');
-    if (ctx.opts.sandbox && (!Array.isArray(c.command) || c.command.length === 0)) {
+    if (ctx.opts.sandbox && (c.command === undefined || (Array.isArray(c.command) && c.command.length === 0))) {
       v.fail([...p, 'command'], c.command, 'the sandbox runs processes, not images, so each container needs a command',
         'set command to the program and its arguments, e.g. ["nodemesh-sample-app", "http", "--port", "8080"]');
     }

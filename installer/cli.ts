@@ -1,0 +1,97 @@
+// `nodemesh`: the command line. Wiring only: parse arguments, call installer/sandbox, print.
+// Errors print `error: <message> (<code>)` and exit 1; wrong flags get commander's usage.
+import { Command, InvalidArgumentError } from 'commander';
+import { NodemeshError } from './errors';
+import { apply, consoleOutput, down, exec, remove, status, up } from './sandbox/cluster';
+import { demo } from './sandbox/demo';
+import { formatStatus } from './sandbox/status-format';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function nodeCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 200) throw new InvalidArgumentError('expected a whole number from 1 to 200');
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('nodemesh')
+    .description('nodemesh: an eBPF-assisted, node-level (ambient) service mesh for Kubernetes')
+    .enablePositionalOptions()
+    .showHelpAfterError()
+    .configureHelp({ sortSubcommands: false });
+
+  const local = program.command('local')
+    .description('a real multi-node sandbox cluster on this machine (network namespaces, cgroups, real node daemons); needs root')
+    .enablePositionalOptions()
+    .showHelpAfterError();
+
+  local.command('up')
+    .description('create the sandbox cluster, start a nodemesh-node daemon per node, apply manifests, and return once ready')
+    .option('--nodes <n>', 'number of nodes', nodeCount, 2)
+    .option('-f, --filename <file|dir>', 'manifest file or directory to apply once the cluster is up (repeatable; - for stdin)', collect, [])
+    .action(async (o: { nodes: number; filename: string[] }) => {
+      await up({ nodes: o.nodes, files: o.filename });
+    });
+
+  local.command('down')
+    .description('stop the daemons and pods and remove every namespace, cgroup, eBPF pin and state file of the sandbox')
+    .action(async () => { await down(); });
+
+  local.command('status')
+    .description('nodes, daemons, pods (node, IP, phase, enrolment) and services (VIP, endpoints)')
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (o: { output: string }) => {
+      if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
+      const s = await status();
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(s, null, 2)}\n` : `${formatStatus(s)}\n`);
+    });
+
+  local.command('apply')
+    .description('create or update objects from manifests, as kubectl apply (new pods start; relabelled namespaces and pods take effect)')
+    .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect, [])
+    .action(async (o: { filename: string[] }) => { await apply(o.filename); });
+
+  local.command('delete')
+    .description('delete the objects named in manifests, as kubectl delete -f (a Namespace takes its pods and services)')
+    .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect, [])
+    .option('--ignore-not-found', 'do not fail on objects that do not exist', false)
+    .action(async (o: { filename: string[]; ignoreNotFound: boolean }) => { await remove(o.filename, { ignoreNotFound: o.ignoreNotFound }); });
+
+  local.command('exec')
+    .description('run a command inside a pod (its network namespace, cgroup and environment); stdio and exit code pass through')
+    .usage('<namespace>/<pod> -- <command> [args...]')
+    .argument('<pod>', '<namespace>/<pod>, or <pod> in the default namespace')
+    .argument('[command...]', 'the command and its arguments, after --')
+    .passThroughOptions()
+    .action(async (pod: string, command: string[]) => {
+      // With passThroughOptions commander keeps the `--` separator among the operands.
+      process.exitCode = await exec(pod, command[0] === '--' ? command.slice(1) : command);
+    });
+
+  local.command('demo')
+    .description('show the running sandbox at work: status, a request through the shop example, the daemons\' view')
+    .action(async () => { await demo(consoleOutput); });
+
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    if (NodemeshError.is(e)) {
+      process.stderr.write(`error: ${e.message} (${e.code})\n`);
+    } else if (e instanceof InvalidArgumentError) {
+      process.stderr.write(`error: ${e.message}\n`);
+    } else {
+      const err = e as Error;
+      process.stderr.write(`error: ${err.message} (NODEMESH_E_INTERNAL)\n${err.stack ?? ''}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
+
+if (require.main === module) void main();

@@ -1,0 +1,258 @@
+// What `local apply` / `local delete` will do, decided before anything changes (pure). Every
+// cluster-level check (the namespace exists, the node exists, the VIP is free, the pod spec
+// is unchanged) runs here, so a rejected input changes nothing, like an API server that
+// validates a whole request before it stores it.
+import { randomUUID } from 'node:crypto';
+import {
+  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, type Labels, type Namespace, type Pod, type Resource, type Service,
+} from '../../daemon/state/resources';
+import { describeObject, parseIPv4, type ManifestEntry } from '../../daemon/state/manifest';
+import { InstallerErrors, type NodemeshError } from '../errors';
+import { allocateClusterIP, inServiceCIDR } from './services';
+
+export type Action = 'created' | 'configured' | 'unchanged';
+
+export interface Planned<T extends Resource> { object: T; action: Action; previous?: T }
+
+export interface ApplyPlan {
+  namespaces: Planned<Namespace>[];
+  services: Planned<Service>[];
+  /** New pods carry spec.nodeName (scheduled) and a uid; the runtime starts them. */
+  pods: Planned<Pod>[];
+  errors: NodemeshError[];
+}
+
+export interface ClusterView {
+  namespaces: readonly Namespace[];
+  pods: readonly Pod[];
+  services: readonly Service[];
+  nodes: readonly string[];
+  serviceCIDR: string;
+}
+
+const SANDBOX_ANNOTATIONS = [ANNOTATION_SANDBOX_NETNS, ANNOTATION_SANDBOX_CGROUP];
+const key = (o: Resource): string => describeObject(o);
+const where = (e: ManifestEntry): string => `${e.file}: document ${e.document} (line ${e.line})`;
+const LIVE = new Set(['Pending', 'Running']);
+
+/** JSON with sorted keys, for comparing user-owned parts of objects. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) => {
+    if (val && typeof val === 'object' && !Array.isArray(val)) {
+      return Object.fromEntries(Object.entries(val as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)));
+    }
+    return val;
+  });
+}
+
+/** The first path at which two JSON values differ (`spec.containers[0].args`). */
+export function firstDifference(a: unknown, b: unknown, path = ''): string | undefined {
+  if (canonical(a) === canonical(b)) return undefined;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      const d = firstDifference(a[i], b[i], `${path}[${i}]`);
+      if (d) return d;
+    }
+    return path;
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+    const ks = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    for (const k of ks) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+  }
+  return path;
+}
+
+function userAnnotations(a: Labels | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(a ?? {})) if (!SANDBOX_ANNOTATIONS.includes(k)) out[k] = v;
+  return out;
+}
+
+/** Metadata of an applied object: user labels/annotations; uid, creation time and the
+ * sandbox's own annotations kept from the stored object. */
+function mergeMeta(applied: Resource, stored: Resource | undefined): Resource['metadata'] {
+  const { uid: _u, resourceVersion: _r, generation: _g, ...user } = applied.metadata;
+  const kept: Record<string, string> = {};
+  for (const k of SANDBOX_ANNOTATIONS) {
+    const v = stored?.metadata.annotations?.[k];
+    if (v !== undefined) kept[k] = v;
+  }
+  const annotations = { ...userAnnotations(applied.metadata.annotations), ...kept };
+  const meta: Record<string, unknown> = {
+    ...user,
+    uid: stored?.metadata.uid ?? randomUUID(),
+    creationTimestamp: (stored?.metadata as { creationTimestamp?: string } | undefined)?.creationTimestamp ?? new Date().toISOString(),
+  };
+  if (Object.keys(annotations).length > 0) meta.annotations = annotations;
+  else delete meta.annotations;
+  return meta as unknown as Resource['metadata'];
+}
+
+const metaChanged = (a: Resource, b: Resource): boolean =>
+  canonical(a.metadata.labels ?? {}) !== canonical(b.metadata.labels ?? {}) ||
+  canonical(userAnnotations(a.metadata.annotations)) !== canonical(userAnnotations(b.metadata.annotations));
+
+/** Drops what the cluster owns (status) from an applied object. */
+function strip<T extends Resource>(o: T): T {
+  const { status: _s, ...rest } = o as T & { status?: unknown };
+  return rest as T;
+}
+
+export function planApply(view: ClusterView, entries: readonly ManifestEntry[]): ApplyPlan {
+  const plan: ApplyPlan = { namespaces: [], services: [], pods: [], errors: [] };
+  const byKey = new Map<string, Resource>();
+  for (const o of [...view.namespaces, ...view.pods, ...view.services]) byKey.set(key(o), o);
+
+  // The same object twice across files: last one would silently win; say so instead.
+  const seen = new Map<string, ManifestEntry>();
+  for (const e of entries) {
+    const k = key(e.object);
+    const first = seen.get(k);
+    if (first) {
+      plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: ${k} is also defined in ${where(first)}; keep one definition`] }));
+    }
+    seen.set(k, e);
+  }
+
+  const namespaceNames = new Set(view.namespaces.map((n) => n.metadata.name));
+  for (const e of entries) {
+    if (e.object.kind !== 'Namespace') continue;
+    const applied = strip(e.object);
+    const stored = byKey.get(key(applied)) as Namespace | undefined;
+    const object: Namespace = { ...applied, metadata: mergeMeta(applied, stored) };
+    plan.namespaces.push({ object, action: !stored ? 'created' : metaChanged(object, stored) ? 'configured' : 'unchanged', previous: stored });
+    namespaceNames.add(object.metadata.name);
+  }
+  const needNamespace = (e: ManifestEntry): boolean => {
+    const ns = e.object.metadata.namespace!;
+    if (namespaceNames.has(ns)) return true;
+    plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_NAMESPACE_NOT_FOUND({ object: key(e.object), namespace: ns, where: where(e) }));
+    return false;
+  };
+
+  // Services: keep allocated VIPs, honour requested ones, refuse conflicts.
+  const vipOwner = new Map<string, string>();
+  for (const s of view.services) if (s.spec.clusterIP) vipOwner.set(s.spec.clusterIP, key(s));
+  const pendingAlloc: { e: ManifestEntry; object: Service; stored?: Service }[] = [];
+  for (const e of entries) {
+    if (e.object.kind !== 'Service') continue;
+    if (!needNamespace(e)) continue;
+    const applied = strip(e.object);
+    const k = key(applied);
+    const stored = byKey.get(k) as Service | undefined;
+    const requested = applied.spec.clusterIP || undefined;
+    const { clusterIPs: _ips, ...spec } = applied.spec;
+    const object: Service = { ...applied, metadata: mergeMeta(applied, stored), spec };
+    if (stored?.spec.clusterIP && requested && requested !== stored.spec.clusterIP) {
+      plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_IMMUTABLE({ object: k, field: 'spec.clusterIP', where: where(e),
+        hint: `it is ${stored.spec.clusterIP}; remove spec.clusterIP to keep it, or delete the Service and apply it again` }));
+      continue;
+    }
+    if (stored?.spec.clusterIP) {
+      object.spec.clusterIP = stored.spec.clusterIP;
+    } else if (requested) {
+      const owner = vipOwner.get(requested);
+      if (owner && owner !== k) {
+        plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_IP_CONFLICT({ object: k, ip: requested, owner, where: where(e) }));
+        continue;
+      }
+      if (!inServiceCIDR(view.serviceCIDR, requested) || parseIPv4(requested) === undefined) {
+        plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_IP_CONFLICT({ object: k, ip: requested, owner: `nothing: it is outside the service range ${view.serviceCIDR}`, where: where(e) }));
+        continue;
+      }
+      vipOwner.set(requested, k);
+    } else {
+      pendingAlloc.push({ e, object, stored });
+    }
+    if (object.spec.clusterIP) {
+      object.spec.clusterIPs = [object.spec.clusterIP];
+      plan.services.push({ object, action: !stored ? 'created' : canonical(object.spec) !== canonical(stored.spec) || metaChanged(object, stored) ? 'configured' : 'unchanged', previous: stored });
+    }
+  }
+  // Requested addresses first (above), then allocate, so an allocation never takes an
+  // address another object in the same apply asked for.
+  for (const p of pendingAlloc) {
+    try {
+      const ip = allocateClusterIP(view.serviceCIDR, new Set(vipOwner.keys()));
+      vipOwner.set(ip, key(p.object));
+      p.object.spec.clusterIP = ip;
+      p.object.spec.clusterIPs = [ip];
+      plan.services.push({ object: p.object, action: 'created', previous: p.stored });
+    } catch (err) {
+      plan.errors.push(err as NodemeshError);
+    }
+  }
+
+  // Pods: new ones are scheduled (spec.nodeName honoured, else the least loaded node);
+  // existing ones may only change labels and annotations, as in Kubernetes.
+  const load = new Map<string, number>(view.nodes.map((n) => [n, 0]));
+  for (const p of view.pods) {
+    if (p.spec.nodeName && LIVE.has(p.status?.phase ?? 'Pending')) load.set(p.spec.nodeName, (load.get(p.spec.nodeName) ?? 0) + 1);
+  }
+  for (const e of entries) {
+    if (e.object.kind !== 'Pod') continue;
+    if (!needNamespace(e)) continue;
+    const applied = strip(e.object);
+    const k = key(applied);
+    const stored = byKey.get(k) as Pod | undefined;
+    if (applied.spec.nodeName && !view.nodes.includes(applied.spec.nodeName)) {
+      plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_UNKNOWN_NODE({ object: k, node: applied.spec.nodeName, nodes: [...view.nodes], where: where(e) }));
+      continue;
+    }
+    if (stored) {
+      const wanted = { ...applied.spec, nodeName: applied.spec.nodeName ?? stored.spec.nodeName };
+      const diff = firstDifference(wanted, stored.spec);
+      if (diff !== undefined) {
+        plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_IMMUTABLE({ object: k, field: `spec${diff.startsWith('[') ? '' : '.'}${diff}`, where: where(e),
+          hint: "a pod's spec cannot change once it runs; only labels and annotations can: 'nodemesh local delete' it and apply it again" }));
+        continue;
+      }
+      const object: Pod = { ...stored, metadata: mergeMeta(applied, stored) };
+      plan.pods.push({ object, action: metaChanged(object, stored) ? 'configured' : 'unchanged', previous: stored });
+      continue;
+    }
+    let node = applied.spec.nodeName;
+    if (!node) {
+      node = [...load.entries()].sort((a, b) => a[1] - b[1] || view.nodes.indexOf(a[0]) - view.nodes.indexOf(b[0]))[0]?.[0];
+    }
+    load.set(node!, (load.get(node!) ?? 0) + 1);
+    const object: Pod = { ...applied, metadata: mergeMeta(applied, undefined), spec: { ...applied.spec, nodeName: node } };
+    plan.pods.push({ object, action: 'created' });
+  }
+  return plan;
+}
+
+export interface DeletePlan {
+  namespaces: Namespace[];
+  services: Service[];
+  pods: Pod[];
+  notFound: string[];
+}
+
+/** Objects to delete for these entries; a Namespace takes its pods and services with it. */
+export function planDelete(view: ClusterView, entries: readonly ManifestEntry[]): DeletePlan {
+  const plan: DeletePlan = { namespaces: [], services: [], pods: [], notFound: [] };
+  const add = <T extends Resource>(list: T[], o: T): void => {
+    if (!list.some((x) => key(x) === key(o))) list.push(o);
+  };
+  for (const e of entries) {
+    const k = key(e.object);
+    if (e.object.kind === 'Namespace') {
+      const ns = view.namespaces.find((n) => n.metadata.name === e.object.metadata.name);
+      if (!ns) { plan.notFound.push(k); continue; }
+      add(plan.namespaces, ns);
+      for (const p of view.pods) if (p.metadata.namespace === ns.metadata.name) add(plan.pods, p);
+      for (const s of view.services) if (s.metadata.namespace === ns.metadata.name) add(plan.services, s);
+    } else if (e.object.kind === 'Pod') {
+      const p = view.pods.find((x) => key(x) === k);
+      if (p) add(plan.pods, p); else plan.notFound.push(k);
+    } else if (e.object.kind === 'Service') {
+      const s = view.services.find((x) => key(x) === k);
+      if (s) add(plan.services, s); else plan.notFound.push(k);
+    }
+  }
+  return plan;
+}

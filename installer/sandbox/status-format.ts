@@ -1,0 +1,33 @@
+// `nodemesh local status` as text: three tables (nodes, pods, services).
+import type { StatusReport } from './cluster';
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+export function formatStatus(s: StatusReport): string {
+  if (!s.up && s.nodes.length === 0) return `no sandbox is running (state dir ${s.stateDir}); start one with 'nodemesh local up'`;
+  const yn = (b: boolean | null): string => (b === null ? '?' : b ? 'yes' : 'no');
+  const out: string[] = [];
+  out.push(`sandbox ${s.up ? 'up' : 'DOWN (daemons not running; run nodemesh local down, then up)'}; state in ${s.stateDir}`, '');
+  out.push(table([['NODE', 'IP', 'POD CIDR', 'DAEMON PID', 'ALIVE', 'READY'],
+    ...s.nodes.map((n) => [n.name, n.ip, n.podCIDR, String(n.daemon.pid ?? '-'), yn(n.daemon.alive), yn(n.daemon.ready)])]));
+  out.push('');
+  if (s.pods.length) {
+    out.push(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'PHASE', 'ENROLLED'],
+      ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.detail && p.phase !== 'Running' ? `${p.phase} (${p.detail})` : p.phase, yn(p.enrolled)])]));
+  } else {
+    out.push('no pods');
+  }
+  out.push('');
+  if (s.services.length) {
+    out.push(table([['NAMESPACE', 'SERVICE', 'VIP', 'PORTS', 'ENDPOINTS'],
+      ...s.services.map((v) => [v.namespace, v.name, v.clusterIP,
+        v.ports.map((p) => `${p.name ? `${p.name}:` : ''}${p.port}->${p.targetPort}/${p.protocol}`).join(','),
+        v.ports.map((p) => p.endpoints.join(',') || '<none>').join(' ')])]));
+  } else {
+    out.push('no services');
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,134 @@
+// The sandbox network. Everything lives in network namespaces the sandbox creates; the root
+// namespace gets nothing (no interface, no route), and the top namespace has no uplink and
+// no default route, so no packet can leave the sandbox.
+//
+//   nmsb-top            bridge br0 (no address, no uplink)
+//     |  nd<i> <-> eth0
+//   nmsb-node-<i>       eth0 172.30.0.(10+i)/24; 10.244.j.0/24 via node-j; ip_forward=1
+//     |  vpod<k> <-> eth0   (routed /32, Calico style: proxy_arp on vpod<k>, /32 route)
+//   nmsb-pod-<ns>_<pod> eth0 10.244.i.k/32; 169.254.1.1 dev eth0; default via 169.254.1.1
+//
+// Every pod packet therefore crosses its node's L3 (where nftables DNATs Service VIPs and
+// the daemon's programs see it), with no bridge hairpin between pods of one node.
+import * as fs from 'node:fs';
+import { run } from './host';
+import { NETNS_PREFIX, TOP_NETNS } from './state';
+
+export const BRIDGE = 'br0';
+export const NODE_SUBNET_PREFIX = '172.30.0';
+/** The pods' gateway address (never assigned; answered by proxy ARP on the node side). */
+export const POD_GATEWAY = '169.254.1.1';
+export const FIRST_POD_SLOT = 2;
+export const LAST_POD_SLOT = 254;
+
+export const nodeName = (i: number): string => `node-${i}`;
+export const nodeNetns = (i: number): string => `${NETNS_PREFIX}node-${i}`;
+export const nodeIP = (i: number): string => `${NODE_SUBNET_PREFIX}.${10 + i}`;
+export const podCIDR = (i: number): string => `10.244.${i}.0/24`;
+export const podIP = (i: number, slot: number): string => `10.244.${i}.${slot}`;
+/** Node-side veth of a pod; interface names are at most 15 bytes. */
+export const hostVethName = (slot: number): string => `vpod${slot}`;
+export const netnsPath = (name: string): string => `/run/netns/${name}`;
+
+export function podNetns(namespace: string, name: string, nodeIndex: number, slot: number): string {
+  const readable = `${NETNS_PREFIX}pod-${namespace}_${name}`;
+  return readable.length <= 200 ? readable : `${NETNS_PREFIX}pod-${nodeIndex}-${slot}`;
+}
+
+function ipBatch(netns: string | undefined, lines: string[]): void {
+  const args = netns ? ['-n', netns, '-batch', '-'] : ['-batch', '-'];
+  run('ip', args, { input: lines.join('\n') + '\n' });
+}
+
+/** Writes /proc/sys values inside a namespace (a /proc/sys/net file shows the namespace of
+ * the process that opens it, so the writes run under nsenter). */
+export function setSysctls(netns: string, values: Record<string, string>): void {
+  const script = Object.entries(values)
+    .map(([k, v]) => `echo ${v} > /proc/sys/${k.replace(/\./g, '/')}`)
+    .join(' && ');
+  run('nsenter', [`--net=${netnsPath(netns)}`, '--', 'sh', '-c', script]);
+}
+
+export function createTop(): void {
+  run('ip', ['netns', 'add', TOP_NETNS]);
+  ipBatch(TOP_NETNS, ['link set lo up', `link add ${BRIDGE} type bridge`, `link set ${BRIDGE} up`]);
+}
+
+/** Creates node i's namespace, plugs it into the top bridge and routes to every other node's
+ * pod CIDR through that node. */
+export function createNode(i: number, nodeCount: number): void {
+  const ns = nodeNetns(i);
+  run('ip', ['netns', 'add', ns]);
+  ipBatch(TOP_NETNS, [
+    `link add nd${i} type veth peer name eth0 netns ${ns}`,
+    `link set nd${i} master ${BRIDGE}`,
+    `link set nd${i} up`,
+  ]);
+  const routes: string[] = [];
+  for (let j = 1; j <= nodeCount; j++) if (j !== i) routes.push(`route add ${podCIDR(j)} via ${nodeIP(j)} dev eth0`);
+  ipBatch(ns, [
+    'link set lo up',
+    `addr add ${nodeIP(i)}/24 dev eth0`,
+    'link set eth0 up',
+    // Proxy ARP only answers for addresses the node has a route to through another
+    // interface. The node has no default route (isolation), so give the pods' gateway one.
+    `route add ${POD_GATEWAY}/32 dev lo`,
+    ...routes,
+  ]);
+  setSysctls(ns, {
+    'net.ipv4.ip_forward': '1',
+    'net.ipv4.conf.all.rp_filter': '0',
+    'net.ipv4.conf.default.rp_filter': '0',
+  });
+}
+
+/** Creates a pod's namespace with a routed /32 veth to its node. */
+export function createPodNetwork(p: { netns: string; nodeNetns: string; hostVeth: string; ip: string }): void {
+  if (fs.existsSync(netnsPath(p.netns))) deleteNetns(p.netns); // a leftover of an earlier incarnation
+  run('ip', ['netns', 'add', p.netns]);
+  ipBatch(p.nodeNetns, [
+    `link add ${p.hostVeth} type veth peer name eth0 netns ${p.netns}`,
+    `link set ${p.hostVeth} up`,
+  ]);
+  setSysctls(p.nodeNetns, {
+    [`net.ipv4.conf.${p.hostVeth}.proxy_arp`]: '1',
+    [`net.ipv4.neigh.${p.hostVeth}.proxy_delay`]: '0',
+    [`net.ipv4.conf.${p.hostVeth}.rp_filter`]: '0',
+  });
+  ipBatch(p.nodeNetns, [`route add ${p.ip}/32 dev ${p.hostVeth}`]);
+  ipBatch(p.netns, [
+    'link set lo up',
+    `addr add ${p.ip}/32 dev eth0`,
+    'link set eth0 up',
+    `route add ${POD_GATEWAY} dev eth0 scope link`,
+    `route add default via ${POD_GATEWAY} dev eth0`,
+  ]);
+}
+
+/** Names of all sandbox network namespaces (`nmsb-*`), pods first, then nodes, then top. */
+export function listSandboxNetns(): string[] {
+  const names = new Set<string>();
+  const r = run('ip', ['netns', 'list'], { allowFail: true });
+  for (const line of r.stdout.split('\n')) {
+    const name = line.split(' ')[0];
+    if (name && name.startsWith(NETNS_PREFIX)) names.add(name);
+  }
+  try {
+    for (const n of fs.readdirSync('/run/netns')) if (n.startsWith(NETNS_PREFIX)) names.add(n);
+  } catch { /* no /run/netns yet */ }
+  const rank = (n: string): number => (n === TOP_NETNS ? 2 : n.startsWith(`${NETNS_PREFIX}node-`) ? 1 : 0);
+  return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+/** Deletes a network namespace we created; the veth pairs in it go with it. */
+export function deleteNetns(name: string): boolean {
+  const r = run('ip', ['netns', 'delete', name], { allowFail: true });
+  if (r.status === 0) return true;
+  // A crash between `ip netns add`'s mkfile and its bind mount can leave a plain file.
+  try {
+    fs.unlinkSync(netnsPath(name));
+    return true;
+  } catch {
+    return !fs.existsSync(netnsPath(name));
+  }
+}
