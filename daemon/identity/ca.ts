@@ -316,8 +316,10 @@ export class MeshCA {
     const now = Date.now();
     const notBefore = opts.notBefore ?? new Date(now - CLOCK_SKEW_ALLOWANCE_SECONDS * 1000);
     const start = opts.notBefore ? notBefore.getTime() : now;
-    // A leaf never outlives the root that vouches for it.
-    const notAfter = new Date(Math.min(start + ttlSeconds * 1000, this.root.notAfter.getTime()));
+    // X.509 times have whole seconds and would be truncated: round up, so a short lifetime
+    // is not cut to nothing. A leaf never outlives the root that vouches for it.
+    const end = Math.ceil((start + ttlSeconds * 1000) / 1000) * 1000;
+    const notAfter = new Date(Math.min(end, this.root.notAfter.getTime()));
     const names: { type: 'url' | 'dns' | 'ip'; value: string }[] = [{ type: 'url', value: id }];
     for (const d of opts.dnsNames ?? []) names.push({ type: 'dns', value: d });
     for (const ip of opts.ipAddresses ?? []) names.push({ type: 'ip', value: ip });
