@@ -76,8 +76,8 @@ export const InstallerErrors = defineErrors({
     `no free ${a.what} left in the sandbox; delete some objects first`,
   NODEMESH_E_SANDBOX_APPLY_REJECTED: (a: { problems: string[] }) =>
     `nothing was changed; the input was rejected:\n  ${a.problems.join('\n  ')}`,
-  NODEMESH_E_SANDBOX_NOT_FOUND: (a: { objects: string[] }) =>
-    `not found: ${a.objects.join(', ')} (everything else was deleted); pass --ignore-not-found to skip missing objects`,
+  NODEMESH_E_SANDBOX_NOT_FOUND: (a: { objects: string[]; deleted: number }) =>
+    `not found: ${a.objects.join(', ')}${a.deleted ? ` (the ${a.deleted} other object(s) were deleted)` : ''}; pass --ignore-not-found to skip missing objects`,
 
   // --- manifests -------------------------------------------------------------------------
   NODEMESH_E_MANIFEST_INVALID: (a: { issues: ManifestIssue[] }) =>

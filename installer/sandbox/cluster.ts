@@ -209,10 +209,12 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     writeCluster(l, cluster);
     await Promise.all(cluster.nodes.map((n, i) => waitReady(n, started[i]!, { checkpoint: () => intr.check() })));
     for (const n of cluster.nodes) out.info(`${n.name} ready: ${n.ip}, pods ${n.podCIDR}, daemon pid ${n.daemon!.pid}, log ${n.log}`);
-    cluster.phase = 'ready';
     writeCluster(l, cluster);
 
     if (entries.length) await applyEntries(cluster, l, entries, out, intr);
+    // Only now is it up: a `local up` killed before this line left remains, not a cluster.
+    cluster.phase = 'ready';
+    writeCluster(l, cluster);
     out.info(`sandbox is up (${opts.nodes} node(s), state in ${l.dir}); 'nodemesh local status' shows it, 'nodemesh local down' removes it`);
     return cluster;
   } catch (e) {
@@ -430,7 +432,7 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
     }
     syncServiceRules(c, l);
     if (leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers });
-    if (plan.notFound.length && !opts.ignoreNotFound) throw InstallerErrors.NODEMESH_E_SANDBOX_NOT_FOUND({ objects: plan.notFound });
+    if (plan.notFound.length && !opts.ignoreNotFound) throw InstallerErrors.NODEMESH_E_SANDBOX_NOT_FOUND({ objects: plan.notFound, deleted: plan.pods.length + plan.services.length + plan.namespaces.length });
   } finally {
     lock.release();
   }
@@ -440,6 +442,9 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
 
 export interface StatusReport {
   up: boolean;
+  /** up: ready; creating: a `local up` is running; incomplete: a `local up` died before it
+   * finished; down: recorded but no daemon runs; none: no sandbox. */
+  phase: 'up' | 'creating' | 'incomplete' | 'down' | 'none';
   stateDir: string;
   nodes: { name: string; ip: string; podCIDR: string; netns: string; cgroup: string; daemon: { pid: number | null; alive: boolean; ready: boolean; log: string } }[];
   pods: { namespace: string; name: string; uid: string; node: string; ip: string; phase: string; detail?: string; enrolled: boolean | null; log: string }[];
@@ -449,7 +454,7 @@ export interface StatusReport {
 export async function status(): Promise<StatusReport> {
   const l = layout(stateDir());
   const c = readCluster(l);
-  if (!c) return { up: false, stateDir: l.dir, nodes: [], pods: [], services: [] };
+  if (!c) return { up: false, phase: 'none', stateDir: l.dir, nodes: [], pods: [], services: [] };
   // Keep phases true when we can take the lock; a concurrent command will do it otherwise.
   try {
     const lock = acquireLock(l);
@@ -489,7 +494,8 @@ export async function status(): Promise<StatusReport> {
       endpoints: pe.endpoints.map((e) => `${e.ip}:${e.port}`),
     })),
   })).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
-  return { up: c.phase === 'ready' && clusterIsLive(c), stateDir: l.dir, nodes, pods, services };
+  const phase: StatusReport['phase'] = c.phase === 'creating' ? (isAlive(c.creator) ? 'creating' : 'incomplete') : clusterIsLive(c) ? 'up' : 'down';
+  return { up: phase === 'up', phase, stateDir: l.dir, nodes, pods, services };
 }
 
 // --- exec --------------------------------------------------------------------------------

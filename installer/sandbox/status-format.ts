@@ -7,10 +7,16 @@ function table(rows: string[][]): string {
 }
 
 export function formatStatus(s: StatusReport): string {
-  if (!s.up && s.nodes.length === 0) return `no sandbox is running (state dir ${s.stateDir}); start one with 'nodemesh local up'`;
+  if (s.phase === 'none') return `no sandbox is running (state dir ${s.stateDir}); start one with 'nodemesh local up'`;
   const yn = (b: boolean | null): string => (b === null ? '?' : b ? 'yes' : 'no');
   const out: string[] = [];
-  out.push(`sandbox ${s.up ? 'up' : 'DOWN (daemons not running; run nodemesh local down, then up)'}; state in ${s.stateDir}`, '');
+  const phase = {
+    up: 'up',
+    creating: 'being created (a local up is still running)',
+    incomplete: "INCOMPLETE (a local up did not finish; 'nodemesh local up' or 'local down' cleans it up)",
+    down: "DOWN (no node daemon is running; 'nodemesh local down', then 'local up')",
+  }[s.phase];
+  out.push(`sandbox ${phase}; state in ${s.stateDir}`, '');
   out.push(table([['NODE', 'IP', 'POD CIDR', 'DAEMON PID', 'ALIVE', 'READY'],
     ...s.nodes.map((n) => [n.name, n.ip, n.podCIDR, String(n.daemon.pid ?? '-'), yn(n.daemon.alive), yn(n.daemon.ready)])]));
   out.push('');

@@ -12,7 +12,7 @@
 // the daemon's programs see it), with no bridge hairpin between pods of one node.
 import * as fs from 'node:fs';
 import { run } from './host';
-import { NETNS_PREFIX, TOP_NETNS } from './state';
+import { NETNS_PREFIX, SERVICE_CIDR, TOP_NETNS } from './state';
 
 export const BRIDGE = 'br0';
 export const NODE_SUBNET_PREFIX = '172.30.0';
@@ -73,6 +73,11 @@ export function createNode(i: number, nodeCount: number): void {
     // Proxy ARP only answers for addresses the node has a route to through another
     // interface. The node has no default route (isolation), so give the pods' gateway one.
     `route add ${POD_GATEWAY}/32 dev lo`,
+    // Service VIPs need a route for the first lookup to succeed (kube-proxy nodes have a
+    // default route for that); nftables then DNATs to an endpoint, or rejects the packet in
+    // the forward hook when the service has none. It never leaves the sandbox: the bridge
+    // has no uplink.
+    `route add ${SERVICE_CIDR} dev eth0`,
     ...routes,
   ]);
   setSysctls(ns, {
