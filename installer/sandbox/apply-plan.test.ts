@@ -1,0 +1,133 @@
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { parseManifest, type ManifestEntry } from '../../daemon/state/manifest';
+import type { Namespace, Pod, Service } from '../../daemon/state/resources';
+import { firstDifference, planApply, planDelete, type ClusterView } from './apply-plan';
+
+function entries(yaml: string): ManifestEntry[] {
+  const r = parseManifest(yaml, 'in.yaml', { sandbox: true });
+  assert.ok(r.ok, r.ok ? '' : JSON.stringify(r.issues));
+  return r.entries;
+}
+
+const ns = (name: string, labels?: Record<string, string>): Namespace => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, uid: `ns-${name}`, ...(labels ? { labels } : {}) } });
+const storedPod = (name: string, node: string, labels: Record<string, string> = {}): Pod => ({
+  apiVersion: 'v1', kind: 'Pod',
+  metadata: { name, namespace: 'shop', uid: `pod-${name}`, labels, annotations: { 'sandbox.nodemesh.io/netns': `/run/netns/x-${name}`, 'sandbox.nodemesh.io/cgroup': '/cg' } },
+  spec: { nodeName: node, containers: [{ name: 'c', command: ['sleep', '1'] }] },
+  status: { phase: 'Running', podIP: '10.244.1.2' },
+});
+const storedSvc = (name: string, ip: string): Service => ({
+  apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'shop', uid: `svc-${name}` },
+  spec: { selector: { app: name }, clusterIP: ip, clusterIPs: [ip], ports: [{ port: 80 }] },
+});
+
+const base = (over: Partial<ClusterView> = {}): ClusterView => ({
+  namespaces: [ns('default'), ns('shop')], pods: [], services: [], nodes: ['node-1', 'node-2'], serviceCIDR: '10.96.0.0/16', ...over,
+});
+
+const podYaml = (name: string, extra = '', labels = '{}') => `apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: shop, labels: ${labels} }
+spec:
+${extra}  containers: [{ name: c, command: ["sleep", "1"] }]
+`;
+
+test('new pods are spread over the least loaded nodes; spec.nodeName is honoured', () => {
+  const plan = planApply(base({ pods: [storedPod('old', 'node-1')] }),
+    entries([podYaml('a'), podYaml('b'), podYaml('c', '  nodeName: node-1\n'), podYaml('d')].join('---\n')));
+  assert.deepEqual(plan.errors, []);
+  assert.deepEqual(plan.pods.map((p) => [p.object.metadata.name, p.object.spec.nodeName, p.action]),
+    [['a', 'node-2', 'created'], ['b', 'node-1', 'created'], ['c', 'node-1', 'created'], ['d', 'node-2', 'created']]);
+  assert.ok(plan.pods.every((p) => typeof p.object.metadata.uid === 'string' && p.object.metadata.uid.length > 10));
+});
+
+test('an unknown node is an error naming the nodes', () => {
+  const plan = planApply(base(), entries(podYaml('a', '  nodeName: node-9\n')));
+  assert.equal(plan.errors.length, 1);
+  assert.equal(plan.errors[0]!.code, 'NODEMESH_E_SANDBOX_UNKNOWN_NODE');
+  assert.match(plan.errors[0]!.message, /in\.yaml: document 1 .*node-9.*node-1, node-2/);
+});
+
+test('a missing namespace is an error, unless the same apply creates it', () => {
+  const yaml = podYaml('a').replace('namespace: shop', 'namespace: new');
+  const plan = planApply(base(), entries(yaml));
+  assert.equal(plan.errors[0]?.code, 'NODEMESH_E_SANDBOX_NAMESPACE_NOT_FOUND');
+  const ok = planApply(base(), entries(`apiVersion: v1\nkind: Namespace\nmetadata: { name: new }\n---\n${yaml}`));
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.namespaces[0]!.action, 'created');
+});
+
+test('relabelling a pod is "configured" and keeps uid, node, status and sandbox annotations', () => {
+  const stored = storedPod('a', 'node-2', { app: 'a' });
+  const plan = planApply(base({ pods: [stored] }), entries(podYaml('a', '', '{ app: a, nodemesh.io/dataplane-mode: none }')));
+  assert.deepEqual(plan.errors, []);
+  const p = plan.pods[0]!;
+  assert.equal(p.action, 'configured');
+  assert.equal(p.object.metadata.uid, 'pod-a');
+  assert.equal(p.object.spec.nodeName, 'node-2');
+  assert.equal(p.object.status?.podIP, '10.244.1.2');
+  assert.equal(p.object.metadata.annotations?.['sandbox.nodemesh.io/netns'], '/run/netns/x-a');
+  assert.equal(p.object.metadata.labels?.['nodemesh.io/dataplane-mode'], 'none');
+});
+
+test('re-applying the same pod is "unchanged"', () => {
+  const plan = planApply(base({ pods: [storedPod('a', 'node-2', { app: 'a' })] }), entries(podYaml('a', '', '{ app: a }')));
+  assert.deepEqual(plan.pods.map((p) => p.action), ['unchanged']);
+});
+
+test('changing a running pod\'s spec is refused, naming the field', () => {
+  const plan = planApply(base({ pods: [storedPod('a', 'node-2')] }), entries(podYaml('a').replace('"sleep", "1"', '"sleep", "2"')));
+  assert.equal(plan.errors[0]?.code, 'NODEMESH_E_SANDBOX_IMMUTABLE');
+  assert.match(plan.errors[0]!.message, /Pod shop\/a: spec\.containers\[0\]\.command\[1\] cannot be changed/);
+  assert.deepEqual(plan.pods, []);
+});
+
+test('services: allocation skips taken and requested addresses; existing VIPs are kept', () => {
+  const yaml = ['web', 'api'].map((n) => `apiVersion: v1\nkind: Service\nmetadata: { name: ${n}, namespace: shop }\nspec: { selector: { app: ${n} }, ports: [{ port: 80 }] }\n`).join('---\n') +
+    '---\napiVersion: v1\nkind: Service\nmetadata: { name: fixed, namespace: shop }\nspec: { clusterIP: 10.96.0.11, ports: [{ port: 80 }] }\n';
+  const plan = planApply(base({ services: [storedSvc('web', '10.96.0.50'), storedSvc('x', '10.96.0.10')] }), entries(yaml));
+  assert.deepEqual(plan.errors, []);
+  assert.deepEqual(plan.services.map((s) => [s.object.metadata.name, s.object.spec.clusterIP, s.action]),
+    [['web', '10.96.0.50', 'unchanged'], ['fixed', '10.96.0.11', 'created'], ['api', '10.96.0.12', 'created']]);
+  assert.deepEqual(plan.services[2]!.object.spec.clusterIPs, ['10.96.0.12']);
+});
+
+test('services: a requested VIP owned by another service is a conflict; changing a VIP is refused', () => {
+  const conflict = planApply(base({ services: [storedSvc('x', '10.96.0.10')] }),
+    entries('apiVersion: v1\nkind: Service\nmetadata: { name: y, namespace: shop }\nspec: { clusterIP: 10.96.0.10, ports: [{ port: 80 }] }\n'));
+  assert.equal(conflict.errors[0]?.code, 'NODEMESH_E_SANDBOX_IP_CONFLICT');
+  assert.match(conflict.errors[0]!.message, /already allocated to Service shop\/x/);
+  const change = planApply(base({ services: [storedSvc('x', '10.96.0.10')] }),
+    entries('apiVersion: v1\nkind: Service\nmetadata: { name: x, namespace: shop }\nspec: { clusterIP: 10.96.0.20, ports: [{ port: 80 }] }\n'));
+  assert.equal(change.errors[0]?.code, 'NODEMESH_E_SANDBOX_IMMUTABLE');
+  assert.match(change.errors[0]!.message, /spec\.clusterIP/);
+});
+
+test('namespace relabel is "configured"; status in input is ignored', () => {
+  const plan = planApply(base(), entries('apiVersion: v1\nkind: Namespace\nmetadata: { name: shop, labels: { nodemesh.io/dataplane-mode: ambient } }\nstatus: { phase: Active }\n'));
+  assert.equal(plan.namespaces[0]!.action, 'configured');
+  assert.equal((plan.namespaces[0]!.object as unknown as { status?: unknown }).status, undefined);
+});
+
+test('the same object in two files is reported', () => {
+  const e = [...entries(podYaml('a')), ...entries(podYaml('a')).map((x) => ({ ...x, file: 'other.yaml' }))];
+  const plan = planApply(base(), e);
+  assert.equal(plan.errors[0]?.code, 'NODEMESH_E_SANDBOX_APPLY_REJECTED');
+  assert.match(plan.errors[0]!.message, /other\.yaml.*also defined in in\.yaml/);
+});
+
+test('planDelete: a namespace takes its pods and services; missing objects are listed', () => {
+  const view = base({ pods: [storedPod('a', 'node-1'), storedPod('b', 'node-2')], services: [storedSvc('web', '10.96.0.10')] });
+  const plan = planDelete(view, entries('apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }\n---\n' + podYaml('a') + '---\n' + podYaml('zz')));
+  assert.deepEqual(plan.pods.map((p) => p.metadata.name), ['a', 'b']);
+  assert.deepEqual(plan.services.map((s) => s.metadata.name), ['web']);
+  assert.deepEqual(plan.namespaces.map((n) => n.metadata.name), ['shop']);
+  assert.deepEqual(plan.notFound, ['Pod shop/zz']);
+});
+
+test('firstDifference', () => {
+  assert.equal(firstDifference({ a: [1, 2] }, { a: [1, 2] }), undefined);
+  assert.equal(firstDifference({ a: [1, 2] }, { a: [1, 3] }), 'a[1]');
+  assert.equal(firstDifference({ a: 1, b: { c: 1 } }, { b: { c: 2 }, a: 1 }), 'b.c');
+});
