@@ -7,8 +7,8 @@ import * as tls from 'node:tls';
 import { AddressInfo } from 'node:net';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import {
-  CA_KEY_FILE, DEFAULT_TRUST_DOMAIN, MeshCA, csrSpiffeId, describeLeaf, generateKeyAndCsr, keyMatchesCert, parseSpiffeId,
-  spiffeId, verifyPeerChain,
+  CA_CERT_FILE, CA_KEY_FILE, DEFAULT_TRUST_DOMAIN, MeshCA, csrSpiffeId, describeLeaf, generateKeyAndCsr, keyMatchesCert, loadOrCreateMeshCA,
+  parseSpiffeId,  spiffeId, verifyPeerChain,
 } from './ca';
 import { NodemeshError } from '../errors';
 
@@ -261,4 +261,27 @@ test('issue adds DNS and IP SANs for a serving certificate', async () => {
   assert.equal(cert.checkHost('localhost'), 'localhost');
   assert.equal(cert.checkIP('127.0.0.1'), '127.0.0.1');
   assert.match(cert.subjectAltName ?? '', new RegExp(`URI:${id}`));
+});
+
+test('loadOrCreateMeshCA creates once, then loads; concurrent starts agree on one CA; a trust domain mismatch is refused', async () => {
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nodemesh-ca-')), 'ca');
+  try {
+    const [a, b] = await Promise.all([loadOrCreateMeshCA(dir, TD), loadOrCreateMeshCA(dir, TD)]);
+    assert.equal([a.created, b.created].filter(Boolean).length, 1, 'exactly one replica created the CA');
+    assert.equal(a.ca.rootCertPem, b.ca.rootCertPem);
+    assert.deepEqual(fs.readdirSync(dir).sort(), [CA_CERT_FILE, CA_KEY_FILE], 'no staging leftovers');
+    assert.equal(fs.statSync(path.join(dir, CA_KEY_FILE)).mode & 0o777, 0o600);
+    const again = await loadOrCreateMeshCA(dir, TD);
+    assert.equal(again.created, false);
+    assert.equal(again.ca.rootCertPem, a.ca.rootCertPem);
+    await assert.rejects(loadOrCreateMeshCA(dir, 'other.example'), (e) => {
+      hasCode('NODEMESH_E_IDENTITY_CA_LOAD')(e);
+      assert.match((e as Error).message, /trust domain cluster\.local, but NODEMESH_TRUST_DOMAIN is other\.example/);
+      return true;
+    });
+    fs.rmSync(path.join(dir, CA_CERT_FILE));
+    await assert.rejects(loadOrCreateMeshCA(dir, TD, { waitMs: 100 }), hasCode('NODEMESH_E_IDENTITY_CA_LOAD'));
+  } finally {
+    fs.rmSync(path.dirname(dir), { recursive: true, force: true });
+  }
 });

@@ -461,3 +461,37 @@ export async function keyMatchesCert(keyPem: string, certPem: string): Promise<b
     return false;
   }
 }
+
+/** Loads the CA from `dir`, or creates and saves one there if the directory holds none.
+ * Creation never overwrites: ca.key is published with a hard link, which fails if another
+ * process (a second replica) got there first; the loser then loads the winner's CA. The CA
+ * found must be for `trustDomain`. */
+export async function loadOrCreateMeshCA(dir: string, trustDomain: string, opts: { validityDays?: number; waitMs?: number } = {}): Promise<{ ca: MeshCA; created: boolean }> {
+  const keyFile = path.join(dir, CA_KEY_FILE);
+  const certFile = path.join(dir, CA_CERT_FILE);
+  let created = false;
+  if (!fs.existsSync(keyFile) && !fs.existsSync(certFile)) {
+    const ca = await MeshCA.create({ trustDomain, validityDays: opts.validityDays });
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const staging = fs.mkdtempSync(path.join(dir, '.ca-staging-'));
+    try {
+      await ca.save(staging);
+      fs.linkSync(path.join(staging, CA_KEY_FILE), keyFile); // EEXIST: someone else created the CA
+      fs.renameSync(path.join(staging, CA_CERT_FILE), certFile);
+      created = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw DaemonErrors.NODEMESH_E_IDENTITY_CA_LOAD({ dir, reason: `cannot create it: ${(e as Error).message}` }, { cause: e });
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+  }
+  // The winner of a creation race writes ca.crt right after ca.key: give it a moment.
+  for (let waited = 0; !fs.existsSync(certFile) && fs.existsSync(keyFile) && waited < (opts.waitMs ?? 5000); waited += 50) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ca = await MeshCA.load(dir);
+  if (ca.trustDomain !== trustDomain) {
+    throw DaemonErrors.NODEMESH_E_IDENTITY_CA_LOAD({ dir, reason: `it is the CA of trust domain ${ca.trustDomain}, but NODEMESH_TRUST_DOMAIN is ${trustDomain}` });
+  }
+  return { ca, created };
+}
