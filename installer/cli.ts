@@ -6,8 +6,8 @@ import { apply, consoleOutput, down, exec, remove, status, up } from './sandbox/
 import { demo } from './sandbox/demo';
 import { formatStatus } from './sandbox/status-format';
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function nodeCount(value: string): number {
@@ -31,9 +31,9 @@ export function buildProgram(): Command {
   local.command('up')
     .description('create the sandbox cluster, start a nodemesh-node daemon per node, apply manifests, and return once ready')
     .option('--nodes <n>', 'number of nodes', nodeCount, 2)
-    .option('-f, --filename <file|dir>', 'manifest file or directory to apply once the cluster is up (repeatable; - for stdin)', collect, [])
-    .action(async (o: { nodes: number; filename: string[] }) => {
-      await up({ nodes: o.nodes, files: o.filename });
+    .option('-f, --filename <file|dir>', 'manifest file or directory to apply once the cluster is up (repeatable; - for stdin)', collect)
+    .action(async (o: { nodes: number; filename?: string[] }) => {
+      await up({ nodes: o.nodes, files: o.filename ?? [] });
     });
 
   local.command('down')
@@ -51,12 +51,12 @@ export function buildProgram(): Command {
 
   local.command('apply')
     .description('create or update objects from manifests, as kubectl apply (new pods start; relabelled namespaces and pods take effect)')
-    .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect, [])
+    .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect)
     .action(async (o: { filename: string[] }) => { await apply(o.filename); });
 
   local.command('delete')
     .description('delete the objects named in manifests, as kubectl delete -f (a Namespace takes its pods and services)')
-    .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect, [])
+    .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect)
     .option('--ignore-not-found', 'do not fail on objects that do not exist', false)
     .action(async (o: { filename: string[]; ignoreNotFound: boolean }) => { await remove(o.filename, { ignoreNotFound: o.ignoreNotFound }); });
 

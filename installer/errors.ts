@@ -56,6 +56,8 @@ export const InstallerErrors = defineErrors({
     `pod ${a.pod} was not started: the nodemesh-node daemon of ${a.node} did not confirm it within ${a.seconds}s, and a pod must never run before the mesh has seen it (fail closed); check ${a.log}, then 'nodemesh local delete' and re-apply the pod`,
   NODEMESH_E_SANDBOX_POD_ENROL_FAILED: (a: { pod: string; node: string; reason: string }) =>
     `pod ${a.pod} was not started: the nodemesh-node daemon of ${a.node} could not enrol it (${a.reason}), so it would run uncaptured (fail closed); fix the cause, then delete and re-apply the pod`,
+  NODEMESH_E_SANDBOX_PODS_FAILED: (a: { problems: string[] }) =>
+    `${a.problems.length} pod(s) did not start (the rest of the change took effect; they show as Failed in 'nodemesh local status'):\n  ${a.problems.join('\n  ')}`,
   NODEMESH_E_SANDBOX_POD_START: (a: { pod: string; reason: string }) =>
     `pod ${a.pod} could not be started: ${a.reason}`,
   NODEMESH_E_SANDBOX_POD_NOT_FOUND: (a: { pod: string; pods: string[] }) =>

@@ -240,6 +240,7 @@ export async function down(out: Output = consoleOutput): Promise<{ wasUp: boolea
   const cgroup2Root = detectCgroup2Root();
   const l = layout(stateDir());
   const lock = acquireLock(l);
+  const intr = new Interruption(); // finish removing rather than stop half-way
   try {
     const remains = sandboxRemains(l, cgroup2Root);
     if (remains.length === 0) {
@@ -251,6 +252,7 @@ export async function down(out: Output = consoleOutput): Promise<{ wasUp: boolea
     out.info(`sandbox removed (${r.removed.join(', ')})`);
     return { wasUp: true };
   } finally {
+    intr.dispose();
     lock.release();
     if (l.dir === DEFAULT_STATE_DIR) {
       try { fs.rmdirSync(path.dirname(l.dir)); } catch { /* not empty or gone */ }
@@ -273,10 +275,12 @@ export async function apply(files: string[], out: Output = consoleOutput): Promi
   const l = layout(stateDir());
   const entries = loadManifests(files);
   const lock = acquireLock(l);
+  const intr = new Interruption();
   try {
     const c = requireCluster(l);
-    await applyEntries(c, l, entries, out);
+    await applyEntries(c, l, entries, out, intr);
   } finally {
+    intr.dispose();
     lock.release();
   }
 }
@@ -361,7 +365,7 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
     await waitForEnrolment(c, objs, affected);
   }
   if (failures.length === 1) throw failures[0]!;
-  if (failures.length > 1) throw InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: failures.map((f) => `${f.message} (${f.code})`) });
+  if (failures.length > 1) throw InstallerErrors.NODEMESH_E_SANDBOX_PODS_FAILED({ problems: failures.map((f) => `${f.message} (${f.code})`) });
 }
 
 function asError(e: unknown): NodemeshError {
@@ -409,6 +413,9 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
   const l = layout(stateDir());
   const entries = loadManifests(files);
   const lock = acquireLock(l);
+  // Deleting is short and leaves a consistent state after each object: finish it even when
+  // interrupted, rather than stopping between a pod's processes and its namespace.
+  const intr = new Interruption();
   try {
     const c = requireCluster(l);
     const plan = planDelete(view(c, readObjects(l)), entries);
@@ -433,7 +440,9 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
     syncServiceRules(c, l);
     if (leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers });
     if (plan.notFound.length && !opts.ignoreNotFound) throw InstallerErrors.NODEMESH_E_SANDBOX_NOT_FOUND({ objects: plan.notFound, deleted: plan.pods.length + plan.services.length + plan.namespaces.length });
+    intr.check();
   } finally {
+    intr.dispose();
     lock.release();
   }
 }
@@ -447,7 +456,7 @@ export interface StatusReport {
   phase: 'up' | 'creating' | 'incomplete' | 'down' | 'none';
   stateDir: string;
   nodes: { name: string; ip: string; podCIDR: string; netns: string; cgroup: string; daemon: { pid: number | null; alive: boolean; ready: boolean; log: string } }[];
-  pods: { namespace: string; name: string; uid: string; node: string; ip: string; phase: string; detail?: string; enrolled: boolean | null; log: string }[];
+  pods: { namespace: string; name: string; uid: string; node: string; ip: string; phase: string; detail?: string; message?: string; enrolled: boolean | null; log: string }[];
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; targetPort: number | string; protocol: string; endpoints: string[] }[] }[];
 }
 
@@ -483,7 +492,7 @@ export async function status(): Promise<StatusReport> {
     const entry = w?.pods.find((x) => x.uid === p.metadata.uid);
     return {
       namespace: ns, name: p.metadata.name, uid: p.metadata.uid ?? '', node: p.spec.nodeName ?? '', ip: p.status?.podIP ?? '',
-      phase: seen.phase, ...(seen.detail ? { detail: seen.detail } : {}),
+      phase: seen.phase, ...(seen.detail ? { detail: seen.detail } : {}), ...(rec?.failure ? { message: rec.failure.message } : {}),
       enrolled: entry ? entry.enrolled : null, log: rec?.log ?? '',
     };
   }).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));

@@ -173,7 +173,7 @@ export type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 /** The pod's phase as the processes tell it (the CLI is not their parent: exit codes come
  * from the files the supervising shell writes). */
 export function observePhase(rec: PodRecord): { phase: Phase; detail?: string } {
-  if (rec.failure) return { phase: 'Failed', detail: rec.failure.message };
+  if (rec.failure) return { phase: 'Failed', detail: rec.failure.code };
   if (rec.containers.length === 0) return { phase: 'Pending' };
   const exits: string[] = [];
   let running = 0;

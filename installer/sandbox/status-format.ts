@@ -23,6 +23,7 @@ export function formatStatus(s: StatusReport): string {
   if (s.pods.length) {
     out.push(table([['NAMESPACE', 'POD', 'NODE', 'IP', 'PHASE', 'ENROLLED'],
       ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.detail && p.phase !== 'Running' ? `${p.phase} (${p.detail})` : p.phase, yn(p.enrolled)])]));
+    for (const p of s.pods) if (p.message) out.push(`  ${p.namespace}/${p.name}: ${p.message}`);
   } else {
     out.push('no pods');
   }
