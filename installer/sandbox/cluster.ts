@@ -219,8 +219,8 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     return cluster;
   } catch (e) {
     if (created) {
-      out.info(`local up failed; removing what it created`);
-      const r = await teardown(l, cgroup2Root);
+      out.info(`local up failed; removing what it created (logs stay in ${l.logs} until the next local up or down)`);
+      const r = await teardown(l, cgroup2Root, () => undefined, { keepLogs: true });
       if (r.leftovers.length) out.info(`warning: could not remove: ${r.leftovers.join(', ')}`);
     }
     throw e;

@@ -43,7 +43,9 @@ function daemonProcesses(l: Layout, cgRoot: string): ProcessRef[] {
   return [...refs.values()];
 }
 
-export async function teardown(l: Layout, cgroup2Root: string, log: (s: string) => void = () => undefined): Promise<TeardownReport> {
+/** keepLogs: leave `logs/` (a failed `local up` keeps them for diagnosis; the next up or
+ * down removes them). */
+export async function teardown(l: Layout, cgroup2Root: string, log: (s: string) => void = () => undefined, opts: { keepLogs?: boolean } = {}): Promise<TeardownReport> {
   const report: TeardownReport = { leftovers: [], removed: [] };
   const cgRoot = sandboxCgroupRoot(cgroup2Root);
 
@@ -80,13 +82,14 @@ export async function teardown(l: Layout, cgroup2Root: string, log: (s: string) 
   if (netns.length) report.removed.push(`${netns.length} network namespace(s)`);
   // 6. The state directory: only the entries a sandbox writes, then the directory if empty.
   if (fs.existsSync(l.dir)) {
-    for (const e of STATE_ENTRIES) fs.rmSync(path.join(l.dir, e), { recursive: true, force: true });
+    for (const e of STATE_ENTRIES) if (!(opts.keepLogs && e === 'logs')) fs.rmSync(path.join(l.dir, e), { recursive: true, force: true });
     for (const e of fs.readdirSync(l.dir)) if (/^\.cluster-[0-9a-f]+\.tmp$/.test(e)) fs.rmSync(path.join(l.dir, e), { force: true });
     try {
       fs.rmdirSync(l.dir);
       report.removed.push(l.dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') report.leftovers.push(`${l.dir} (holds files the sandbox did not write)`);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && !(opts.keepLogs && code === 'ENOTEMPTY')) report.leftovers.push(`${l.dir} (holds files the sandbox did not write)`);
     }
     if (l.dir === DEFAULT_STATE_DIR) {
       try { fs.rmdirSync(path.dirname(l.dir)); } catch { /* in use or gone */ }

@@ -211,6 +211,35 @@ spec:
       assert.equal(probe.code, 0, probe.stdout + probe.stderr);
     });
 
+    it('relabelling the namespace enrols its running pods, and traffic still flows', async () => {
+      const r = await apply('apiVersion: v1\nkind: Namespace\nmetadata: { name: plain, labels: { nodemesh.io/dataplane-mode: ambient } }\n');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^namespace\/plain configured$/m);
+      const s = await status();
+      assert.equal(pod(s, 'plain/server').enrolled, true);
+      assert.equal(pod(s, 'plain/client').enrolled, true);
+      const probe = await tcpProbe('plain/client', pod(s, 'plain/server').ip, 7000);
+      assert.equal(probe.code, 0, probe.stdout + probe.stderr);
+      assert.match(probe.stdout, /^hello from server /m);
+      const back = await apply('apiVersion: v1\nkind: Namespace\nmetadata: { name: plain }\n');
+      assert.equal(back.code, 0, back.stderr);
+      assert.equal(pod(await status(), 'plain/client').enrolled, false);
+    });
+
+    it('local delete removes a pod: its namespace, cgroup and Service endpoint go', async () => {
+      const s = await status();
+      const server = pod(s, 'plain/server');
+      const r = await nodemesh(['local', 'delete', '-f', '-'], { input: 'apiVersion: v1\nkind: Pod\nmetadata: { name: server, namespace: plain }\nspec: { containers: [{ name: echo, command: ["x"] }] }\n' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^pod\/plain\/server deleted$/m);
+      const after = await status();
+      assert.equal(after.pods.some((p) => p.name === 'server'), false);
+      assert.deepEqual(after.services.find((x) => x.name === 'echo')!.ports[0]!.endpoints, []);
+      assert.equal(leftovers().some((x) => x.includes('plain_server')), false);
+      const probe = await tcpProbe('plain/client', server.ip, 7000, 2000);
+      assert.notEqual(probe.code, 0, 'the deleted pod must not answer');
+    });
+
     it('wrong flags get usage, not a stack trace', async () => {
       const r = await nodemesh(['local', 'up', '--nodez', '3']);
       assert.equal(r.code, 1);
