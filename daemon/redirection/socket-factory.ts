@@ -51,7 +51,7 @@ export class NetnsSocketFactory implements SocketFactory {
 
   connect(netnsPath: string, opts: ConnectOptions): net.Socket {
     const fd = this.native.socketInNetns(netnsPath, opts.family, opts.localAddress ?? '', 0, this.mark, -1, 0);
-    const s = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
+    const s = new net.Socket({ fd, allowHalfOpen: true });
     s.connect({ port: opts.port, host: opts.host });
     return s;
   }
