@@ -12,14 +12,13 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
+import pino from 'pino';
 
 const POD = process.env.NODEMESH_POD_NAME || os.hostname();
 const NAMESPACE = process.env.NODEMESH_POD_NAMESPACE || 'default';
 const UPSTREAM_TIMEOUT_MS = 5000;
 
-function log(msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), pod: POD, msg, ...fields })}\n`);
-}
+const log = pino({ base: { pod: POD, namespace: NAMESPACE }, level: process.env.LOG_LEVEL || 'info', timestamp: pino.stdTimeFunctions.isoTime });
 
 function intOption(min: number, max: number) {
   return (v: string): number => {
@@ -91,7 +90,7 @@ async function callUpstream(upstream: string): Promise<unknown> {
 
 // --- modes -----------------------------------------------------------------------------------
 
-function serveHttp(o: { port: number; host: string; version: string; upstream?: string }): void {
+export function serveHttp(o: { port: number; host: string; version: string; upstream?: string }): http.Server {
   const server = http.createServer(async (req, res) => {
     const answer: Record<string, unknown> = {
       pod: POD, namespace: NAMESPACE, version: o.version,
@@ -106,31 +105,35 @@ function serveHttp(o: { port: number; host: string; version: string; upstream?: 
       } catch (e) {
         status = 502;
         answer.upstream = { url: o.upstream, error: (e as Error).message };
+        log.warn({ upstream: o.upstream, err: (e as Error).message }, 'upstream call failed');
       }
     }
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(`${JSON.stringify(answer)}\n`);
   });
   server.keepAliveTimeout = 5000;
-  server.listen(o.port, o.host, () => log('http listening', { port: o.port, version: o.version, upstream: o.upstream }));
-  const stop = (): void => { server.close(); setTimeout(() => process.exit(0), 200).unref(); };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  server.listen(o.port, o.host, () => log.info({ port: o.port, version: o.version, upstream: o.upstream }, 'http listening'));
+  return server;
 }
 
-function serveTcpEcho(o: { port: number; host: string }): void {
+export function serveTcpEcho(o: { port: number; host: string }): net.Server {
   const server = net.createServer((s) => {
     s.on('error', () => undefined);
     s.write(`hello from ${POD} ${bare(s.localAddress)}:${s.localPort} to ${bare(s.remoteAddress)}:${s.remotePort}\n`);
     s.pipe(s);
   });
-  server.listen(o.port, o.host, () => log('tcp-echo listening', { port: o.port }));
+  server.listen(o.port, o.host, () => log.info({ port: o.port }, 'tcp-echo listening'));
+  return server;
+}
+
+/** Stop on SIGTERM/SIGINT (what a pod deletion or ^C sends). */
+function stopOnSignals(server: net.Server): void {
   const stop = (): void => { server.close(); setTimeout(() => process.exit(0), 200).unref(); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
 
-interface LoadOptions { url: string; rps: number; duration: number; maxRequests: number; concurrency: number; show: number }
+export interface LoadOptions { url: string; rps: number; duration: number; maxRequests: number; concurrency: number; show: number }
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -139,7 +142,7 @@ function percentile(sorted: number[], p: number): number {
 
 /** A bounded client: at most maxRequests requests, for at most `duration` seconds, at most
  * `rps` per second and `concurrency` in flight. */
-async function runLoad(o: LoadOptions): Promise<number> {
+export async function runLoad(o: LoadOptions, write: (s: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const started = Date.now();
   const deadline = started + o.duration * 1000;
   const latencies: number[] = [];
@@ -192,7 +195,7 @@ async function runLoad(o: LoadOptions): Promise<number> {
     },
     ...(samples.length ? { samples } : {}),
   };
-  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  write(`${JSON.stringify(summary, null, 2)}\n`);
   return sent > 0 && ok === sent ? 0 : 1;
 }
 
@@ -206,12 +209,12 @@ export function buildProgram(): Command {
     .option('--host <address>', 'listen address', '0.0.0.0')
     .option('--version <version>', 'version reported in answers', process.env.APP_VERSION || 'v1')
     .option('--upstream <url>', 'call this URL per request (http://... or tcp://host:port) and nest its answer')
-    .action((o: { port: number; host: string; version: string; upstream?: string }) => serveHttp(o));
+    .action((o: { port: number; host: string; version: string; upstream?: string }) => stopOnSignals(serveHttp(o)));
   program.command('tcp-echo')
     .description('greet each connection with one line, then echo')
     .option('--port <port>', 'listen port', intOption(1, 65535), 9000)
     .option('--host <address>', 'listen address', '0.0.0.0')
-    .action((o: { port: number; host: string }) => serveTcpEcho(o));
+    .action((o: { port: number; host: string }) => stopOnSignals(serveTcpEcho(o)));
   program.command('load')
     .description('send a bounded number of HTTP GETs and print a summary')
     .requiredOption('--url <url>', 'URL to GET')
