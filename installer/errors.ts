@@ -32,6 +32,8 @@ export const InstallerErrors = defineErrors({
   // --- lifecycle -------------------------------------------------------------------------
   NODEMESH_E_SANDBOX_ALREADY_UP: (a: { stateDir: string; nodes: number }) =>
     `a sandbox cluster is already running (${a.nodes} node(s), state in ${a.stateDir}); use 'nodemesh local apply' to change it, or 'nodemesh local down' first to start over`,
+  NODEMESH_E_SANDBOX_OTHER_INSTANCE: (a: { stateDir: string; otherDir: string }) =>
+    `a sandbox with its state in ${a.otherDir} is running, and sandboxes share network namespace and cgroup names, so this one (state in ${a.stateDir}) cannot be created or removed next to it; use NODEMESH_SANDBOX_DIR=${a.otherDir} to manage that one (e.g. its local down) first`,
   NODEMESH_E_SANDBOX_NOT_UP: (a: { stateDir: string }) =>
     `no sandbox cluster is running (no ${a.stateDir}/cluster.json); start one with 'nodemesh local up'`,
   NODEMESH_E_SANDBOX_BUSY: (a: { pid: number; lock: string }) =>

@@ -25,7 +25,7 @@ import {
   BPF_PIN_ROOT, DEFAULT_STATE_DIR, SERVICE_CIDR, TOP_NETNS, acquireLock, clusterIsLive, layout, readCluster, stateDir, writeCluster,
   type ClusterState, type Layout, type NodeRecord, type PodRecord,
 } from './state';
-import { sandboxRemains, teardown } from './teardown';
+import { otherLiveSandbox, sandboxRemains, teardown } from './teardown';
 import { createNode, createTop, netnsPath, nodeIP, nodeName, nodeNetns, podCIDR } from './topology';
 
 /** <repo>: this file is dist/installer/sandbox/cluster.js. */
@@ -168,6 +168,8 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     if (existing && clusterIsLive(existing)) {
       throw InstallerErrors.NODEMESH_E_SANDBOX_ALREADY_UP({ stateDir: l.dir, nodes: existing.nodes.length });
     }
+    const other = otherLiveSandbox(l, cgroup2Root);
+    if (other) throw InstallerErrors.NODEMESH_E_SANDBOX_OTHER_INSTANCE({ stateDir: l.dir, otherDir: other });
     const remains = sandboxRemains(l, cgroup2Root);
     if (remains.length) {
       out.info(`cleaning up the remains of an earlier sandbox that was not shut down: ${remains.join('; ')}`);
@@ -242,6 +244,8 @@ export async function down(out: Output = consoleOutput): Promise<{ wasUp: boolea
   const lock = acquireLock(l);
   const intr = new Interruption(); // finish removing rather than stop half-way
   try {
+    const other = otherLiveSandbox(l, cgroup2Root);
+    if (other) throw InstallerErrors.NODEMESH_E_SANDBOX_OTHER_INSTANCE({ stateDir: l.dir, otherDir: other });
     const remains = sandboxRemains(l, cgroup2Root);
     if (remains.length === 0) {
       out.info('no sandbox is running; nothing to remove');

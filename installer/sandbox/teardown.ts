@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { cgroupPids, cgroupTreeBottomUp, killCgroupTree, removeCgroupTree, sandboxCgroupRoot, SANDBOX_CGROUP_NAME } from './cgroups';
 import { stopDaemons } from './daemons';
 import { processCgroup, processRef, type ProcessRef } from './host';
-import { BPF_PIN_ROOT, DEFAULT_STATE_DIR, STATE_ENTRIES, readCluster, type Layout } from './state';
+import { BPF_PIN_ROOT, DEFAULT_STATE_DIR, STATE_ENTRIES, clusterIsLive, layout, readCluster, type Layout } from './state';
 import { deleteNetns, listSandboxNetns } from './topology';
 
 export interface TeardownReport { leftovers: string[]; removed: string[] }
@@ -45,6 +45,23 @@ function daemonProcesses(l: Layout, cgRoot: string): ProcessRef[] {
 
 /** keepLogs: leave `logs/` (a failed `local up` keeps them for diagnosis; the next up or
  * down removes them). */
+/** The state dir of a live sandbox other than this one, if its daemons run in the shared
+ * cgroup subtree (found through their NODEMESH_SANDBOX_OBJECTS). Remains that belong to a
+ * running sandbox are not "stale". */
+export function otherLiveSandbox(l: Layout, cgroup2Root: string): string | undefined {
+  for (const ref of daemonProcesses(l, sandboxCgroupRoot(cgroup2Root))) {
+    let env = '';
+    try { env = fs.readFileSync(`/proc/${ref.pid}/environ`, 'latin1'); } catch { continue; }
+    const objects = env.split('\0').find((v) => v.startsWith('NODEMESH_SANDBOX_OBJECTS='))?.slice('NODEMESH_SANDBOX_OBJECTS='.length);
+    if (!objects) continue;
+    const dir = path.dirname(objects);
+    if (path.resolve(dir) === path.resolve(l.dir)) continue;
+    const other = readCluster(layout(dir));
+    if (other && clusterIsLive(other)) return dir;
+  }
+  return undefined;
+}
+
 export async function teardown(l: Layout, cgroup2Root: string, log: (s: string) => void = () => undefined, opts: { keepLogs?: boolean } = {}): Promise<TeardownReport> {
   const report: TeardownReport = { leftovers: [], removed: [] };
   const cgRoot = sandboxCgroupRoot(cgroup2Root);
