@@ -368,6 +368,7 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
     const affected = objs.pods.filter((p) => relabelled.has(describeObject(p)) || nsChanged.has(p.metadata.namespace ?? 'default'));
     await waitForEnrolment(c, objs, affected);
   }
+  intr?.check(); // an interruption is the story, not the pods it stopped
   if (failures.length === 1) throw failures[0]!;
   if (failures.length > 1) throw InstallerErrors.NODEMESH_E_SANDBOX_PODS_FAILED({ problems: failures.map((f) => `${f.message} (${f.code})`) });
 }
