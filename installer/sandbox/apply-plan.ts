@@ -117,6 +117,14 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
     seen.set(k, e);
   }
 
+  // A kind the parser accepts but this planner does not store yet must not vanish silently.
+  for (const e of entries) {
+    const kind = (e.object as { kind: string }).kind;
+    if (kind !== 'Namespace' && kind !== 'Pod' && kind !== 'Service') {
+      plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: the sandbox cannot apply kind ${kind} yet (installer/sandbox/apply-plan.ts)`] }));
+    }
+  }
+
   const namespaceNames = new Set(view.namespaces.map((n) => n.metadata.name));
   for (const e of entries) {
     if (e.object.kind !== 'Namespace') continue;
