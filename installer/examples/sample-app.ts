@@ -119,6 +119,7 @@ export function serveHttp(o: { port: number; host: string; version: string; upst
 export function serveTcpEcho(o: { port: number; host: string }): net.Server {
   const server = net.createServer((s) => {
     s.on('error', () => undefined);
+    log.info({ local: `${bare(s.localAddress)}:${s.localPort}`, remote: `${bare(s.remoteAddress)}:${s.remotePort}` }, 'tcp-echo connection');
     s.write(`hello from ${POD} ${bare(s.localAddress)}:${s.localPort} to ${bare(s.remoteAddress)}:${s.remotePort}\n`);
     s.pipe(s);
   });
