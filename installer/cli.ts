@@ -5,6 +5,7 @@ import { NodemeshError } from './errors';
 import { apply, consoleOutput, down, exec, remove, status, up } from './sandbox/cluster';
 import { demo } from './sandbox/demo';
 import { formatStatus } from './sandbox/status-format';
+import { formatConnections, gatherConnections } from './sandbox/connections';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -74,6 +75,16 @@ export function buildProgram(): Command {
   local.command('demo')
     .description('show the running sandbox at work: status, a request through the shop example, the daemons\' view')
     .action(async () => { await demo(consoleOutput); });
+
+  program.command('connections')
+    .description("connections the node daemons handled, open and recently closed: source and destination workloads, original destination, bytes each way, verdict")
+    .option('-o, --output <format>', 'text or json', 'text')
+    .option('--node <name>', 'only this node')
+    .action(async (o: { output: string; node?: string }) => {
+      if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
+      const all = await gatherConnections(o.node);
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatConnections(all)}\n`);
+    });
 
   return program;
 }

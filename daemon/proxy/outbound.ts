@@ -31,7 +31,7 @@ const family = (s: net.Socket): 4 | 6 => (s.remoteFamily === 'IPv6' && !s.remote
 export function handleOutbound(deps: OutboundDeps, pod: PodContext, client: net.Socket): void {
   const w = pod.workload;
   const podRef = { uid: w.uid, namespace: w.namespace, name: w.name };
-  const source = { workload: podRef, address: w.ips[0] ?? '' };
+  const source = { workload: podRef, address: `${w.ips[0] ?? ''}:${client.remotePort ?? 0}` };
   const dst = deps.datapath.takeOriginalDestination(pod.netnsCookie, client.remotePort ?? 0, family(client));
   if (!dst) {
     const err = DaemonErrors.NODEMESH_E_ORIGINAL_DST_MISSING({ pod: `${w.namespace}/${w.name}`, port: client.remotePort ?? 0 });

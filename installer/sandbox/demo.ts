@@ -6,6 +6,7 @@ import { adminGetJson, type DaemonWorkloads } from './admin-client';
 import { exec, status, type Output } from './cluster';
 import { layout, readCluster, stateDir } from './state';
 import { formatStatus } from './status-format';
+import { formatConnections, gatherConnections } from './connections';
 
 export async function demo(out: Output): Promise<void> {
   const s = await status();
@@ -30,4 +31,6 @@ export async function demo(out: Output): Promise<void> {
       out.result(`  ${n.name}: no answer (${(e as Error).message})`);
     }
   }
+  out.result('\nconnections captured by the node daemons (nodemesh connections):');
+  out.result(formatConnections(await gatherConnections(), 12));
 }
