@@ -1,0 +1,54 @@
+// Where cgroup v2 is mounted on this host. Never assume: a hybrid host has it at
+// /sys/fs/cgroup/unified beside v1 controllers, a modern one at /sys/fs/cgroup.
+import * as fs from 'node:fs';
+import { DatapathErrors } from '../errors';
+
+export const CGROUP2_SUPER_MAGIC = 0x63677270;
+export const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** Undoes mountinfo's octal escapes (\040 for a space, ...). */
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * The cgroup2 mount point in mountinfo text (pure). Prefers a mount of the hierarchy's root
+ * ("/" in field 4); a container without a cgroup namespace may only see a sub-tree mounted,
+ * which is still where its cgroup2 lives.
+ */
+export function cgroup2MountFromMountinfo(text: string): string | undefined {
+  let fallback: string | undefined;
+  for (const line of text.split('\n')) {
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    if (line.slice(sep + 3).split(' ')[0] !== 'cgroup2') continue;
+    const fields = line.slice(0, sep).split(' ');
+    if (fields.length < 5) continue;
+    const mountPoint = unescapeMountinfo(fields[4]);
+    if (fields[3] === '/') return mountPoint;
+    fallback ??= mountPoint;
+  }
+  return fallback;
+}
+
+/** The cgroup2 mount point of this process's mount namespace. */
+export function detectCgroup2Root(mountinfoPath = '/proc/self/mountinfo'): string {
+  let text = '';
+  try {
+    text = fs.readFileSync(mountinfoPath, 'utf8');
+  } catch (cause) {
+    throw DatapathErrors.NODEMESH_E_NO_CGROUP2_MOUNT({ mountinfo: mountinfoPath }, { cause });
+  }
+  const root = cgroup2MountFromMountinfo(text);
+  if (root === undefined) throw DatapathErrors.NODEMESH_E_NO_CGROUP2_MOUNT({ mountinfo: mountinfoPath });
+  return root;
+}
+
+/** True when dir is a directory on a cgroup2 filesystem. */
+export function isCgroup2Dir(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory() && fs.statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
