@@ -5,7 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { AddressInfo } from 'node:net';
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, webcrypto } from 'node:crypto';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import {
   CA_CERT_FILE, CA_KEY_FILE, DEFAULT_TRUST_DOMAIN, MeshCA, csrSpiffeId, describeLeaf, generateKeyAndCsr, keyMatchesCert, loadOrCreateMeshCA,
   parseSpiffeId,  spiffeId, verifyPeerChain,
@@ -284,4 +286,60 @@ test('loadOrCreateMeshCA creates once, then loads; concurrent starts agree on on
   } finally {
     fs.rmSync(path.dirname(dir), { recursive: true, force: true });
   }
+});
+
+test('a remembered verification never hides expiry, another trust domain or other roots', async () => {
+  const ca = await caPromise;
+  const { certPem } = await ca.issue(`spiffe://${TD}/ns/cache/sa/probe`, 60);
+  const der = new X509Certificate(certPem).raw;
+  assert.equal(await verifyPeerChain([der], [ca.rootCertPem], TD), `spiffe://${TD}/ns/cache/sa/probe`);
+  assert.equal(await verifyPeerChain([der], [ca.rootCertPem], TD), `spiffe://${TD}/ns/cache/sa/probe`, 'second call (remembered)');
+  await assert.rejects(verifyPeerChain([der], [ca.rootCertPem], TD, new Date(Date.now() + 120_000)), hasCode('NODEMESH_E_IDENTITY_CERT_EXPIRED'));
+  await assert.rejects(verifyPeerChain([der], [ca.rootCertPem], TD, new Date(Date.now() - 3600_000)), hasCode('NODEMESH_E_IDENTITY_CERT_NOT_YET_VALID'));
+  await assert.rejects(verifyPeerChain([der], [ca.rootCertPem], 'other.example'), hasCode('NODEMESH_E_IDENTITY_WRONG_TRUST_DOMAIN'));
+  const other = await MeshCA.create({ trustDomain: TD });
+  await assert.rejects(verifyPeerChain([der], [other.rootCertPem], TD), hasCode('NODEMESH_E_IDENTITY_UNKNOWN_ISSUER'));
+  assert.equal(await verifyPeerChain([der], [other.rootCertPem, ca.rootCertPem], TD), `spiffe://${TD}/ns/cache/sa/probe`, 'found among several roots');
+});
+
+/** root -> intermediate -> leaf, built by hand: MeshCA itself never issues intermediates. */
+async function threeLevelChain(opts: { intermediateIsCa: boolean }): Promise<{ rootPem: string; intermediatePem: string; leafPem: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const gen = async () => (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as never as { privateKey: never; publicKey: never };
+  const rootKeys = await gen();
+  const interKeys = await gen();
+  const leafKeys = await gen();
+  const now = Date.now();
+  const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3600_000) };
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    ...validity, name: 'CN=test root', keys: rootKeys, signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  const inter = await x509.X509CertificateGenerator.create({
+    ...validity, subject: 'CN=test intermediate', issuer: root.subject, publicKey: interKeys.publicKey, signingKey: rootKeys.privateKey, signingAlgorithm: alg,
+    extensions: opts.intermediateIsCa
+      ? [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)]
+      : [new x509.BasicConstraintsExtension(false, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
+  });
+  const leaf = await x509.X509CertificateGenerator.create({
+    ...validity, subject: '', issuer: inter.subject, publicKey: leafKeys.publicKey, signingKey: interKeys.privateKey, signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${TD}/ns/shop/sa/deep` }], true),
+    ],
+  });
+  return { rootPem: root.toString('pem'), intermediatePem: inter.toString('pem'), leafPem: leaf.toString('pem') };
+}
+
+test('verifyPeerChain follows an intermediate CA to the root, and refuses a non-CA "intermediate"', async () => {
+  const good = await threeLevelChain({ intermediateIsCa: true });
+  assert.equal(await verifyPeerChain([good.leafPem, good.intermediatePem], [good.rootPem], TD), `spiffe://${TD}/ns/shop/sa/deep`);
+  assert.equal(await verifyPeerChain([good.leafPem + good.intermediatePem], [good.rootPem], TD), `spiffe://${TD}/ns/shop/sa/deep`, 'one PEM string with both');
+  await assert.rejects(verifyPeerChain([good.leafPem], [good.rootPem], TD), hasCode('NODEMESH_E_IDENTITY_UNKNOWN_ISSUER'));
+  const bad = await threeLevelChain({ intermediateIsCa: false });
+  await assert.rejects(verifyPeerChain([bad.leafPem, bad.intermediatePem], [bad.rootPem], TD), (e) => {
+    hasCode('NODEMESH_E_IDENTITY_BAD_CERT')(e);
+    assert.match((e as Error).message, /is not a CA certificate/);
+    return true;
+  });
 });

@@ -10,7 +10,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { X509Certificate as NodeX509Certificate, createHash, randomBytes, webcrypto } from 'node:crypto';
 import { DaemonErrors, NodemeshError } from '../errors';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -345,47 +345,99 @@ export class MeshCA {
 }
 
 // --- verification -------------------------------------------------------------------------
+// This runs for every new mesh TLS connection, so the expensive parts are kept off the
+// common path: signatures and validity use node:crypto (OpenSSL, ~50 us per signature), only
+// the leaf's extensions are read with @peculiar/x509 (node does not expose keyUsage bits),
+// and a successful result is remembered per (trust domain, roots, chain bytes) together with
+// the validity window of the whole path. A remembered result is reused only inside that
+// window; outside it, the full check runs again and says exactly what is wrong. Failures are
+// never remembered.
 
-function parseCerts(input: string | Buffer, what: string): x509.X509Certificate[] {
+const VERIFIED_CACHE_MAX = 4096;
+const verifiedCache = new Map<string, { spiffeId: string; notBefore: number; notAfter: number }>();
+const rootCache = new Map<string, NodeX509Certificate[]>();
+const ROOT_CACHE_MAX = 64;
+
+const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/g;
+
+/** DER of each certificate in `input` (one DER buffer, or PEM text with one or more blocks). */
+function toDer(input: string | Buffer, what: string): Buffer[] {
+  if (Buffer.isBuffer(input)) return [input];
+  const out = [...input.matchAll(PEM_CERT_RE)].map((m) => Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
+  if (out.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `${what} is not an X.509 certificate (no PEM CERTIFICATE block)` });
+  return out;
+}
+
+function nodeCert(der: Buffer, what: string): NodeX509Certificate {
   try {
-    if (Buffer.isBuffer(input)) return [new x509.X509Certificate(input)];
-    const pems = input.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-    if (!pems) throw new Error('no PEM CERTIFICATE block');
-    return pems.map((p) => new x509.X509Certificate(p));
+    return new NodeX509Certificate(der);
   } catch (e) {
     throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `${what} is not an X.509 certificate (${(e as Error).message})` }, { cause: e });
   }
 }
 
+function trustRoots(pems: string[]): NodeX509Certificate[] {
+  const out: NodeX509Certificate[] = [];
+  pems.forEach((pem, i) => {
+    let certs = rootCache.get(pem);
+    if (!certs) {
+      certs = toDer(pem, `trust root #${i}`).map((d) => nodeCert(d, `trust root #${i}`));
+      if (rootCache.size >= ROOT_CACHE_MAX) rootCache.delete(rootCache.keys().next().value!);
+      rootCache.set(pem, certs);
+    }
+    out.push(...certs);
+  });
+  return out;
+}
+
+const validFrom = (c: NodeX509Certificate): number => Date.parse(c.validFrom);
+const validTo = (c: NodeX509Certificate): number => Date.parse(c.validTo);
+
 /** How a certificate is named in errors: its SPIFFE ID if it has one, else subject and serial. */
-function describe(c: x509.X509Certificate): string {
-  const uris = sansOf(c.getExtensions(OID_SAN)).uris;
-  if (uris.length === 1) return uris[0];
-  return `${c.subject ? `"${c.subject}"` : '(empty subject)'} serial ${c.serialNumber}`;
+function describeNode(c: NodeX509Certificate, spiffe?: string): string {
+  if (spiffe) return spiffe;
+  return `${c.subject ? `"${c.subject.replace(/\n/g, ', ')}"` : '(empty subject)'} serial ${c.serialNumber}`;
 }
 
-function checkValidity(c: x509.X509Certificate, now: Date): void {
-  if (now.getTime() > c.notAfter.getTime()) {
-    throw DaemonErrors.NODEMESH_E_IDENTITY_CERT_EXPIRED({ subject: describe(c), notAfter: c.notAfter.toISOString(), now: now.toISOString() });
+function checkValidity(c: NodeX509Certificate, now: Date, name: string): void {
+  if (now.getTime() > validTo(c)) {
+    throw DaemonErrors.NODEMESH_E_IDENTITY_CERT_EXPIRED({ subject: name, notAfter: new Date(validTo(c)).toISOString(), now: now.toISOString() });
   }
-  if (now.getTime() < c.notBefore.getTime()) {
-    throw DaemonErrors.NODEMESH_E_IDENTITY_CERT_NOT_YET_VALID({ subject: describe(c), notBefore: c.notBefore.toISOString(), now: now.toISOString() });
+  if (now.getTime() < validFrom(c)) {
+    throw DaemonErrors.NODEMESH_E_IDENTITY_CERT_NOT_YET_VALID({ subject: name, notBefore: new Date(validFrom(c)).toISOString(), now: now.toISOString() });
   }
 }
 
-async function signedBy(c: x509.X509Certificate, issuer: x509.X509Certificate): Promise<boolean> {
-  if (c.issuer !== issuer.subject) return false;
+/** `issuer` is a proper issuer of `c` (OpenSSL's name, key identifier and key usage checks)
+ * and its key made c's signature. */
+function signedBy(c: NodeX509Certificate, issuer: NodeX509Certificate): boolean {
   try {
-    return await c.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+    return c.checkIssued(issuer) && c.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** Only name and signature: finds the certificate that signed `c` even when it may not sign
+ * (so the error can say why it does not count). */
+function signatureFrom(c: NodeX509Certificate, signer: NodeX509Certificate): boolean {
+  try {
+    return c.issuer === signer.subject && c.verify(signer.publicKey);
   } catch {
     return false;
   }
 }
 
 /** The leaf rules of the X.509-SVID spec; returns the SPIFFE ID. */
-function checkLeaf(leaf: x509.X509Certificate, trustDomain: string): string {
-  const subject = describe(leaf);
+function checkLeaf(der: Buffer, trustDomain: string): string {
+  let leaf: x509.X509Certificate;
+  try {
+    leaf = new x509.X509Certificate(der);
+  } catch (e) {
+    throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `peer certificate #0 is not an X.509 certificate (${(e as Error).message})` }, { cause: e });
+  }
   const { uris } = sansOf(leaf.getExtensions(OID_SAN));
+  const subject = uris.length === 1 ? uris[0] : `${leaf.subject ? `"${leaf.subject}"` : '(empty subject)'} serial ${leaf.serialNumber}`;
   if (uris.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_NO_SPIFFE_ID({ subject, reason: 'no URI SAN' });
   if (uris.length > 1) throw DaemonErrors.NODEMESH_E_IDENTITY_NO_SPIFFE_ID({ subject, reason: `${uris.length} URI SANs, an SVID has exactly one` });
   const problem = spiffeIdProblem(uris[0]);
@@ -411,34 +463,60 @@ function checkLeaf(leaf: x509.X509Certificate, trustDomain: string): string {
  * `now`, and that the leaf's single URI SAN is a SPIFFE ID of trustDomain. Returns the SPIFFE
  * ID, or throws a NodemeshError saying exactly what is wrong. */
 export async function verifyPeerChain(chain: (string | Buffer)[], trustRootsPem: string[], trustDomain: string, now: Date = new Date()): Promise<string> {
-  const certs = chain.flatMap((c, i) => parseCerts(c, `peer certificate #${i}`));
-  if (certs.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: 'the peer presented no certificate' });
-  const roots = trustRootsPem.flatMap((r, i) => parseCerts(r, `trust root #${i}`));
-  if (roots.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: 'no trust roots are configured' });
+  const ders = chain.flatMap((c, i) => toDer(c, `peer certificate #${i}`));
+  if (ders.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: 'the peer presented no certificate' });
+  if (trustRootsPem.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: 'no trust roots are configured' });
 
+  const h = createHash('sha256').update(trustDomain).update('\0');
+  for (const r of trustRootsPem) h.update(r).update('\0');
+  for (const d of ders) h.update(d).update('\0');
+  const key = h.digest('base64');
+  const hit = verifiedCache.get(key);
+  const t = now.getTime();
+  if (hit && t >= hit.notBefore && t <= hit.notAfter) return hit.spiffeId;
+
+  const roots = trustRoots(trustRootsPem);
+  if (roots.length === 0) throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: 'no trust roots are configured' });
+  const id = checkLeaf(ders[0], trustDomain);
+  const certs = ders.map((d, i) => nodeCert(d, `peer certificate #${i}`));
   const [leaf, ...intermediates] = certs;
-  const id = checkLeaf(leaf, trustDomain);
   let current = leaf;
+  let name = id;
+  let notBefore = -Infinity;
+  let notAfter = Infinity;
   for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
-    checkValidity(current, now);
-    for (const r of roots) {
-      if (await signedBy(current, r)) {
-        checkValidity(r, now);
-        return id;
-      }
+    checkValidity(current, now, name);
+    notBefore = Math.max(notBefore, validFrom(current));
+    notAfter = Math.min(notAfter, validTo(current));
+    const root = roots.find((r) => signedBy(current, r));
+    if (root) {
+      checkValidity(root, now, describeNode(root));
+      notBefore = Math.max(notBefore, validFrom(root));
+      notAfter = Math.min(notAfter, validTo(root));
+      if (verifiedCache.size >= VERIFIED_CACHE_MAX) verifiedCache.delete(verifiedCache.keys().next().value!);
+      verifiedCache.set(key, { spiffeId: id, notBefore, notAfter });
+      return id;
     }
-    let next: x509.X509Certificate | undefined;
-    for (const c of intermediates) {
-      if (c !== current && await signedBy(current, c)) { next = c; break; }
-    }
-    if (!next) throw DaemonErrors.NODEMESH_E_IDENTITY_UNKNOWN_ISSUER({ subject: describe(current), issuer: current.issuer });
-    const bc = next.getExtensions(OID_BASIC_CONSTRAINTS)[0];
-    if (!bc || !new x509.BasicConstraintsExtension(bc.rawData).ca) {
-      throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `${describe(next)} signs ${describe(current)} but is not a CA certificate` });
+    const next = intermediates.find((c) => c !== current && signatureFrom(current, c));
+    if (!next) throw DaemonErrors.NODEMESH_E_IDENTITY_UNKNOWN_ISSUER({ subject: name, issuer: current.issuer.replace(/\n/g, ', ') });
+    if (!next.ca || !signedBy(current, next)) {
+      throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `${describeNode(next)} signs ${name} but is not a CA certificate allowed to sign (basicConstraints CA:true, keyUsage keyCertSign)` });
     }
     current = next;
+    name = describeNode(next);
   }
   throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `the chain is longer than ${MAX_CHAIN_DEPTH} certificates` });
+}
+
+function parseCerts(input: string | Buffer, what: string): x509.X509Certificate[] {
+  try {
+    if (Buffer.isBuffer(input)) return [new x509.X509Certificate(input)];
+    const pems = input.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+    if (!pems) throw new Error('no PEM CERTIFICATE block');
+    return pems.map((p) => new x509.X509Certificate(p));
+  } catch (e) {
+    throw DaemonErrors.NODEMESH_E_IDENTITY_BAD_CERT({ reason: `${what} is not an X.509 certificate (${(e as Error).message})` }, { cause: e });
+  }
 }
 
 /** The SPIFFE ID and validity of a leaf PEM, unverified: for status output and scheduling. */
