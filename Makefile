@@ -45,7 +45,7 @@ bpf/build/fixtures/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) bpf/include/vm
 
 bpf: system-deps $(BPF_OBJS) $(BPF_FIXTURE_OBJS)
 
-native/build/Release/nodemesh_native.node: native/binding.gyp $(wildcard native/src/*.cc) node_modules/.package-lock.json
+native/build/Release/nodemesh_native.node: native/binding.gyp $(wildcard native/src/*.cc native/src/*.h) node_modules/.package-lock.json
 	cd native && ../node_modules/.bin/node-gyp rebuild --nodedir=/usr >/dev/null
 
 native: system-deps native/build/Release/nodemesh_native.node

@@ -37,22 +37,25 @@ export function nativeCandidates(env: NodeJS.ProcessEnv = process.env): string[]
 }
 
 export function loadNative(): NativeBinding {
-  if (cached) return cached;
+  cached ??= loadNativeFrom(nativeCandidates());
+  return cached;
+}
+
+/** Loads the first candidate that exists and loads; the error names every path tried. */
+export function loadNativeFrom(candidates: string[]): NativeBinding {
   const tried: string[] = [];
   const reasons: string[] = [];
-  for (const p of nativeCandidates()) {
+  for (const p of candidates) {
     tried.push(p);
     if (!fs.existsSync(p)) {
       reasons.push(`${p}: not found`);
       continue;
     }
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      cached = require(p) as NativeBinding;
-      return cached;
+      return require(p) as NativeBinding;
     } catch (e) {
       reasons.push(`${p}: ${(e as Error).message}`);
     }
   }
-  throw DaemonErrors.NODEMESH_E_NATIVE_MISSING({ tried, reason: reasons.join('; ') });
+  throw DaemonErrors.NODEMESH_E_NATIVE_MISSING({ tried, reason: reasons.join('; ') || 'no candidate path' });
 }

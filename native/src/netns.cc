@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -63,6 +64,14 @@ bool InNetns(const std::string& path, SysErr* e, Fn fn) {
     e->Set("open", path);
     close(self);
     return false;
+  }
+  struct stat st_self {}, st_target {};
+  if (fstat(self, &st_self) == 0 && fstat(target, &st_target) == 0 && st_self.st_dev == st_target.st_dev &&
+      st_self.st_ino == st_target.st_ino) {
+    // Already there: no setns (which would need CAP_SYS_ADMIN for nothing).
+    close(target);
+    close(self);
+    return fn(e);
   }
   if (setns(target, CLONE_NEWNET) != 0) {
     e->Set("setns", path);
