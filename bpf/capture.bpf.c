@@ -159,7 +159,20 @@ NM_INLINE int nm_capture6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
-/* The app's connection reached the outbound listener: re-key by what the daemon sees. */
+/* A captured socket sent its SYN: ask for state callbacks, so its socket-cookie record is
+ * dropped when it closes, whether it was established or refused. */
+NM_INLINE void nm_on_tcp_connect(struct bpf_sock_ops *skops)
+{
+	__u64 cookie = bpf_get_socket_cookie(skops);
+
+	if (!bpf_map_lookup_elem(&nm_orig_sock, &cookie))
+		return;
+	/* If this fails, the record stays until LRU eviction: harmless, cookies are unique. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* The app's connection reached the outbound listener: re-key by what the daemon sees. The
+ * socket-cookie record stays until the socket closes (getpeername reads it). */
 NM_INLINE void nm_on_active_established(struct bpf_sock_ops *skops)
 {
 	__u64 cookie = bpf_get_socket_cookie(skops);
@@ -173,9 +186,6 @@ NM_INLINE void nm_on_active_established(struct bpf_sock_ops *skops)
 	key.port = (__u16)skops->local_port; /* host byte order in sock_ops */
 	key.family = dst->family;
 	bpf_map_update_elem(&nm_orig_conn, &key, dst, BPF_ANY);
-	/* Keep the socket-cookie record for getpeername until the socket closes. */
-	if (bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG))
-		bpf_map_delete_elem(&nm_orig_sock, &cookie);
 }
 
 NM_INLINE void nm_on_state(struct bpf_sock_ops *skops)
@@ -258,6 +268,9 @@ SEC("sockops")
 int nm_sockops(struct bpf_sock_ops *skops)
 {
 	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		nm_on_tcp_connect(skops);
+		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		nm_on_active_established(skops);
 		break;

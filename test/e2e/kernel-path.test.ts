@@ -213,6 +213,16 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
       native.closeFd(fd);
     }
   };
+  const mapCount = (pin: string, keySize: number): number => {
+    const fd = native.mapOpenPinned(pin);
+    try {
+      let n = 0;
+      for (let k = native.mapNextKey(fd, null, keySize); k !== null && n < 100_000; k = native.mapNextKey(fd, k, keySize)) n++;
+      return n;
+    } finally {
+      native.closeFd(fd);
+    }
+  };
   const podA = () => ({ uid: 'shop/pod-a', netnsPath: nsPath(NS.a), netnsCookie: cookies.a, ips: [IP.a, IP.a6],
     inboundListenerFd: inA.fd, inboundExcludePorts: [PORT.appExcluded] });
   const podB = () => ({ uid: 'shop/pod-b', netnsPath: nsPath(NS.b), netnsCookie: cookies.b, ips: [IP.b], inboundListenerFd: inB.fd });
@@ -494,6 +504,8 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     const rin = await runClient(NS.srv, { host: IP.b, port: PORT.app, inCgroup: false, timeoutMs: 1500 });
     assert.equal(rin.ok, false, JSON.stringify(rin));
     assert.equal(bApp.connections, 0, 'plaintext never reached the app');
+    // Socket-cookie records live as long as their sockets, refused ones included.
+    await waitFor('nm_orig_sock to empty once every client socket closed', () => mapCount(path.join(PIN_ROOT, 'nm_orig_sock'), 8) === 0, 5000);
   });
 
   it('stop({keepAttached:false}) removes all of ours and nothing else', async () => {
