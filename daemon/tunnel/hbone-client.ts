@@ -15,6 +15,7 @@ import * as tls from 'node:tls';
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import { HboneErrors, NodemeshError } from '../errors';
+import { parseSpiffeId } from '../identity/ca';
 import { formatAuthority } from './authority';
 import { DEFAULT_TUNING, HboneTuning, REASON_HEADER, sessionSettings } from './hbone-protocol';
 import {
@@ -22,7 +23,7 @@ import {
   secureContextOptions, trustDomainOf,
 } from './tls-identity';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_INADEQUATE_SECURITY } = http2.constants;
 
 export interface HboneTarget { address: string; port: number }
 
@@ -70,7 +71,7 @@ export interface HboneClientStats {
 type SessionState = 'connecting' | 'ready' | 'draining' | 'closed';
 
 /** The credentials sessions are opened with; one object per (SPIFFE ID, certificate). */
-interface Credentials { identity: IssuedIdentity; context: tls.SecureContext; trustDomain: string }
+interface Credentials { identity: IssuedIdentity; context: tls.SecureContext }
 
 export class HboneClient {
   private readonly tuning: HboneTuning;
@@ -100,7 +101,9 @@ export class HboneClient {
    * stream is a Duplex carrying the app's bytes (see splice.ts to join it to a socket). */
   async connect(req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
     if (this.closed) throw HboneErrors.NODEMESH_E_HBONE_CLOSED({ what: 'HBONE client' });
-    if (req.expectedServerIds.length === 0) throw new TypeError('HboneConnectRequest.expectedServerIds is empty: the destination identity must be known');
+    if (expectedTrustDomains(req.expectedServerIds).length === 0) {
+      throw new TypeError(`HboneConnectRequest.expectedServerIds ${JSON.stringify(req.expectedServerIds)} holds no SPIFFE ID: the destination identity must be known`);
+    }
     for (const name of Object.keys(req.headers ?? {})) {
       if (name.startsWith(':')) throw new TypeError(`HboneConnectRequest.headers may not set pseudo-header ${name}`);
     }
@@ -114,7 +117,7 @@ export class HboneClient {
         await session.ready;
         return await this.openStream(session, req);
       } catch (e) {
-        if (attempt === 0 && retryable(e)) {
+        if (attempt === 0 && !session.error && retryable(e)) {
           this.log.debug({ key, err: (e as Error).message }, 'HBONE stream refused before processing; retrying on a new session');
           continue;
         }
@@ -156,7 +159,8 @@ export class HboneClient {
   private credentialsFor(id: IssuedIdentity): Credentials {
     const cur = this.credentials.get(id.spiffeId);
     if (cur && sameCredentials(cur.identity, id)) return cur;
-    const fresh: Credentials = { identity: id, context: tls.createSecureContext(secureContextOptions(id)), trustDomain: trustDomainOf(id.spiffeId) };
+    trustDomainOf(id.spiffeId); // a malformed source identity fails here, not in a handshake
+    const fresh: Credentials = { identity: id, context: tls.createSecureContext(secureContextOptions(id)) };
     this.credentials.set(id.spiffeId, fresh);
     if (cur) {
       this.log.info({ sourceId: id.spiffeId, notAfter: id.notAfter }, 'HBONE client certificate rotated; sessions with the old certificate drain');
@@ -333,6 +337,8 @@ class ClientSession {
       return;
     }
     raw.setNoDelay(true);
+    let tcpConnected = false;
+    raw.once('connect', () => { tcpConnected = true; });
     const sock = tls.connect({
       socket: raw,
       secureContext: this.cred.context,
@@ -352,7 +358,7 @@ class ClientSession {
     const onEarlyError = (e: Error) => {
       if (handshakeDone) return;
       clearTimeout(timer);
-      this.fail(mapConnectError(e, this.targetText, raw.connecting || !raw.remoteAddress));
+      this.fail(mapConnectError(e, this.targetText, !tcpConnected));
       sock.destroy();
       raw.destroy();
     };
@@ -363,11 +369,20 @@ class ClientSession {
       const verify = async (): Promise<string> => {
         if (sock.alpnProtocol !== 'h2') throw HboneErrors.NODEMESH_E_HBONE_TLS({ peer: this.targetText, reason: 'the server did not agree to HTTP/2 (ALPN h2)' });
         const chain = peerChainDer(sock);
-        let id: string;
-        try {
-          id = await cfg.verifyPeer(chain, this.cred.identity.trustBundlePem, this.cred.trustDomain, cfg.now());
-        } catch (e) {
-          throw HboneErrors.NODEMESH_E_HBONE_PEER_CERT({ peer: this.targetText, reason: (e as Error).message }, { cause: e });
+        // The server's SPIFFE rules are checked in the trust domain(s) of the identities we
+        // expect (usually one), which need not be our own.
+        let id: string | undefined;
+        let lastError: unknown;
+        for (const td of expectedTrustDomains(this.req.expectedServerIds)) {
+          try {
+            id = await cfg.verifyPeer(chain, this.cred.identity.trustBundlePem, td, cfg.now());
+            break;
+          } catch (e) {
+            lastError = e;
+          }
+        }
+        if (id === undefined) {
+          throw HboneErrors.NODEMESH_E_HBONE_PEER_CERT({ peer: this.targetText, reason: (lastError as Error).message }, { cause: lastError });
         }
         if (!this.req.expectedServerIds.includes(id)) {
           throw HboneErrors.NODEMESH_E_HBONE_IDENTITY_MISMATCH({ target: this.targetText, presented: id, expected: this.req.expectedServerIds });
@@ -404,8 +419,14 @@ class ClientSession {
     h2.on('remoteSettings', (s) => {
       if (s.maxConcurrentStreams !== undefined) this.maxStreams = Math.max(1, Math.min(t.maxStreamsPerSession, s.maxConcurrentStreams));
     });
-    h2.on('goaway', (code) => {
+    h2.on('goaway', (code: number, _last: number, data?: Buffer) => {
       cfg.log.debug({ key: this.key, code }, 'HBONE session got GOAWAY; draining');
+      if (code !== NGHTTP2_NO_ERROR) {
+        const why = data && data.length > 0 ? data.toString('utf8') : `GOAWAY error code ${code}`;
+        this.error ??= code === NGHTTP2_INADEQUATE_SECURITY
+          ? HboneErrors.NODEMESH_E_HBONE_TLS({ peer: this.targetText, reason: `the destination refused our certificate: ${why}` })
+          : HboneErrors.NODEMESH_E_HBONE_STREAM({ authority: this.targetText, reason: `the destination closed the session: ${why}` });
+      }
       this.setState('draining');
     });
     h2.on('error', (e) => {
@@ -447,6 +468,15 @@ class ClientSession {
 }
 
 function noop(): void { /* see callers */ }
+
+function expectedTrustDomains(ids: string[]): string[] {
+  const out: string[] = [];
+  for (const id of ids) {
+    const td = parseSpiffeId(id)?.trustDomain;
+    if (td && !out.includes(td)) out.push(td);
+  }
+  return out;
+}
 
 function poolKey(req: HboneConnectRequest): string {
   const ids = req.expectedServerIds.length === 1 ? req.expectedServerIds[0] : [...req.expectedServerIds].sort().join(',');

@@ -27,7 +27,7 @@ after(async () => {
   await closeServer(app);
 });
 
-test('round trip: client -> HBONE server -> echo app, with identities and byte counts', async () => {
+test('round trip: client -> HBONE server -> echo app, with identities and byte counts', { timeout: 20_000 }, async () => {
   const { client } = newClient();
   const stream = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId], { headers: { forwarded: 'for=127.0.0.1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } }));
   stream.end('hello, mesh');
@@ -42,7 +42,7 @@ test('round trip: client -> HBONE server -> echo app, with identities and byte c
   await client.close();
 });
 
-test('connect errors name the problem: 403 with the reason, 400 for another pod, 503 for a closed port', async () => {
+test('connect errors name the problem: 403 with the reason, 400 for another pod, 503 for a closed port', { timeout: 20_000 }, async () => {
   const denied = await startDestination({
     identity: () => serverId, trustDomain: 'cluster.local',
     authorize: (ctx) => ctx.headers['x-test'] === 'let-me-in' ? { allow: true } : { allow: false, reason: `policy shop/deny-web denies ${ctx.sourceId}` },

@@ -125,8 +125,11 @@ export class HboneServer {
     this.identityInUse = opts.identity();
     this.server = http2.createSecureServer({
       ...secureContextOptions(this.identityInUse),
+      // A client certificate is required, but the verdict is ours (onSession), not Node's:
+      // Node's own rejection closes the socket silently after the TLS 1.3 handshake, so neither
+      // our log nor the client would learn why.
       requestCert: true,
-      rejectUnauthorized: true,
+      rejectUnauthorized: false,
       allowHTTP1: false,
       handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
       settings: sessionSettings(this.tuning, opts.maxConcurrentStreams ?? 1000),
@@ -143,7 +146,7 @@ export class HboneServer {
       sock.destroy();
     });
     this.server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
-    this.server.on('sessionError', (err: Error) => this.log.debug({ err: err.message }, 'HBONE session error'));
+    this.server.on('sessionError', noop); // logged by the session's own 'error' listener
     this.server.on('error', (err: Error) => this.log.warn({ err: err.message }, 'HBONE server error'));
   }
 
@@ -225,23 +228,40 @@ export class HboneServer {
     const trustBundle = this.identityInUse.trustBundlePem;
     const s: InboundSession = { session, peer, sourceAddress, streams: new Set(), verified: undefined as unknown as Promise<string> };
     this.sessions.add(s);
-    session.on('error', (e) => this.log.debug({ peer, err: e.message }, 'HBONE session error'));
+    session.on('error', (e: Error & { code?: string }) => {
+      if (e.code === 'ERR_HTTP2_ERROR' || e.code === 'ERR_HTTP2_SESSION_ERROR') {
+        // nghttp2 refused what it received (bad preface, bad frames): this peer only.
+        this.counters.protocolErrors++;
+        const err = HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer, reason: e.message });
+        this.log.warn({ peer, code: err.code, sourceId: s.sourceId }, `HBONE session refused: ${err.message}`);
+      } else {
+        this.log.debug({ peer, err: e.message }, 'HBONE session error');
+      }
+    });
     session.on('close', () => this.sessions.delete(s));
     session.on('stream', (stream, headers) => { void this.onStream(s, stream, headers); });
     session.setTimeout(this.idleSessionTimeoutMs, () => { if (s.streams.size === 0) session.close(); });
     try {
       session.setLocalWindowSize(this.tuning.connectionWindowBytes);
     } catch { /* the session died already; its 'close' cleans up */ }
-    // OpenSSL checked the chain against the trust bundle in the handshake; the SPIFFE rules
-    // (one URI SAN, this trust domain, a leaf) are checked here, before any stream is served.
+    // Two checks before any stream is served: OpenSSL's verdict on the chain against the
+    // trust bundle (made during the handshake), then the SPIFFE rules (one URI SAN, this trust
+    // domain, a leaf). A refusal is logged and sent to the client as GOAWAY
+    // INADEQUATE_SECURITY with the reason as debug data.
     s.verified = (async () => {
       if (sock.getProtocol() !== 'TLSv1.3') throw new Error(`negotiated ${sock.getProtocol()}, not TLSv1.3`);
-      return this.verifyPeer(peerChainDer(sock), trustBundle, this.opts.trustDomain, this.now());
+      const chain = peerChainDer(sock);
+      if (chain.length === 0) throw new Error('the client presented no client certificate');
+      if (!sock.authorized) {
+        const code = String(sock.authorizationError ?? 'unknown');
+        throw Object.assign(new Error(describeTlsError({ code, message: code })), { code });
+      }
+      return this.verifyPeer(chain, trustBundle, this.opts.trustDomain, this.now());
     })().then((id) => { s.sourceId = id; return id; }, (e: Error) => {
       this.counters.handshakeFailures++;
       const err = HboneErrors.NODEMESH_E_HBONE_PEER_CERT({ peer, reason: e.message }, { cause: e });
       this.log.warn({ peer, code: err.code, cause: (e as { code?: string }).code }, `HBONE client refused: ${err.message}`);
-      session.destroy(undefined, NGHTTP2_INADEQUATE_SECURITY);
+      refuseSession(session, e.message);
       throw err;
     });
     s.verified.catch(noop);
@@ -357,6 +377,16 @@ export class HboneServer {
 }
 
 function noop(): void { /* errors are reported elsewhere */ }
+
+/** GOAWAY INADEQUATE_SECURITY carrying the reason (the client turns it into its error), then close. */
+function refuseSession(session: http2.ServerHttp2Session, reason: string): void {
+  if (session.destroyed) return;
+  try {
+    session.goaway(NGHTTP2_INADEQUATE_SECURITY, 0, Buffer.from(headerSafe(reason, 1024)));
+  } catch { /* already closing */ }
+  // Give the frame a moment to leave, then drop the connection whatever the client does.
+  setTimeout(() => session.destroy(), 50).unref();
+}
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown })?.then === 'function';
