@@ -14,7 +14,8 @@ export interface NativeBinding {
 
   // --- objects -----------------------------------------------------------------------
   /** bpf_object__open_file with pin_root_path set: maps declared with
-   * LIBBPF_PIN_BY_NAME are reused from / pinned under pinRoot at load. */
+   * LIBBPF_PIN_BY_NAME are reused from / pinned under pinRoot at load ('' = libbpf's
+   * default root). bpffs refuses '.' in names, so pin paths must not contain one. */
   objectOpen(path: string, pinRoot: string): ObjectHandle;
   /** Overwrite a `const volatile` global in .rodata before load (BTF gives its offset). */
   objectSetRodata(obj: ObjectHandle, varName: string, value: Buffer): void;
@@ -61,7 +62,9 @@ export interface NativeBinding {
    * returns its fd (O_CLOEXEC, non-blocking) for Node to adopt with net.Server.listen({fd})
    * or new net.Socket({fd}). family: 4 or 6. mark: SO_MARK (0 = none). backlog < 0 means do
    * not listen. bindAddress '' means do not bind. flags: bit 0 SO_REUSEADDR, bit 1
-   * IP_FREEBIND, bit 2 IPV6_V6ONLY, bit 3 IP_TRANSPARENT.
+   * IP_FREEBIND, bit 2 IPV6_V6ONLY, bit 3 IP_TRANSPARENT. For family 6 without bit 2 the
+   * socket is explicitly dual-stack (IPV6_V6ONLY=0), whatever the namespace's bindv6only.
+   * When netnsPath is the caller's own namespace no setns happens (no privilege needed).
    */
   socketInNetns(netnsPath: string, family: number, bindAddress: string, bindPort: number,
     mark: number, backlog: number, flags: number): number;
