@@ -170,7 +170,13 @@ test('verifyPeerChain rejects a foreign trust domain, an unknown issuer and a ce
   // Same trust domain, another CA: unknown issuer.
   const impostorCa = await MeshCA.create({ trustDomain: TD });
   const impostor = await impostorCa.issue(SHOP_API, 600);
-  await assert.rejects(verifyPeerChain([impostor.certPem], [ca.rootCertPem], TD), hasCode('NODEMESH_E_IDENTITY_UNKNOWN_ISSUER'));
+  await assert.rejects(verifyPeerChain([impostor.certPem], [ca.rootCertPem], TD), (e) => {
+    hasCode('NODEMESH_E_IDENTITY_UNKNOWN_ISSUER')(e);
+    // The issuer's name carries its key id, so the operator can tell which CA it was.
+    assert.match((e as Error).message, /issuer "O=cluster\.local, CN=nodemesh root CA [0-9a-f]{8}"/);
+    assert.notEqual(new X509Certificate(impostorCa.rootCertPem).subject, new X509Certificate(ca.rootCertPem).subject);
+    return true;
+  });
   // The root itself is not a workload identity.
   await assert.rejects(verifyPeerChain([ca.rootCertPem], [ca.rootCertPem], TD), hasCode('NODEMESH_E_IDENTITY_NO_SPIFFE_ID'));
   await assert.rejects(verifyPeerChain([], [ca.rootCertPem], TD), hasCode('NODEMESH_E_IDENTITY_BAD_CERT'));

@@ -211,9 +211,12 @@ export class MeshCA {
     if (!(days > 0)) throw DaemonErrors.NODEMESH_E_IDENTITY_INVALID_TTL({ value: `${days} days` });
     const keys = await generateKeyPair();
     const now = Date.now();
+    const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
     const root = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerial(),
-      name: [{ O: [opts.trustDomain] }, { CN: ['nodemesh root CA'] }],
+      // The key id in the name tells two CAs of one trust domain apart in errors and logs
+      // ("issuer ... does not chain to this mesh's trust roots").
+      name: [{ O: [opts.trustDomain] }, { CN: [`nodemesh root CA ${ski.keyId.slice(0, 8)}`] }],
       keys,
       signingAlgorithm: EC_SIGN,
       notBefore: new Date(now - CLOCK_SKEW_ALLOWANCE_SECONDS * 1000),
@@ -221,7 +224,7 @@ export class MeshCA {
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        ski,
         uriSan(`${SPIFFE_SCHEME}${opts.trustDomain}`),
       ],
     });
