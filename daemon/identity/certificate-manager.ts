@@ -12,9 +12,9 @@ export interface IssuedIdentity {
   readonly spiffeId: string;
   /** PKCS#8 PEM; lives only in this process's memory. */
   readonly keyPem: string;
-  /** Leaf first. */
-  readonly certChainPem: readonly string[];
-  readonly trustBundlePem: readonly string[];
+  /** Leaf first. Frozen at runtime (typed as plain arrays, as TLS options want them). */
+  readonly certChainPem: string[];
+  readonly trustBundlePem: string[];
   readonly notBefore: Date;
   readonly notAfter: Date;
 }
@@ -233,7 +233,7 @@ export class CertificateManager extends EventEmitter<CertificateManagerEvents> {
     e.inFlight = false;
     if (e.dropped) return;
     const frozen: IssuedIdentity = Object.freeze({
-      ...id, certChainPem: Object.freeze([...id.certChainPem]), trustBundlePem: Object.freeze([...id.trustBundlePem]),
+      ...id, certChainPem: Object.freeze([...id.certChainPem]) as string[], trustBundlePem: Object.freeze([...id.trustBundlePem]) as string[],
     });
     const previous = e.current;
     const now = this.now();
