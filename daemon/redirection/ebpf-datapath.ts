@@ -133,6 +133,9 @@ export class EbpfDatapath implements Datapath {
   async start(): Promise<void> {
     if (this.started) return;
     this.preflight();
+    // A first start that fails must leave nothing behind: everything under a pin root this
+    // call created is ours alone.
+    const createdPinRoot = !fs.existsSync(this.pinRoot);
     fs.mkdirSync(this.linksDir(), { recursive: true });
     fs.mkdirSync(this.podsDir(), { recursive: true });
     try {
@@ -161,6 +164,7 @@ export class EbpfDatapath implements Datapath {
         adopted.length > 0 ? 'datapath started, adopted pinned links' : 'datapath started');
     } catch (e) {
       this.releaseHandles();
+      if (createdPinRoot) fs.rmSync(this.pinRoot, { recursive: true, force: true });
       throw e;
     }
   }
