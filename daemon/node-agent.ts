@@ -96,6 +96,8 @@ export class NodeAgent {
       sourceErrors: this.sourceErrors,
       workloads: [...s.workloads.values()],
       services: [...s.services.values()].map((e) => ({ ...e, endpoints: e.endpoints.map((x) => ({ ...x, ports: Object.fromEntries(x.ports) })) })),
+      authorizationPolicies: s.authorizationPolicies,
+      peerAuthentications: s.peerAuthentications,
     };
   }
 
