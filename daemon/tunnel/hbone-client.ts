@@ -51,6 +51,10 @@ export interface HboneClientOptions {
   responseTimeoutMs?: number;
   /** A session with no streams closes after this long. */
   idleTimeoutMs?: number;
+  /** A session with streams but no frames for this long is PINGed (0: never)... */
+  keepaliveMs?: number;
+  /** ...and destroyed if the PING is not answered within this long. */
+  pingTimeoutMs?: number;
   verifyPeer?: PeerVerifier;
   now?: () => Date;
 }
@@ -58,6 +62,8 @@ export interface HboneClientOptions {
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_RESPONSE_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+export const DEFAULT_KEEPALIVE_MS = 30_000;
+export const DEFAULT_PING_TIMEOUT_MS = 10_000;
 
 export interface HboneClientStats {
   sessions: {
@@ -78,6 +84,8 @@ export class HboneClient {
   private readonly connectTimeoutMs: number;
   private readonly responseTimeoutMs: number;
   private readonly idleTimeoutMs: number;
+  private readonly keepaliveMs: number;
+  private readonly pingTimeoutMs: number;
   private readonly verifyPeer: PeerVerifier;
   private readonly now: () => Date;
   private readonly log: Logger;
@@ -93,6 +101,8 @@ export class HboneClient {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.responseTimeoutMs = opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.keepaliveMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    this.pingTimeoutMs = opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
     this.verifyPeer = opts.verifyPeer ?? defaultPeerVerifier;
     this.now = opts.now ?? (() => new Date());
   }
@@ -205,7 +215,10 @@ export class HboneClient {
 
   /** @internal */
   get config() {
-    return { tuning: this.tuning, connectTimeoutMs: this.connectTimeoutMs, idleTimeoutMs: this.idleTimeoutMs, verifyPeer: this.verifyPeer, now: this.now, log: this.log };
+    return {
+      tuning: this.tuning, connectTimeoutMs: this.connectTimeoutMs, idleTimeoutMs: this.idleTimeoutMs,
+      keepaliveMs: this.keepaliveMs, pingTimeoutMs: this.pingTimeoutMs, verifyPeer: this.verifyPeer, now: this.now, log: this.log,
+    };
   }
 
   private openStream(session: ClientSession, req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
@@ -434,6 +447,7 @@ class ClientSession {
       cfg.log.debug({ key: this.key, err: e.message }, 'HBONE session error');
     });
     h2.on('close', () => this.setState('closed'));
+    if (cfg.keepaliveMs > 0) this.keepalive(h2, cfg.keepaliveMs, cfg.pingTimeoutMs);
     // The server may refuse our certificate after our side of the TLS 1.3 handshake ended; the
     // alert then arrives as a socket error. Keep it so streams report the real reason.
     sock.on('error', (e) => { this.error ??= e; });
@@ -445,6 +459,29 @@ class ClientSession {
     }
     this.setState('ready');
     this.resolveReady();
+  }
+
+  /** A peer that vanished (node down, path black-holed) sends no RST; without PINGs its
+   * tunnels would hang until the kernel gives up on the TCP connection, many minutes later. */
+  private keepalive(h2: http2.ClientHttp2Session, everyMs: number, timeoutMs: number): void {
+    let pinging = false;
+    h2.setTimeout(everyMs, () => {
+      if (pinging || this.reserved === 0 || h2.destroyed) return;
+      pinging = true;
+      const timer = setTimeout(() => {
+        this.error ??= HboneErrors.NODEMESH_E_HBONE_STREAM({
+          authority: this.targetText, reason: `no answer to an HTTP/2 PING within ${timeoutMs} ms; the destination node or the network path to it is down`,
+        });
+        this.client.config.log.warn({ key: this.key }, 'HBONE session unresponsive; closing it and its tunnels');
+        h2.destroy();
+      }, timeoutMs);
+      timer.unref();
+      try {
+        h2.ping(() => { pinging = false; clearTimeout(timer); });
+      } catch {
+        clearTimeout(timer);
+      }
+    });
   }
 
   private fail(e: Error): void {

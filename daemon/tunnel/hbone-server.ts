@@ -321,7 +321,7 @@ export class HboneServer {
     s.streams.add(rec);
     this.counters.allowed++;
     stream.respond({ ':status': 200 });
-    const result = await spliceStreamSocket(stream, app);
+    const result = await spliceStreamSocket(stream, app, authority);
     this.streams.delete(rec);
     s.streams.delete(rec);
     const error = rec.closedReason === undefined ? result.error : undefined;
@@ -329,7 +329,7 @@ export class HboneServer {
       sourceId, sourceAddress: s.sourceAddress, destination: authority,
       verdict: rec.closedReason !== undefined ? 'deny' : error ? 'error' : 'allow',
       status: 200,
-      reason: rec.closedReason ?? (error ? `${result.failedSide === 'socket' ? 'app connection' : 'tunnel'} failed: ${error.message}` : 'allowed'),
+      reason: rec.closedReason ?? (error ? (result.failedSide === 'socket' ? `the app connection failed: ${error.message}` : error.message) : 'allowed'),
       bytesSent: app.bytesWritten, bytesReceived: app.bytesRead,
       openedAt, durationMs: this.now().getTime() - openedAt.getTime(),
       ...(error ? { error: error.message } : {}),

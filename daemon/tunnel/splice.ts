@@ -6,6 +6,7 @@
 // Buffers are handed through as they come: no copies, no per-chunk allocation here.
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
+import { HboneErrors } from '../errors';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CONNECT_ERROR, NGHTTP2_CANCEL } = http2.constants;
 
@@ -18,7 +19,8 @@ export interface SpliceResult {
   rstCode?: number;
 }
 
-export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket): Promise<SpliceResult> {
+/** `authority` names the tunnel in errors: a stream failure comes back as NODEMESH_E_HBONE_STREAM. */
+export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket, authority = 'the destination'): Promise<SpliceResult> {
   return new Promise((resolve) => {
     let error: Error | undefined;
     let failedSide: SpliceResult['failedSide'];
@@ -38,7 +40,7 @@ export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket
       if (!stream.destroyed && !stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
     });
     stream.on('error', (e) => {
-      if (!error) { error = e; failedSide = 'stream'; }
+      if (!error) { error = HboneErrors.NODEMESH_E_HBONE_STREAM({ authority, reason: e.message }, { cause: e }); failedSide = 'stream'; }
       socket.destroy();
     });
     stream.once('close', () => {
