@@ -2,6 +2,7 @@
 // object with named defaults. A bad value is an error naming the variable.
 import * as path from 'node:path';
 import { DaemonErrors } from './errors';
+import { IdentityClientConfig, loadIdentityClientConfig, trustDomainFrom } from './identity/identity-client-config';
 
 export interface NodeConfig {
   nodeName: string;
@@ -19,6 +20,10 @@ export interface NodeConfig {
   /** Extra unix socket serving the admin API (sandbox CLI; no network needed). */
   adminSocket: string | undefined;
   logLevel: string;
+  trustDomain: string;
+  /** How to reach nodemesh-identity; absent when NODEMESH_IDENTITY_ADDRESS is not set, and
+   * then meshed destinations are refused (no identity, no tunnel: fail closed). */
+  identity: Readonly<IdentityClientConfig> | undefined;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -79,5 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<NodeC
     readinessPort: port(env, 'NODEMESH_READINESS_PORT', DEFAULTS.readinessPort),
     adminSocket: env.NODEMESH_ADMIN_SOCKET || undefined,
     logLevel: env.NODEMESH_LOG_LEVEL || DEFAULTS.logLevel,
+    trustDomain: trustDomainFrom(env),
+    identity: env.NODEMESH_IDENTITY_ADDRESS ? loadIdentityClientConfig(env) : undefined,
   });
 }

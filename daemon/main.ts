@@ -11,6 +11,9 @@ import { NetnsSocketFactory } from './redirection/socket-factory';
 import { SandboxSource } from './sources/sandbox-source';
 import { detectCgroup2Root } from './redirection/cgroup';
 import { DaemonErrors, NodemeshError } from './errors';
+import { CertificateManager } from './identity/certificate-manager';
+import { IdentityClient } from './identity/identity-client';
+import { HboneClient } from './tunnel/hbone-client';
 
 async function main(): Promise<void> {
   const cfg = loadConfig();
@@ -23,8 +26,16 @@ async function main(): Promise<void> {
     objectDir: cfg.bpfObjectDir, pinRoot: cfg.bpfPinRoot, cgroupPath: cfg.cgroupPath ?? detectCgroup2Root(),
     excludeOutboundPorts: cfg.excludeOutboundPorts, logger: log.child({ component: 'datapath' }),
   });
+  let identities: CertificateManager | undefined;
+  let hbone: HboneClient | undefined;
+  if (cfg.identity) {
+    const idc = cfg.identity;
+    const client = IdentityClient.fromConfig(idc);
+    identities = new CertificateManager({ fetch: (id) => client.fetchIdentity(id, idc.certTtlSeconds), logger: log.child({ component: 'certificates' }) });
+    hbone = new HboneClient({ log: log.child({ component: 'hbone-client' }) });
+  }
   const agent = new NodeAgent(cfg, {
-    datapath, sockets: new NetnsSocketFactory(native), source: new SandboxSource(cfg.source.objectsDir), log,
+    datapath, sockets: new NetnsSocketFactory(native), source: new SandboxSource(cfg.source.objectsDir), log, identities, hbone,
   });
   if (process.argv.includes('--uninstall')) {
     await datapath.start();

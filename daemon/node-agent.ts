@@ -1,6 +1,6 @@
-// The node agent: wires the state source, the snapshot, enrolment, the per-pod handlers and
-// the admin servers. I/O comes in through injected dependencies (datapath, socket factory,
-// source), so tests run it with in-memory ones.
+// The node agent: wires the state source, the snapshot, enrolment, certificates, the
+// per-pod handlers and the admin servers. I/O comes in through injected dependencies
+// (datapath, socket factory, source, identity), so tests run it with in-memory ones.
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { NodeConfig } from './config';
@@ -10,16 +10,31 @@ import type { StateSource, SourceUpdate } from './sources/source';
 import { EMPTY_SNAPSHOT, Snapshot, buildSnapshot } from './state/snapshot';
 import { EnrolmentController } from './redirection/enrolment';
 import { ConnectionTable } from './proxy/connection-table';
-import { handleOutbound } from './proxy/outbound';
+import { handleOutbound, IdentitySource, ProxyDeps } from './proxy/outbound';
 import { handleInboundPlaintext } from './proxy/inbound-plaintext';
+import { HboneInbound } from './proxy/inbound-hbone';
+import { OpenInboundSet } from './proxy/open-inbound';
+import { PowerOfTwoChoices } from './routing/balancer';
 import { startAdminServers } from './admin/admin-server';
 import { NodeMetrics } from './metrics';
+import type { HboneClient } from './tunnel/hbone-client';
+import type { WorkloadIdentityKey, IdentityStatus } from './identity/certificate-manager';
+
+/** What the agent needs of the certificate manager. */
+export interface NodeIdentities extends IdentitySource {
+  ensure(ids: readonly WorkloadIdentityKey[]): unknown;
+  status(): IdentityStatus[];
+  stop(): void;
+}
 
 export interface NodeAgentDeps {
   datapath: Datapath;
   sockets: SocketFactory;
   source: StateSource;
   log: Logger;
+  /** Certificates and the tunnel; without them meshed destinations are refused. */
+  identities?: NodeIdentities;
+  hbone?: HboneClient;
 }
 
 export class NodeAgent {
@@ -28,6 +43,8 @@ export class NodeAgent {
   private readonly metrics = new NodeMetrics();
   readonly connections: ConnectionTable;
   readonly enrolment: EnrolmentController;
+  private readonly openInbound = new OpenInboundSet();
+  private readonly hboneInbound: HboneInbound | undefined;
   private servers: http.Server[] = [];
   private ready = false;
   private resync: NodeJS.Timeout | undefined;
@@ -35,38 +52,51 @@ export class NodeAgent {
   constructor(private readonly cfg: Readonly<NodeConfig>, private readonly deps: NodeAgentDeps) {
     this.connections = new ConnectionTable(deps.log.child({ component: 'connections' }),
       { opened: (r) => this.metrics.opened(r), closed: (r) => this.metrics.closed(r) });
-    const handlerDeps = { datapath: deps.datapath, sockets: deps.sockets, snapshot: () => this.snapshot, connections: this.connections, log: deps.log };
+    const proxy: ProxyDeps = {
+      node: cfg.nodeName, trustDomain: cfg.trustDomain, datapath: deps.datapath, sockets: deps.sockets,
+      snapshot: () => this.snapshot, connections: this.connections, log: deps.log.child({ component: 'proxy' }),
+      picker: new PowerOfTwoChoices(), identities: deps.identities, hbone: deps.hbone,
+      localPod: (uid) => this.enrolment.podByUid(uid), openInbound: this.openInbound,
+    };
+    if (deps.identities) {
+      this.hboneInbound = new HboneInbound({
+        trustDomain: cfg.trustDomain, identities: deps.identities, sockets: deps.sockets, snapshot: () => this.snapshot,
+        connections: this.connections, log: deps.log.child({ component: 'hbone-server' }),
+      });
+    }
     this.enrolment = new EnrolmentController({
       node: cfg.nodeName, datapath: deps.datapath, sockets: deps.sockets, log: deps.log.child({ component: 'enrolment' }),
       handlers: {
-        outbound: (pod, s) => handleOutbound(handlerDeps, pod, s),
-        inboundPlaintext: (pod, s) => handleInboundPlaintext(handlerDeps, pod, s),
+        outbound: (pod, s) => handleOutbound(proxy, pod, s),
+        inboundPlaintext: (pod, s) => handleInboundPlaintext(proxy, pod, s),
         inboundHbone: (pod, s) => {
-          // The HBONE server arrives with the tunnel; until then nothing is accepted here.
-          deps.log.warn({ pod: `${pod.workload.namespace}/${pod.workload.name}`, from: s.remoteAddress }, 'HBONE connection refused: the tunnel is not enabled in this build');
+          if (this.hboneInbound) return this.hboneInbound.handle(pod, s);
+          deps.log.warn({ pod: `${pod.workload.namespace}/${pod.workload.name}`, from: s.remoteAddress }, 'HBONE connection refused: no identity service configured on this node');
           s.destroy();
         },
       },
     });
+    this.metrics.certificates = () => deps.identities?.status() ?? [];
   }
 
   currentSnapshot(): Snapshot { return this.snapshot; }
 
   async start(): Promise<void> {
     await this.deps.datapath.start();
+    if (!this.deps.identities) this.deps.log.warn('no identity service configured (NODEMESH_IDENTITY_ADDRESS): connections to meshed pods are refused');
     let version = 0;
     let first: Promise<void> | undefined;
     await this.deps.source.start((u) => {
       this.sourceErrors = u.errors;
       for (const e of u.errors) this.deps.log.warn({ object: e.object, error: e.error }, 'object ignored: cannot be read');
       this.snapshot = buildSnapshot(u.resources, ++version);
-      const p = this.enrolment.reconcile(this.snapshot).then(() => this.updateGauges());
+      const p = this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
       first ??= p;
     });
     await first;
     // Pods that failed to enrol (namespace not there yet, transient errors) are retried.
     this.resync = setInterval(() => {
-      if (this.enrolment.status().failed.length > 0) void this.enrolment.reconcile(this.snapshot).then(() => this.updateGauges());
+      if (this.enrolment.status().failed.length > 0) void this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
     }, 2000);
     this.resync.unref();
     this.servers = await startAdminServers(this.cfg, {
@@ -76,6 +106,8 @@ export class NodeAgent {
         '/debug/connections': () => this.connections.list(),
         '/debug/datapath': () => this.deps.datapath.status(),
         '/debug/snapshot': () => this.snapshotSummary(),
+        '/debug/certificates': () => ({ trustDomain: this.cfg.trustDomain, identities: this.deps.identities?.status() ?? [] }),
+        '/debug/pools': () => ({ client: this.deps.hbone?.stats() ?? null, servers: this.hboneInbound?.stats() ?? [] }),
         '/debug/config': () => this.cfg,
       },
     }, this.metrics.registry);
@@ -83,7 +115,28 @@ export class NodeAgent {
     this.deps.log.info({ node: this.cfg.nodeName, source: this.deps.source.name }, 'nodemesh-node ready');
   }
 
-  private updateGauges(): void {
+  /** After enrolment caught up with a snapshot: certificates for the enrolled pods' service
+   * accounts, an HBONE server per enrolled pod, and open connections re-checked against the
+   * policies now in force. */
+  private afterReconcile(): void {
+    const pods = this.enrolment.enrolledPods();
+    const seen = new Set<string>();
+    const ids: WorkloadIdentityKey[] = [];
+    for (const p of pods) {
+      const key = `${p.workload.namespace}/${p.workload.serviceAccount}`;
+      if (!seen.has(key)) { seen.add(key); ids.push({ namespace: p.workload.namespace, serviceAccount: p.workload.serviceAccount }); }
+    }
+    this.deps.identities?.ensure(ids);
+    if (this.hboneInbound) {
+      const live = new Set(pods.map((p) => p.workload.uid));
+      for (const p of pods) this.hboneInbound.ensure(p);
+      for (const uid of this.hboneInbound.uids()) if (!live.has(uid)) void this.hboneInbound.remove(uid);
+    }
+    const closed = this.openInbound.recheck(this.snapshot) + (this.hboneInbound?.recheck(this.snapshot) ?? 0);
+    if (closed > 0) {
+      this.metrics.policyClosed.inc(closed);
+      this.deps.log.info({ closed, snapshot: this.snapshot.version }, 'closed open connections the new policies refuse');
+    }
     const st = this.enrolment.status();
     this.metrics.enrolledPods.set(st.pods.filter((p) => p.enrolled).length);
     this.metrics.enrolFailures.set(st.failed.length);
@@ -108,6 +161,9 @@ export class NodeAgent {
     if (this.resync) clearInterval(this.resync);
     this.deps.source.stop();
     for (const s of this.servers) s.close();
+    await this.hboneInbound?.close();
+    await this.deps.hbone?.close();
+    this.deps.identities?.stop();
     await this.enrolment.stop();
     await this.deps.datapath.stop(opts);
   }

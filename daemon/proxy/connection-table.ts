@@ -18,6 +18,11 @@ export interface ConnectionRecord {
   originalDestination: Peer;
   /** Where the daemon actually connected, when it did. */
   upstream?: string;
+  /** How the bytes travelled: mTLS tunnel, same-node path, or plain TCP. */
+  path?: 'hbone' | 'local' | 'passthrough';
+  /** SPIFFE IDs of both ends where the mesh knows them. */
+  sourceIdentity?: string;
+  destinationIdentity?: string;
   verdict: 'allow' | 'deny' | 'error';
   reason: string;
   state: 'open' | 'closed';
@@ -59,6 +64,15 @@ export class ConnectionTable {
     if (this.closed.length > this.keepClosed) this.closed.splice(0, this.closed.length - this.keepClosed);
     this.hooks.closed?.(rec);
     this.log.info({ connection: rec }, `${rec.direction} ${rec.source.address} -> ${rec.originalDestination.address} ${rec.verdict}`);
+  }
+
+  /** A connection that is reported only once it is over (e.g. inbound HBONE streams). */
+  addFinished(r: Omit<ConnectionRecord, 'id' | 'state' | 'openedAt' | 'bytesSent' | 'bytesReceived'>,
+    bytes: { sent: number; received: number }, openedAt: Date, error?: Error): ConnectionRecord {
+    const rec = this.add(r);
+    rec.openedAt = openedAt.toISOString();
+    this.close(rec, bytes, error);
+    return rec;
   }
 
   list(): { open: ConnectionRecord[]; closed: ConnectionRecord[] } {

@@ -1,40 +1,55 @@
 // The inbound plaintext listener's handler (15006 inside each enrolled pod): connections
 // that reached the pod without HBONE, steered here by sk_lookup. The local address of the
-// accepted socket is the original destination. The daemon connects to the app from
-// 127.0.0.6, which the steering program lets through, and splices.
-// (PeerAuthentication STRICT/PERMISSIVE is decided here once the tunnel lands.)
+// accepted socket is the original destination. PeerAuthentication decides whether plaintext
+// is accepted at all (STRICT: no; PERMISSIVE: yes, as an unauthenticated peer), then
+// AuthorizationPolicy. Allowed connections reach the app from 127.0.0.6, which the steering
+// program lets through.
 import type * as net from 'node:net';
 import { INBOUND_PASSTHROUGH_SOURCE_V4, MESH_PORTS } from '../redirection/datapath';
-import type { ConnectionTable } from './connection-table';
-import type { OutboundDeps, PodContext } from './outbound';
+import { inboundVerdict } from '../policy/inbound';
+import { workloadRef } from '../routing/decide';
+import { formatAuthority } from '../tunnel/authority';
+import type { PodContext, ProxyDeps } from './outbound';
 import { pipeBoth } from './pipe';
+import { whenConnected } from './connect';
 
 const MESH = new Set<number>(Object.values(MESH_PORTS));
+const bare = (ip: string) => (ip.startsWith('::ffff:') ? ip.slice(7) : ip);
 
-export function handleInboundPlaintext(deps: Pick<OutboundDeps, 'sockets' | 'snapshot' | 'log'> & { connections: ConnectionTable }, pod: PodContext, client: net.Socket): void {
-  const w = pod.workload;
-  const podRef = { uid: w.uid, namespace: w.namespace, name: w.name };
-  const srcIP = client.remoteAddress ?? '';
-  const from = deps.snapshot().workloadsByIP.get(srcIP);
-  const source = { address: `${srcIP}:${client.remotePort}`, workload: from && { uid: from.uid, namespace: from.namespace, name: from.name } };
-  const dstIP = client.localAddress ?? '';
+export function handleInboundPlaintext(deps: Pick<ProxyDeps, 'sockets' | 'snapshot' | 'log' | 'connections' | 'openInbound'>, pod: PodContext, client: net.Socket): void {
+  client.on('error', () => undefined);
+  const snapshot = deps.snapshot();
+  const w = snapshot.workloads.get(pod.workload.uid) ?? pod.workload;
+  const podRef = workloadRef(w);
+  const srcIP = bare(client.remoteAddress ?? '');
+  const from = snapshot.workloadsByIP.get(srcIP);
+  const source = { address: formatAuthority(srcIP, client.remotePort ?? 0), workload: from && workloadRef(from) };
+  const dstIP = bare(client.localAddress ?? '');
   const dstPort = client.localPort ?? 0;
-  const original = `${dstIP}:${dstPort}`;
-  if (MESH.has(dstPort) || !w.ips.includes(dstIP)) {
-    const rec = deps.connections.add({ direction: 'inbound-plaintext', pod: podRef, source, originalDestination: { address: original, workload: podRef }, verdict: 'deny', reason: 'destination is not an app port of this pod' });
+  const originalDestination = { address: formatAuthority(dstIP, dstPort), workload: podRef };
+  const deny = (reason: string) => {
+    const rec = deps.connections.add({ direction: 'inbound-plaintext', pod: podRef, source, originalDestination, verdict: 'deny', reason });
     client.destroy();
     deps.connections.close(rec, { sent: 0, received: 0 });
-    return;
-  }
+  };
+  if (MESH.has(dstPort) || !w.ips.includes(dstIP)) return deny('destination is not an app port of this pod');
+  const subject = { ip: srcIP };
+  const v = inboundVerdict(snapshot, w, subject, dstPort);
+  if (!v.allow) return deny(`${v.reason}: ${v.message}`);
+
   const rec = deps.connections.add({
-    direction: 'inbound-plaintext', pod: podRef, source, originalDestination: { address: original, workload: podRef },
-    upstream: original, verdict: 'allow', reason: 'plaintext inbound (no peer authentication yet)',
+    direction: 'inbound-plaintext', pod: podRef, source, originalDestination, upstream: originalDestination.address, path: 'passthrough',
+    verdict: 'allow', reason: `plaintext accepted (PeerAuthentication ${v.mode}${v.policy ? `, AuthorizationPolicy ${v.policy}` : ''})`,
   });
   client.pause();
+  let closedBy: string | undefined;
   const app = deps.sockets.connect(pod.netnsPath, { family: 4, host: dstIP, port: dstPort, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 });
-  app.once('connect', () => client.resume());
+  const forget = deps.openInbound.add({ destinationUid: w.uid, subject, port: dstPort, close: (why) => { closedBy = why; client.destroy(); app.destroy(); } });
+  whenConnected(app, 5_000, originalDestination.address).then(() => client.resume(), () => undefined);
   void pipeBoth(client, app).then(({ error }) => {
-    if (error && !app.bytesWritten && !app.bytesRead) rec.verdict = 'error';
+    forget();
+    if (closedBy) { rec.verdict = 'deny'; rec.reason = `closed: ${closedBy}`; }
+    else if (error && !app.bytesWritten && !app.bytesRead) rec.verdict = 'error';
     deps.connections.close(rec, { sent: client.bytesRead, received: client.bytesWritten }, error);
   });
 }

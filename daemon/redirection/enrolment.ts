@@ -65,6 +65,10 @@ export class EnrolmentController {
     return this.running;
   }
 
+  enrolledPods(): PodContext[] {
+    return [...this.pods.values()].map((p) => p.ctx);
+  }
+
   podByUid(uid: string): PodContext | undefined {
     return this.pods.get(uid)?.ctx;
   }

@@ -1,42 +1,84 @@
 // The outbound routing decision: pure, synchronous, table-tested (decide.test.ts). It turns
-// (source workload, original destination, snapshot) into what the tunnel should do.
+// (source workload, original destination, snapshot) into what the tunnel should do, as
+// ztunnel's build_request does. Service VIPs are balanced here, through the injected picker.
 import type { SocketAddress } from '../redirection/datapath';
-import type { ServiceEntry, Snapshot, Workload } from '../state/snapshot';
-
-export type Decision =
-  /** Forward plain TCP to `target` from the source pod's namespace (un-meshed destination). */
-  | { kind: 'passthrough'; target: SocketAddress; service?: ServiceRef; destinationWorkload?: WorkloadRef; reason: string }
-  /** Refuse the connection (fail closed). */
-  | { kind: 'deny'; reason: DenyReason; message: string };
-
-export type DenyReason = 'no-endpoints' | 'unknown-service-port' | 'mesh-port';
+import type { Endpoint, ServiceEntry, Snapshot, Workload } from '../state/snapshot';
+import type { EndpointPicker } from './balancer';
 
 export interface ServiceRef { namespace: string; name: string }
 export interface WorkloadRef { uid: string; namespace: string; name: string }
 
-const ref = (w: Workload): WorkloadRef => ({ uid: w.uid, namespace: w.namespace, name: w.name });
-const svcRef = (s: ServiceEntry): ServiceRef => ({ namespace: s.namespace, name: s.name });
+export type Decision =
+  /** Mutual-TLS tunnel (HTTP/2 CONNECT) to the destination pod's HBONE port on another node. */
+  | {
+    kind: 'hbone';
+    /** Where the HBONE connection goes: podIP:15008. */
+    target: SocketAddress;
+    /** The real destination, sent as :authority. */
+    authority: SocketAddress;
+    destination: Workload;
+    /** SPIFFE IDs the destination may present (from its service account). */
+    expectedServerIds: string[];
+    service?: ServiceRef;
+  }
+  /** Destination pod enrolled on this same node: no network, same policy checks. */
+  | { kind: 'local'; authority: SocketAddress; destination: Workload; service?: ServiceRef }
+  /** Plain TCP from the source pod's namespace (destination outside the mesh). */
+  | { kind: 'passthrough'; target: SocketAddress; destination?: Workload; service?: ServiceRef; reason: string }
+  /** Refuse the connection (fail closed). */
+  | { kind: 'deny'; reason: DenyReason; message: string; service?: ServiceRef };
 
+export type DenyReason = 'no-endpoints' | 'unknown-service-port' | 'mesh-port' | 'no-healthy-endpoint';
+
+export interface DecideContext {
+  /** This daemon's node: destinations here take the local path. */
+  node: string;
+  trustDomain: string;
+  picker: EndpointPicker;
+  /** Endpoints (ip:port) that already failed for this connection: a retry avoids them. */
+  exclude?: ReadonlySet<string>;
+}
+
+export const HBONE_PORT = 15008;
 /** Ports the mesh owns: an app never connects to them through the mesh. */
-const MESH_PORTS = new Set([15001, 15006, 15008]);
+const MESH_PORTS = new Set([15001, 15006, HBONE_PORT]);
 
-export function decide(snapshot: Snapshot, _source: Workload, dst: SocketAddress): Decision {
+export const spiffeIdOf = (td: string, w: Pick<Workload, 'namespace' | 'serviceAccount'>) => `spiffe://${td}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+const svcRef = (s: ServiceEntry): ServiceRef => ({ namespace: s.namespace, name: s.name });
+export const workloadRef = (w: Workload): WorkloadRef => ({ uid: w.uid, namespace: w.namespace, name: w.name });
+
+function toWorkload(source: Workload, dst: SocketAddress, w: Workload | undefined, ctx: DecideContext, service?: ServiceRef): Decision {
+  if (!w || !w.enrolled) {
+    return { kind: 'passthrough', target: dst, destination: w, service, reason: w ? 'destination pod is not in the mesh' : 'destination outside the mesh' };
+  }
+  if (w.node === ctx.node && source.node === ctx.node) return { kind: 'local', authority: dst, destination: w, service };
+  return {
+    kind: 'hbone', target: { family: dst.family, address: dst.address, port: HBONE_PORT }, authority: dst, destination: w,
+    expectedServerIds: [spiffeIdOf(ctx.trustDomain, w)], service,
+  };
+}
+
+export function decide(snapshot: Snapshot, source: Workload, dst: SocketAddress, ctx: DecideContext): Decision {
   if (MESH_PORTS.has(dst.port)) {
     return { kind: 'deny', reason: 'mesh-port', message: `port ${dst.port} is reserved for the mesh` };
   }
   const svc = snapshot.servicesByVIP.get(dst.address);
   if (svc) {
+    const service = svcRef(svc);
     if (!svc.ports.some((p) => p.port === dst.port)) {
-      return { kind: 'deny', reason: 'unknown-service-port', message: `service ${svc.namespace}/${svc.name} has no port ${dst.port}` };
+      return { kind: 'deny', reason: 'unknown-service-port', message: `service ${svc.namespace}/${svc.name} has no port ${dst.port}`, service };
     }
-    if (svc.endpoints.length === 0) {
-      return { kind: 'deny', reason: 'no-endpoints', message: `service ${svc.namespace}/${svc.name} has no ready endpoints` };
+    const ready = svc.endpoints.filter((e: Endpoint) => e.ports.has(dst.port));
+    if (ready.length === 0) {
+      return { kind: 'deny', reason: 'no-endpoints', message: `service ${svc.namespace}/${svc.name} has no ready endpoints for port ${dst.port}`, service };
     }
-    // Until the HBONE tunnel lands, the VIP is forwarded as is and the node's service proxy
-    // picks the endpoint; the tunnel will balance here itself.
-    return { kind: 'passthrough', target: dst, service: svcRef(svc), reason: 'service VIP, plain TCP (no tunnel yet)' };
+    const left = ctx.exclude ? ready.filter((e) => !ctx.exclude!.has(`${e.ip}:${e.ports.get(dst.port)}`)) : ready;
+    const ep = ctx.picker.pick(left);
+    if (!ep) {
+      return { kind: 'deny', reason: 'no-healthy-endpoint', message: `every endpoint of service ${svc.namespace}/${svc.name} failed for this connection`, service };
+    }
+    const target: SocketAddress = { family: dst.family, address: ep.ip, port: ep.ports.get(dst.port)! };
+    return toWorkload(source, target, snapshot.workloads.get(ep.workloadUid), ctx, service);
   }
-  const w = snapshot.workloadsByIP.get(dst.address);
-  if (w) return { kind: 'passthrough', target: dst, destinationWorkload: ref(w), reason: 'pod IP, plain TCP (no tunnel yet)' };
-  return { kind: 'passthrough', target: dst, reason: 'destination outside the mesh' };
+  return toWorkload(source, dst, snapshot.workloadsByIP.get(dst.address), ctx);
 }

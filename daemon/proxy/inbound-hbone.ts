@@ -1,0 +1,112 @@
+// HBONE servers of the enrolled pods on this node: one HboneServer per pod (its identity is
+// the pod's service account certificate), created once that certificate is at hand. Until
+// then connections to the pod's 15008 are refused. Policy changes close streams that are no
+// longer allowed.
+import type * as net from 'node:net';
+import type { Logger } from 'pino';
+import { HboneServer, type HboneConnectionEvent } from '../tunnel/hbone-server';
+import type { IssuedIdentity } from '../tunnel/tls-identity';
+import { INBOUND_PASSTHROUGH_SOURCE_V4 } from '../redirection/datapath';
+import type { SocketFactory } from '../redirection/socket-factory';
+import { inboundVerdict } from '../policy/inbound';
+import { workloadRef } from '../routing/decide';
+import type { Snapshot } from '../state/snapshot';
+import type { ConnectionTable } from './connection-table';
+import type { IdentitySource, PodContext } from './outbound';
+
+interface Entry { ctx: PodContext; server?: HboneServer; pending?: Promise<void>; removed?: boolean }
+
+export class HboneInbound {
+  private readonly pods = new Map<string, Entry>();
+
+  constructor(private readonly deps: {
+    trustDomain: string; identities: IdentitySource; sockets: SocketFactory; snapshot: () => Snapshot;
+    connections: ConnectionTable; log: Logger;
+  }) {}
+
+  /** Makes sure this pod has (or will have, once its certificate arrives) an HBONE server. */
+  ensure(ctx: PodContext): void {
+    const cur = this.pods.get(ctx.workload.uid);
+    if (cur) { cur.ctx = ctx; return; }
+    const e: Entry = { ctx };
+    this.pods.set(ctx.workload.uid, e);
+    const w = ctx.workload;
+    e.pending = this.deps.identities.whenReady(w.namespace, w.serviceAccount).then((first) => {
+      if (e.removed) return;
+      e.server = this.createServer(e, first);
+      this.deps.log.info({ pod: `${w.namespace}/${w.name}` }, 'HBONE server ready');
+    }, (err: Error) => this.deps.log.error({ pod: `${w.namespace}/${w.name}`, err }, 'no certificate for the pod; HBONE to it is refused'));
+  }
+
+  handle(ctx: PodContext, socket: net.Socket): void {
+    const server = this.pods.get(ctx.workload.uid)?.server;
+    if (!server) {
+      this.deps.log.warn({ pod: `${ctx.workload.namespace}/${ctx.workload.name}`, from: socket.remoteAddress }, 'HBONE connection refused: the pod has no certificate yet');
+      socket.destroy();
+      return;
+    }
+    server.handle(socket);
+  }
+
+  async remove(uid: string): Promise<void> {
+    const e = this.pods.get(uid);
+    if (!e) return;
+    e.removed = true;
+    this.pods.delete(uid);
+    await e.server?.close({ timeoutMs: 2000 });
+  }
+
+  uids(): string[] { return [...this.pods.keys()]; }
+
+  /** Closes open streams the new policies refuse; returns how many. */
+  recheck(s: Snapshot): number {
+    let n = 0;
+    for (const e of this.pods.values()) {
+      const dest = s.workloads.get(e.ctx.workload.uid);
+      if (!e.server || !dest) continue;
+      n += e.server.closeStreamsWhere((c) => !inboundVerdict(s, dest, { principal: c.sourceId, ip: c.sourceAddress }, c.destination.port).allow);
+    }
+    return n;
+  }
+
+  stats() {
+    return [...this.pods.values()].map((e) => ({ pod: `${e.ctx.workload.namespace}/${e.ctx.workload.name}`, ready: !!e.server, ...(e.server?.stats() ?? {}) }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pods.keys()].map((uid) => this.remove(uid)));
+  }
+
+  private createServer(e: Entry, first: IssuedIdentity): HboneServer {
+    const w = e.ctx.workload;
+    let last = first;
+    return new HboneServer({
+      identity: () => { last = this.deps.identities.get(w.namespace, w.serviceAccount) ?? last; return last; },
+      trustDomain: this.deps.trustDomain,
+      podIPs: [...w.ips],
+      log: this.deps.log.child({ pod: `${w.namespace}/${w.name}` }),
+      authorize: (c) => {
+        const s = this.deps.snapshot();
+        const dest = s.workloads.get(w.uid) ?? w;
+        const v = inboundVerdict(s, dest, { principal: c.sourceId, ip: c.sourceAddress }, c.destination.port);
+        return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}` };
+      },
+      connectApp: (port) => this.deps.sockets.connect(e.ctx.netnsPath, { family: 4, host: w.ips[0], port, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 }),
+      onConnection: (ev) => this.record(e.ctx, ev),
+    });
+  }
+
+  private record(ctx: PodContext, ev: HboneConnectionEvent): void {
+    const s = this.deps.snapshot();
+    const from = s.workloadsByIP.get(ev.sourceAddress);
+    const podRef = workloadRef(ctx.workload);
+    this.deps.connections.addFinished({
+      direction: 'inbound-hbone', pod: podRef,
+      source: { address: ev.sourceAddress, workload: from && workloadRef(from) },
+      originalDestination: { address: ev.destination ?? '-', workload: podRef },
+      upstream: ev.destination, path: 'hbone', sourceIdentity: ev.sourceId,
+      destinationIdentity: `spiffe://${this.deps.trustDomain}/ns/${ctx.workload.namespace}/sa/${ctx.workload.serviceAccount}`,
+      verdict: ev.verdict, reason: ev.reason,
+    }, { sent: ev.bytesSent, received: ev.bytesReceived }, ev.openedAt, ev.error ? new Error(ev.error) : undefined);
+  }
+}
