@@ -77,6 +77,8 @@ export class LoopbackSocketFactory implements SocketFactory {
 
   connect(netnsPath: string, opts: ConnectOptions): net.Socket {
     void netnsPath;
+    // Tests run in the host namespace: never let a pod address leak out as real traffic.
+    if (!/^(127\.|::1$|::ffff:127\.)/.test(opts.host)) throw new Error(`LoopbackSocketFactory refuses ${opts.host}: only loopback addresses in tests`);
     return net.connect({ port: opts.port, host: opts.host, allowHalfOpen: true });
   }
 
