@@ -257,11 +257,12 @@ export class HboneClient {
         stream.close(NGHTTP2_CANCEL);
         reject(mapStatus(status, req.authority, reason));
       };
-      const onError = (e: Error) => { finish(); reject(mapStreamError(e, req.authority, session)); };
+      // Raw errors: connect() decides whether to retry, then maps them.
+      const onError = (e: Error) => { finish(); reject(e); };
       const onClose = () => {
         finish();
         const e = Object.assign(new Error(`stream closed before a response (RST_STREAM code ${stream.rstCode})`), { rstCode: stream.rstCode });
-        reject(session.error ? mapStreamError(session.error, req.authority, session) : e);
+        reject(session.error ?? e);
       };
       stream.once('response', onResponse);
       stream.once('error', onError);

@@ -3,6 +3,7 @@
 // and a destination shutting down (GOAWAY) lets open tunnels finish.
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import type * as net from 'node:net';
 import { MeshCA, verifyPeerChain } from '../identity/ca';
@@ -10,7 +11,7 @@ import { NodemeshError } from '../errors';
 import {
   Destination, closeServer, delay, echoApp, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
 } from './hbone-test-kit';
-import type { IssuedIdentity } from './tls-identity';
+import { IssuedIdentity, secureContextOptions } from './tls-identity';
 
 let ca: MeshCA;
 let clientId: IssuedIdentity;
@@ -179,5 +180,36 @@ test('a destination that stops answering is detected by PING and its tunnels fai
     await client.close({ force: true });
     for (const s of relayed) s.destroy();
     await closeServer(relay);
+  }
+});
+
+test('a CONNECT refused by a GOAWAY race is retried once on a new session', { timeout: 20_000 }, async () => {
+  // A bare HTTP/2 server with the destination's certificate: it answers the first stream of
+  // each session, and answers the second with GOAWAY(last stream = 1), as a server that
+  // starts draining just as our request goes out would.
+  const h2 = http2.createSecureServer({ ...secureContextOptions(serverId), requestCert: true, rejectUnauthorized: true });
+  h2.on('session', (session) => {
+    session.on('error', () => undefined);
+    let n = 0;
+    session.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      if (++n === 1) { stream.respond({ ':status': 200 }); stream.end(); return; }
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, 1);
+    });
+  });
+  const raw: net.Socket[] = [];
+  const listener = await listen((s) => { raw.push(s); h2.emit('connection', s); });
+  const { client } = newClient();
+  try {
+    const first = await client.connect(request(clientId, { hbonePort: portOf(listener) }, 80, [serverId.spiffeId]));
+    first.resume();
+    const second = await client.connect(request(clientId, { hbonePort: portOf(listener) }, 80, [serverId.spiffeId]));
+    second.resume();
+    assert.equal(client.stats().totals.sessionsOpened, 2, 'the retry went to a fresh session');
+    assert.equal(client.stats().totals.streamFailures, 0);
+  } finally {
+    await client.close({ force: true });
+    for (const s of raw) s.destroy();
+    await closeServer(listener);
   }
 });

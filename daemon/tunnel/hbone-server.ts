@@ -156,7 +156,14 @@ export class HboneServer {
     if (this.closing) { socket.destroy(); return; }
     this.counters.connections++;
     socket.setNoDelay(true);
-    this.refreshIdentity();
+    try {
+      this.refreshIdentity();
+    } catch (e) {
+      // No usable certificate (not issued yet, or unparsable): refuse rather than serve with a stale one blindly.
+      this.log.error({ err: (e as Error).message, peer: peerOf(socket) }, 'HBONE connection refused: this pod has no usable certificate');
+      socket.destroy();
+      return;
+    }
     this.server.emit('connection', socket);
   }
 

@@ -100,6 +100,23 @@ test('a client without a certificate is refused', { timeout: 20_000 }, async () 
   assert.match(refusals(from).join('\n'), /no client certificate/);
 });
 
+test('TLS 1.2 is refused, even with a valid client certificate', { timeout: 20_000 }, async () => {
+  const from = dst.sink.lines.length;
+  const sock = tls.connect({
+    host: LOOPBACK, port: dst.hbonePort, key: clientId.keyPem, cert: clientId.certChainPem.join('\n'), ca: clientId.trustBundlePem,
+    ALPNProtocols: ['h2'], checkServerIdentity: () => undefined, maxVersion: 'TLSv1.2',
+  });
+  const outcome = await new Promise<string>((resolve) => {
+    sock.on('error', (e: Error & { code?: string }) => resolve(`error ${e.code ?? e.message}`));
+    sock.on('secureConnect', () => resolve('connected'));
+    sock.on('close', () => resolve('closed'));
+  });
+  sock.destroy();
+  assert.match(outcome, /^error .*(PROTOCOL_VERSION|VERSION)/);
+  await waitFor(() => refusals(from).length > 0, 3000, 'a server log line');
+  assert.match(refusals(from).join('\n'), /older than 1\.3|no TLS version we accept/);
+});
+
 test('non-TLS bytes and a garbled HTTP/2 preface close only that connection', { timeout: 20_000 }, async () => {
   const { client } = newClient();
   try {
