@@ -96,7 +96,11 @@ async function runRole(msg: RoleMessage): Promise<number> {
 
 // --- load generator ---------------------------------------------------------------------
 
-interface Result { requests: number; errors: number; seconds: number; rps: number; p50: number; p99: number }
+interface Result {
+  requests: number; errors: number; seconds: number; rps: number; p50: number; p99: number;
+  /** CPU the two proxy processes spent per request (µs): efficiency, less sensitive to a busy machine. */
+  proxyCpuUsPerRequest?: number;
+}
 
 function percentile(sorted: Float64Array, p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
@@ -175,6 +179,19 @@ async function load(port: number, a: Args): Promise<Result> {
 
 const children: ChildProcess[] = [];
 
+/** CPU time (user+system, µs) a role process has used so far. */
+function cpuOf(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    const onMsg = (m: { cpu?: number }) => { if (m.cpu !== undefined) { child.off('message', onMsg); resolve(m.cpu); } };
+    child.on('message', onMsg);
+    child.send({ cmd: 'cpu' });
+  });
+}
+
+async function proxyCpu(procs: ChildProcess[]): Promise<number> {
+  return (await Promise.all(procs.map(cpuOf))).reduce((x, y) => x + y, 0);
+}
+
 function spawnRole(msg: RoleMessage): Promise<number> {
   // HBONE_BENCH_PROF=<dir> writes a CPU profile per role process into <dir>.
   const prof = process.env.HBONE_BENCH_PROF;
@@ -198,7 +215,8 @@ async function issue(ca: MeshCA, ns: string, sa: string): Promise<IssuedIdentity
 }
 
 function fmt(r: Result): string {
-  return `${r.rps.toFixed(0).padStart(8)} req/s  p50 ${r.p50.toFixed(3).padStart(7)} ms  p99 ${r.p99.toFixed(3).padStart(7)} ms  (${r.requests} requests, ${r.errors} errors, ${r.seconds.toFixed(1)} s)`;
+  const cpu = r.proxyCpuUsPerRequest === undefined ? '' : `  proxy CPU ${r.proxyCpuUsPerRequest.toFixed(1).padStart(6)} µs/req`;
+  return `${r.rps.toFixed(0).padStart(8)} req/s  p50 ${r.p50.toFixed(3).padStart(7)} ms  p99 ${r.p99.toFixed(3).padStart(7)} ms${cpu}  (${r.requests} requests, ${r.errors} errors, ${r.seconds.toFixed(1)} s)`;
 }
 
 async function main(): Promise<void> {
@@ -210,21 +228,25 @@ async function main(): Promise<void> {
   const appPort = await spawnRole({ role: 'echo' });
   const tcpDst = await spawnRole({ role: 'tcp-proxy', upstreamPort: appPort });
   const tcpSrc = await spawnRole({ role: 'tcp-proxy', upstreamPort: tcpDst });
+  const tcpProcs = children.slice(1, 3);
   const hboneDst = await spawnRole({ role: 'hbone-server', identity: api, appPort });
   const hboneSrc = await spawnRole({ role: 'hbone-client', identity: web, serverId: api.spiffeId, hbonePort: hboneDst, appPort });
+  const hboneProcs = children.slice(3, 5);
 
   console.log(`hbone-loopback: mode=${a.mode} conns=${a.conns} size=${a.size} B, at most ${a.requests} requests or ${a.seconds} s per run, ${a.rounds} rounds, 127.0.0.1 only`);
   const paths = [
-    { name: 'direct to app    ', port: appPort, runs: [] as Result[] },
-    { name: 'TCP proxy pair   ', port: tcpSrc, runs: [] as Result[] },
-    { name: 'HBONE pair (mTLS)', port: hboneSrc, runs: [] as Result[] },
+    { name: 'direct to app    ', port: appPort, procs: [] as ChildProcess[], runs: [] as Result[] },
+    { name: 'TCP proxy pair   ', port: tcpSrc, procs: tcpProcs, runs: [] as Result[] },
+    { name: 'HBONE pair (mTLS)', port: hboneSrc, procs: hboneProcs, runs: [] as Result[] },
   ];
   // Warm-up (JIT, pooled session), then the paths take turns.
   const warm = { ...a, requests: Math.min(2000, a.requests), seconds: 2 };
   for (const p of paths) await load(p.port, warm);
   for (let r = 0; r < a.rounds; r++) {
     for (const p of paths) {
+      const cpu0 = await proxyCpu(p.procs);
       const res = await load(p.port, a);
+      if (p.procs.length > 0) res.proxyCpuUsPerRequest = ((await proxyCpu(p.procs)) - cpu0) / Math.max(1, res.requests);
       p.runs.push(res);
       console.log(`  round ${r + 1} ${p.name} ${fmt(res)}`);
     }
@@ -233,12 +255,15 @@ async function main(): Promise<void> {
   const [direct, tcp, hbone] = paths.map((p) => median(p.runs));
   console.log('median round:');
   for (const [p, r] of [[paths[0], direct], [paths[1], tcp], [paths[2], hbone]] as const) console.log(`  ${p.name} ${fmt(r)}`);
-  console.log(`ratios: HBONE/direct ${(hbone.rps / direct.rps).toFixed(2)}x req/s, HBONE/TCP-proxy ${(hbone.rps / tcp.rps).toFixed(2)}x req/s; p99 HBONE/TCP-proxy ${(hbone.p99 / tcp.p99).toFixed(2)}x`);
+  console.log(`ratios: HBONE/direct ${(hbone.rps / direct.rps).toFixed(2)}x req/s, HBONE/TCP-proxy ${(hbone.rps / tcp.rps).toFixed(2)}x req/s; p99 HBONE/TCP-proxy ${(hbone.p99 / tcp.p99).toFixed(2)}x; proxy CPU per request HBONE/TCP-proxy ${(hbone.proxyCpuUsPerRequest! / tcp.proxyCpuUsPerRequest!).toFixed(2)}x`);
 }
 
 if (process.argv[2] === '--role') {
   process.once('message', (msg: RoleMessage) => {
     runRole(msg).then((port) => process.send!({ port }), (e: Error) => process.send!({ error: e.message }));
+    process.on('message', (m: { cmd?: string }) => {
+      if (m.cmd === 'cpu') { const u = process.cpuUsage(); process.send!({ cpu: u.user + u.system }); }
+    });
   });
   process.once('disconnect', () => process.exit(0));
 } else {

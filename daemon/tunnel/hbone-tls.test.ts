@@ -117,6 +117,20 @@ test('TLS 1.2 is refused, even with a valid client certificate', { timeout: 20_0
   assert.match(refusals(from).join('\n'), /older than 1\.3|no TLS version we accept/);
 });
 
+test('a client that does not negotiate HTTP/2 (no ALPN, or http/1.1 only) is closed with a log line', { timeout: 20_000 }, async () => {
+  for (const alpn of [undefined, ['http/1.1']]) {
+    const from = dst.sink.lines.length;
+    const sock = tls.connect({
+      host: LOOPBACK, port: dst.hbonePort, key: clientId.keyPem, cert: clientId.certChainPem.join('\n'), ca: clientId.trustBundlePem,
+      checkServerIdentity: () => undefined, ...(alpn ? { ALPNProtocols: alpn } : {}),
+    });
+    sock.on('error', () => undefined);
+    sock.resume();
+    await new Promise((r) => sock.once('close', r));
+    await waitFor(() => dst.sink.lines.slice(from).some((l) => /HTTP\/2/.test(String(l.msg))), 3000, `log line for ALPN ${alpn}`);
+  }
+});
+
 test('non-TLS bytes and a garbled HTTP/2 preface close only that connection', { timeout: 20_000 }, async () => {
   const { client } = newClient();
   try {
