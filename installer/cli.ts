@@ -42,7 +42,7 @@ export function buildProgram(): Command {
     .action(async () => { await down(); });
 
   local.command('status')
-    .description('nodes, daemons, pods (node, IP, phase, enrolment) and services (VIP, endpoints)')
+    .description('nodes, daemons, pods (node, IP, phase, enrolment), services (VIP, endpoints) and policies')
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (o: { output: string }) => {
       if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
@@ -51,12 +51,12 @@ export function buildProgram(): Command {
     });
 
   local.command('apply')
-    .description('create or update objects from manifests, as kubectl apply (new pods start; relabelled namespaces and pods take effect)')
+    .description('create or update objects from manifests, as kubectl apply (new pods start; relabelled namespaces and pods, and policies, take effect before it returns)')
     .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect)
     .action(async (o: { filename: string[] }) => { await apply(o.filename); });
 
   local.command('delete')
-    .description('delete the objects named in manifests, as kubectl delete -f (a Namespace takes its pods and services)')
+    .description('delete the objects named in manifests, as kubectl delete -f (a Namespace takes its pods, services and policies)')
     .requiredOption('-f, --filename <file|dir>', 'manifest file or directory (repeatable; - for stdin)', collect)
     .option('--ignore-not-found', 'do not fail on objects that do not exist', false)
     .action(async (o: { filename: string[]; ignoreNotFound: boolean }) => { await remove(o.filename, { ignoreNotFound: o.ignoreNotFound }); });

@@ -64,6 +64,9 @@ export const InstallerErrors = defineErrors({
     `pod ${a.pod} could not be started: ${a.reason}`,
   NODEMESH_E_SANDBOX_POD_NOT_FOUND: (a: { pod: string; pods: string[] }) =>
     `there is no pod ${a.pod} in the sandbox${a.pods.length ? `; pods: ${a.pods.join(', ')}` : ''}; see 'nodemesh local status'`,
+  NODEMESH_E_SANDBOX_POLICY_PENDING: (a: { seconds: number; problems: string[] }) =>
+    `the change was stored, but not every node daemon shows it in GET /debug/snapshot (waited at most ${a.seconds}s):\n  ${a.problems.join('\n  ')}\n` +
+    "check 'nodemesh local status' and the node logs; a daemon reads the whole object directory when it starts, so it is in force once the daemon runs again",
   NODEMESH_E_SANDBOX_ENROLMENT_PENDING: (a: { pods: string[]; seconds: number }) =>
     `the change was applied, but within ${a.seconds}s the node daemons did not yet reflect the new enrolment of: ${a.pods.join(', ')}; check 'nodemesh local status' and the node logs`,
 

@@ -154,7 +154,7 @@ const cases: Case[] = [
   },
   {
     name: 'planned kind is reported as not yet supported',
-    text: 'apiVersion: security.nodemesh.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: { name: p, namespace: shop }\nspec: {}\n',
+    text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: w, namespace: shop }\nspec: {}\n',
     issue: { reason: 'unsupported', path: 'kind', problemIncludes: 'not supported by this version' },
   },
   {
@@ -225,6 +225,150 @@ const cases: Case[] = [
     issue: { path: 'spec.containers', problemIncludes: 'at least one container' },
   },
 ];
+
+// --- AuthorizationPolicy / PeerAuthentication -------------------------------------------
+
+const AP = `apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: api-allow, namespace: shop }
+spec:
+  selector:
+    matchLabels: { app: api }
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/shop/sa/web"]
+        namespaces: ["shop"]
+        ipBlocks: ["10.244.0.0/16", "fd00::1"]
+    to:
+    - operation:
+        ports: ["8080"]
+`;
+
+const PA = `apiVersion: security.nodemesh.io/v1alpha1
+kind: PeerAuthentication
+metadata: { name: strict, namespace: shop }
+spec:
+  mtls: { mode: STRICT }
+`;
+
+/** AP with its rules replaced by `rules` (YAML, indented by two spaces under spec). */
+const apRules = (rules: string): string => AP.replace(/  rules:\n[\s\S]*$/, `  rules:\n${rules}`);
+const apSpec = (spec: string): string => AP.replace(/spec:\n[\s\S]*$/, `spec:\n${spec}`);
+const paSpec = (spec: string): string => PA.replace(/spec:\n[\s\S]*$/, `spec:\n${spec}`);
+
+cases.push(
+  { name: 'AuthorizationPolicy: a full L4 policy is accepted', text: AP, objects: ['AuthorizationPolicy shop/api-allow'] },
+  { name: 'AuthorizationPolicy: no spec (deny all) is accepted', text: AP.replace(/spec:\n[\s\S]*$/, ''), objects: ['AuthorizationPolicy shop/api-allow'] },
+  { name: 'AuthorizationPolicy: an empty rule (allow all) is accepted', text: apRules('  - {}\n'), objects: ['AuthorizationPolicy shop/api-allow'] },
+  {
+    name: 'AuthorizationPolicy: DENY with L7 fields and not* fields is accepted',
+    text: apSpec('  action: DENY\n  rules:\n  - to: [{ operation: { notPorts: ["22"], methods: ["POST"], paths: ["/admin/*"], hosts: ["*.shop"] } }]\n    from: [{ source: { notPrincipals: ["*"], notNamespaces: ["shop"], notIpBlocks: ["10.0.0.1/32"] } }]\n'),
+    objects: ['AuthorizationPolicy shop/api-allow'],
+  },
+  {
+    name: 'AuthorizationPolicy: targetRefs to a Service and a Gateway are accepted',
+    text: apSpec('  targetRefs:\n  - { kind: Service, group: "", name: api }\n  - { kind: Gateway, group: gateway.networking.k8s.io, name: waypoint }\n  action: DENY\n  rules: [{}]\n'),
+    objects: ['AuthorizationPolicy shop/api-allow'],
+  },
+  {
+    name: 'AuthorizationPolicy: mesh-wide policy in nodemesh-system',
+    text: AP.replace('namespace: shop', 'namespace: nodemesh-system').replace('  selector:\n    matchLabels: { app: api }\n', ''),
+    objects: ['AuthorizationPolicy nodemesh-system/api-allow'],
+  },
+  {
+    name: 'AuthorizationPolicy: a misspelt source field is an error naming it, with the likely field',
+    text: AP.replace('principals:', 'principal:'),
+    issue: { reason: 'invalid', path: 'spec.rules[0].from[0].source.principal', value: 'principal', line: 11, problemIncludes: 'unknown field', fixIncludes: 'did you mean principals?' },
+  },
+  {
+    name: 'AuthorizationPolicy: an unknown spec field is an error',
+    text: AP.replace('  action: ALLOW\n', '  action: ALLOW\n  mode: strict\n'),
+    issue: { path: 'spec.mode', problemIncludes: 'unknown field "mode"', fixIncludes: 'selector, targetRefs, action, rules' },
+  },
+  {
+    name: 'AuthorizationPolicy: an unknown operation field is an error',
+    text: AP.replace('ports: ["8080"]', 'port: ["8080"]'),
+    issue: { path: 'spec.rules[0].to[0].operation.port', fixIncludes: 'did you mean ports?' },
+  },
+  {
+    name: 'AuthorizationPolicy: an unknown rule field is an error',
+    text: AP.replace('  - from:', '  - form:'),
+    issue: { path: 'spec.rules[0].form', fixIncludes: 'did you mean from?' },
+  },
+  { name: 'AuthorizationPolicy: AUDIT is unsupported', text: AP.replace('action: ALLOW', 'action: AUDIT'), issue: { reason: 'unsupported', path: 'spec.action', value: 'AUDIT', fixIncludes: 'ALLOW or DENY' } },
+  { name: 'AuthorizationPolicy: CUSTOM is unsupported', text: AP.replace('action: ALLOW', 'action: CUSTOM'), issue: { reason: 'unsupported', path: 'spec.action', value: 'CUSTOM' } },
+  { name: 'AuthorizationPolicy: lower-case action', text: AP.replace('action: ALLOW', 'action: deny'), issue: { reason: 'invalid', path: 'spec.action', fixIncludes: 'action: DENY' } },
+  { name: 'AuthorizationPolicy: action neither ALLOW nor DENY', text: AP.replace('action: ALLOW', 'action: PERMIT'), issue: { path: 'spec.action', value: 'PERMIT', problemIncludes: 'ALLOW, DENY' } },
+  {
+    name: 'AuthorizationPolicy: a bare port number must be quoted',
+    text: AP.replace('ports: ["8080"]', 'ports: [8080]'),
+    issue: { path: 'spec.rules[0].to[0].operation.ports[0]', value: 8080, fixIncludes: 'quote it: "8080"' },
+  },
+  { name: 'AuthorizationPolicy: port out of range', text: AP.replace('ports: ["8080"]', 'ports: ["70000"]'), issue: { path: 'spec.rules[0].to[0].operation.ports[0]', value: '70000', problemIncludes: '1 to 65535' } },
+  { name: 'AuthorizationPolicy: a named port is refused', text: AP.replace('ports: ["8080"]', 'notPorts: ["http"]'), issue: { path: 'spec.rules[0].to[0].operation.notPorts[0]', value: 'http' } },
+  { name: 'AuthorizationPolicy: ports as a string', text: AP.replace('ports: ["8080"]', 'ports: "8080"'), issue: { path: 'spec.rules[0].to[0].operation.ports', problemIncludes: 'list of strings' } },
+  { name: 'AuthorizationPolicy: a bad ipBlock', text: AP.replace('"10.244.0.0/16"', '"10.244.0.0/33"'), issue: { path: 'spec.rules[0].from[0].source.ipBlocks[0]', value: '10.244.0.0/33', problemIncludes: 'CIDR' } },
+  { name: 'AuthorizationPolicy: an ipBlock that is a name', text: AP.replace('"10.244.0.0/16"', '"web.shop"'), issue: { path: 'spec.rules[0].from[0].source.ipBlocks[0]' } },
+  { name: 'AuthorizationPolicy: an IPv6 CIDR is accepted', text: AP.replace('"fd00::1"', '"fd00::/64"'), objects: ['AuthorizationPolicy shop/api-allow'] },
+  { name: 'AuthorizationPolicy: an IPv6 prefix over 128', text: AP.replace('"fd00::1"', '"fd00::/129"'), issue: { path: 'spec.rules[0].from[0].source.ipBlocks[1]' } },
+  {
+    name: 'AuthorizationPolicy: an empty principals list would widen the rule',
+    text: AP.replace('principals: ["cluster.local/ns/shop/sa/web"]', 'principals: []'),
+    issue: { path: 'spec.rules[0].from[0].source.principals', problemIncludes: 'empty' },
+  },
+  {
+    name: 'AuthorizationPolicy: a principals key with no value would widen the rule',
+    text: AP.replace('principals: ["cluster.local/ns/shop/sa/web"]', 'principals:'),
+    issue: { path: 'spec.rules[0].from[0].source.principals', problemIncludes: 'empty' },
+  },
+  { name: 'AuthorizationPolicy: an empty string value', text: AP.replace('namespaces: ["shop"]', 'namespaces: [""]'), issue: { path: 'spec.rules[0].from[0].source.namespaces[0]' } },
+  { name: 'AuthorizationPolicy: a * in the middle', text: AP.replace('namespaces: ["shop"]', 'namespaces: ["sh*op"]'), issue: { path: 'spec.rules[0].from[0].source.namespaces[0]', problemIncludes: '"*"' } },
+  { name: 'AuthorizationPolicy: an empty source matches everyone', text: apRules('  - from: [{ source: {} }]\n'), issue: { path: 'spec.rules[0].from[0].source', problemIncludes: 'every peer' } },
+  { name: 'AuthorizationPolicy: a from entry without source', text: apRules('  - from: [{}]\n'), issue: { path: 'spec.rules[0].from[0].source', problemIncludes: 'needs source' } },
+  { name: 'AuthorizationPolicy: an empty from list', text: apRules('  - from: []\n'), issue: { path: 'spec.rules[0].from', problemIncludes: 'non-empty' } },
+  { name: 'AuthorizationPolicy: an empty operation', text: apRules('  - to: [{ operation: {} }]\n'), issue: { path: 'spec.rules[0].to[0].operation', problemIncludes: 'every request' } },
+  { name: 'AuthorizationPolicy: a source written without the source key', text: apRules('  - from: [{ principals: ["a/b"] }]\n'), issue: { path: 'spec.rules[0].from[0].principals' } },
+  { name: 'AuthorizationPolicy: when is unsupported', text: apRules('  - when: [{ key: "request.headers[x]", values: ["y"] }]\n'), issue: { reason: 'unsupported', path: 'spec.rules[0].when' } },
+  { name: 'AuthorizationPolicy: requestPrincipals is unsupported', text: AP.replace('namespaces: ["shop"]', 'requestPrincipals: ["*"]'), issue: { reason: 'unsupported', path: 'spec.rules[0].from[0].source.requestPrincipals' } },
+  { name: 'AuthorizationPolicy: remoteIpBlocks is unsupported', text: AP.replace('namespaces: ["shop"]', 'remoteIpBlocks: ["1.2.3.4"]'), issue: { reason: 'unsupported', path: 'spec.rules[0].from[0].source.remoteIpBlocks' } },
+  { name: 'AuthorizationPolicy: rules not a list', text: apRules('    from: []\n'), issue: { path: 'spec.rules', problemIncludes: 'must be a list' } },
+  {
+    name: 'AuthorizationPolicy: selector and targetRefs together',
+    text: AP.replace('  action: ALLOW\n', '  targetRefs: [{ kind: Service, name: api }]\n  action: ALLOW\n'),
+    issue: { path: 'spec.targetRefs', problemIncludes: 'cannot both be set' },
+  },
+  { name: 'AuthorizationPolicy: targetRefs kind Pod', text: apSpec('  targetRefs: [{ kind: Pod, name: api }]\n'), issue: { path: 'spec.targetRefs[0].kind', value: 'Pod' } },
+  { name: 'AuthorizationPolicy: targetRefs without a name', text: apSpec('  targetRefs: [{ kind: Service }]\n'), issue: { path: 'spec.targetRefs[0].name' } },
+  { name: 'AuthorizationPolicy: targetRefs with the wrong group', text: apSpec('  targetRefs: [{ kind: Gateway, group: "", name: w }]\n'), issue: { path: 'spec.targetRefs[0].group', fixIncludes: 'gateway.networking.k8s.io' } },
+  { name: 'AuthorizationPolicy: targetRefs in another namespace', text: apSpec('  targetRefs: [{ kind: Service, name: w, namespace: other }]\n'), issue: { reason: 'unsupported', path: 'spec.targetRefs[0].namespace' } },
+  { name: 'AuthorizationPolicy: targetRef (singular)', text: apSpec('  targetRef: { kind: Service, name: w }\n'), issue: { reason: 'unsupported', path: 'spec.targetRef', fixIncludes: 'targetRefs' } },
+  { name: 'AuthorizationPolicy: empty targetRefs', text: apSpec('  targetRefs: []\n'), issue: { path: 'spec.targetRefs', problemIncludes: 'non-empty' } },
+  { name: 'AuthorizationPolicy: selector without labels', text: apSpec('  selector: {}\n'), issue: { path: 'spec.selector.matchLabels', problemIncludes: 'every workload' } },
+  { name: 'AuthorizationPolicy: matchLabels value must be a string', text: AP.replace('{ app: api }', '{ version: 2 }'), issue: { path: 'spec.selector.matchLabels.version', fixIncludes: 'quote it' } },
+  { name: 'AuthorizationPolicy: misspelt matchLabels', text: AP.replace('matchLabels:', 'matchLabel:'), issue: { path: 'spec.selector.matchLabel', fixIncludes: 'did you mean matchLabels?' } },
+  { name: 'AuthorizationPolicy: Istio apiVersion', text: AP.replace('security.nodemesh.io/v1alpha1', 'security.istio.io/v1'), issue: { path: 'apiVersion', fixIncludes: 'security.nodemesh.io/v1alpha1' } },
+  { name: 'AuthorizationPolicy: spec not a map', text: apSpec('  - ALLOW\n'), issue: { path: 'spec', problemIncludes: 'must be a map' } },
+
+  { name: 'PeerAuthentication: namespace-wide STRICT', text: PA, objects: ['PeerAuthentication shop/strict'] },
+  {
+    name: 'PeerAuthentication: selector with port-level modes',
+    text: paSpec('  selector: { matchLabels: { app: api } }\n  mtls: { mode: STRICT }\n  portLevelMtls:\n    8080: { mode: PERMISSIVE }\n    "9090": { mode: DISABLE }\n'),
+    objects: ['PeerAuthentication shop/strict'],
+  },
+  { name: 'PeerAuthentication: UNSET is accepted', text: PA.replace('STRICT', 'UNSET'), objects: ['PeerAuthentication shop/strict'] },
+  { name: 'PeerAuthentication: lower-case mode', text: PA.replace('STRICT', 'strict'), issue: { path: 'spec.mtls.mode', value: 'strict', fixIncludes: 'mode: STRICT' } },
+  { name: 'PeerAuthentication: unknown mode', text: PA.replace('STRICT', 'MUTUAL'), issue: { path: 'spec.mtls.mode', problemIncludes: 'STRICT, PERMISSIVE, DISABLE, UNSET' } },
+  { name: 'PeerAuthentication: misspelt mtls', text: PA.replace('mtls:', 'mTLS:'), issue: { path: 'spec.mTLS', fixIncludes: 'did you mean mtls?' } },
+  { name: 'PeerAuthentication: unknown mtls field', text: PA.replace('{ mode: STRICT }', '{ mode: STRICT, strict: true }'), issue: { path: 'spec.mtls.strict' } },
+  { name: 'PeerAuthentication: portLevelMtls needs a selector', text: paSpec('  portLevelMtls: { 8080: { mode: DISABLE } }\n'), issue: { path: 'spec.portLevelMtls', problemIncludes: 'needs a selector' } },
+  { name: 'PeerAuthentication: portLevelMtls key not a port', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { http: { mode: DISABLE } }\n'), issue: { path: 'spec.portLevelMtls.http', value: 'http' } },
+  { name: 'PeerAuthentication: portLevelMtls port out of range', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 70000: { mode: DISABLE } }\n'), issue: { path: 'spec.portLevelMtls["70000"]' } },
+  { name: 'PeerAuthentication: portLevelMtls entry without a mode', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 8080: {} }\n'), issue: { path: 'spec.portLevelMtls["8080"].mode', problemIncludes: 'required' } },
+  { name: 'PeerAuthentication: unknown spec field', text: paSpec('  mtls: { mode: STRICT }\n  action: ALLOW\n'), issue: { path: 'spec.action', problemIncludes: 'unknown field' } },
+  { name: 'PeerAuthentication: no spec is accepted', text: PA.replace(/spec:\n[\s\S]*$/, ''), objects: ['PeerAuthentication shop/strict'] },
+);
 
 for (const c of cases) {
   test(`parseManifest: ${c.name}`, () => {

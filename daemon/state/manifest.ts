@@ -6,11 +6,12 @@
 // Every issue names the file, the document (1-based, with its line), the object, the field
 // path (`spec.containers[0].command`), the bad value, what is wrong and what to do.
 //
-// Kinds are a table (KINDS): a new kind (AuthorizationPolicy, PeerAuthentication, Gateway,
-// HTTPRoute) is one entry with its apiVersions, scope and a validator. Kinds nodemesh knows
+// Kinds are a table (KINDS): a new kind (Gateway, HTTPRoute) is one entry with its
+// apiVersions, scope and a validator. Kinds nodemesh knows
 // but does not accept yet, and kinds it does not know at all, are reported, never dropped.
+import { isIP } from 'node:net';
 import { Document, LineCounter, isNode, parseAllDocuments } from 'yaml';
-import type { Labels, ObjectMeta, Resource } from './resources';
+import { SECURITY_API_VERSION, type Labels, type ObjectMeta, type Resource } from './resources';
 
 /** What a manifest can hold today. Grows with KINDS. */
 export type ManifestObject = Resource;
@@ -359,12 +360,12 @@ const KINDS: Readonly<Record<string, KindSpec>> = {
   Namespace: { apiVersions: ['v1'], namespaced: false, nameRule: 'dns1123-label', validate: () => {} },
   Pod: { apiVersions: ['v1'], namespaced: true, nameRule: 'dns1123-subdomain', validate: validatePodSpec },
   Service: { apiVersions: ['v1'], namespaced: true, nameRule: 'dns1035-label', validate: validateServiceSpec },
+  AuthorizationPolicy: { apiVersions: [SECURITY_API_VERSION], namespaced: true, nameRule: 'dns1123-subdomain', validate: validateAuthorizationPolicySpec },
+  PeerAuthentication: { apiVersions: [SECURITY_API_VERSION], namespaced: true, nameRule: 'dns1123-subdomain', validate: validatePeerAuthenticationSpec },
 };
 
 /** Kinds in nodemesh's design that this version does not accept yet. */
 const PLANNED_KINDS: Readonly<Record<string, string>> = {
-  AuthorizationPolicy: 'security.nodemesh.io/v1alpha1',
-  PeerAuthentication: 'security.nodemesh.io/v1alpha1',
   Gateway: 'gateway.networking.k8s.io/v1',
   HTTPRoute: 'gateway.networking.k8s.io/v1',
   GRPCRoute: 'gateway.networking.k8s.io/v1',
@@ -600,4 +601,313 @@ function validateServiceSpec(v: Checker, raw: Record<string, unknown>, ctx: DocC
       v.fail([...p, 'name'], undefined, 'every port of a Service with several ports needs a name', 'add name: http (or similar)');
     }
   });
+}
+
+// --- security.nodemesh.io/v1alpha1: AuthorizationPolicy, PeerAuthentication ----------------
+// Modelled on Istio's security API; what each field means is daemon/policy/authorization.ts.
+// Stricter than the core kinds, which carry unknown fields through: in a policy a misspelt
+// field (`principal:` for `principals:`) would silently widen or narrow who may connect, so
+// every field nodemesh does not know is an error naming it, and empty lists and empty
+// sources/operations (which would match everything) are refused.
+
+/** A map's accepted fields: `true`, or why the field is recognised but not supported. */
+type FieldTable = Readonly<Record<string, true | { problem: string; fix: string }>>;
+
+/** Edit distance counting a swap of neighbours as one edit (`form` -> `from` is 1). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known field a misspelling most likely meant (`principal` -> `principals`). */
+function closestField(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  let best: { field: string; d: number } | undefined;
+  for (const k of known) {
+    const d = k.toLowerCase() === lower ? 0 : editDistance(lower, k.toLowerCase());
+    if (d <= Math.max(1, Math.min(3, Math.floor(k.length / 4))) && (!best || d < best.d)) best = { field: k, d };
+  }
+  return best?.field;
+}
+
+/** Reports every field of `obj` that is not in `known`; false when there was one. */
+function checkFields(v: Checker, path: Path, obj: Record<string, unknown>, known: FieldTable, what: string): boolean {
+  let ok = true;
+  const accepted = Object.keys(known).filter((k) => known[k] === true);
+  for (const k of Object.keys(obj)) {
+    const entry = known[k];
+    if (entry === true) continue;
+    ok = false;
+    if (entry) {
+      v.unsupported([...path, k], k, entry.problem, entry.fix);
+      continue;
+    }
+    const near = closestField(k, Object.keys(known));
+    v.fail([...path, k], k, `unknown field ${JSON.stringify(k)} in ${what}; a policy field nodemesh does not know would silently change who may connect`,
+      near && known[near] === true ? `did you mean ${near}? (${what} accepts ${accepted.join(', ')})` : `remove it; ${what} accepts ${accepted.join(', ')}`);
+  }
+  return ok;
+}
+
+/** A required map; reports and returns false otherwise. */
+function checkMap(v: Checker, path: Path, value: unknown, example: string): value is Record<string, unknown> {
+  if (isPlainObject(value)) return true;
+  v.fail(path, value, `${formatPath(path).split('.').pop()} must be a map`, `write it as ${example}`);
+  return false;
+}
+
+/** A policy's list of strings: present, a non-empty list, no empty strings. An empty list
+ * would mean "no constraint" and widen the policy, so it is refused. */
+function checkPolicyStrings(v: Checker, path: Path, value: unknown, example: string, entry?: (s: string, p: Path) => void): void {
+  const field = String(path[path.length - 1]);
+  if (value === null || (Array.isArray(value) && value.length === 0)) {
+    v.fail(path, value, `${field} is empty, which would not constrain anything`, `list at least one value, e.g. ${field}: ${example}, or remove ${field}`);
+    return;
+  }
+  if (!checkStringList(v, path, value, example)) return;
+  (value as string[]).forEach((s, i) => {
+    if (s === '') v.fail([...path, i], s, 'an empty string matches nothing and is almost certainly a mistake', `remove it, or write "*" to match any value`);
+    else entry?.(s, [...path, i]);
+  });
+}
+
+/** Istio's match forms: exact, `*`, `prefix*` or `*suffix`; a `*` anywhere else is literal
+ * in Istio's matcher and never what was meant. */
+function checkMatchPattern(v: Checker, s: string, p: Path): void {
+  const inner = s.length > 1 ? s.slice(1, -1) : '';
+  if (inner.includes('*') || (s.length > 1 && s.startsWith('*') && s.endsWith('*'))) {
+    v.fail(p, s, 'a "*" may only stand alone, start the value (suffix match) or end it (prefix match)', 'split it into several values, or use one prefix* or *suffix');
+  }
+}
+
+function checkIpBlock(v: Checker, s: string, p: Path): void {
+  const [addr, len, extra] = s.split('/');
+  const family = isIP(addr ?? '');
+  const max = family === 6 ? 128 : 32;
+  if (family === 0 || extra !== undefined || (len !== undefined && (!/^\d{1,3}$/.test(len) || Number(len) > max))) {
+    v.fail(p, s, 'ipBlocks entries must be IPv4 or IPv6 addresses or CIDRs', 'write e.g. "10.244.1.7", "10.244.0.0/16" or "fd00::/64"');
+  }
+}
+
+function checkPortString(v: Checker, s: string, p: Path): void {
+  if (!/^[1-9]\d{0,4}$/.test(s) || Number(s) > 65535) {
+    v.fail(p, s, 'ports are port numbers from 1 to 65535, written as strings (no names, no ranges)', 'write e.g. "8080"; list several ports as separate entries');
+  }
+}
+
+function checkWorkloadSelector(v: Checker, path: Path, value: unknown): boolean {
+  if (value === undefined) return true;
+  if (!checkMap(v, path, value, '{ matchLabels: { app: web } }')) return false;
+  if (!checkFields(v, path, value, {
+    matchLabels: true,
+    matchExpressions: { problem: 'workload selectors only have matchLabels (as in Istio)', fix: 'use matchLabels' },
+  }, 'selector')) return false;
+  const ml = value.matchLabels;
+  if (ml === undefined || ml === null || (isPlainObject(ml) && Object.keys(ml).length === 0)) {
+    v.fail([...path, 'matchLabels'], ml, 'a selector without labels would select every workload of the namespace',
+      'add matchLabels: { app: web }, or remove selector to apply the policy to the whole namespace');
+    return false;
+  }
+  return checkStringMap(v, [...path, 'matchLabels'], ml, 'selector');
+}
+
+const UPPER = (s: unknown): string | undefined => (typeof s === 'string' ? s.toUpperCase() : undefined);
+
+function checkEnum(v: Checker, path: Path, value: unknown, accepted: readonly string[], unsupported: Readonly<Record<string, string>> = {}): boolean {
+  if (typeof value === 'string' && accepted.includes(value)) return true;
+  if (typeof value === 'string' && unsupported[value]) {
+    v.unsupported(path, value, `${value} is not supported: ${unsupported[value]}`, `use ${accepted.join(' or ')}`);
+    return false;
+  }
+  const upper = UPPER(value);
+  const field = String(path[path.length - 1]);
+  v.fail(path, value, `${field} must be one of ${accepted.join(', ')}`,
+    upper && accepted.includes(upper) ? `write it in upper case: ${field}: ${upper}` : `set ${field} to one of ${accepted.join(', ')}`);
+  return false;
+}
+
+const TARGET_GROUPS: Readonly<Record<string, readonly string[]>> = { Service: ['', 'core'], Gateway: ['gateway.networking.k8s.io'] };
+
+function validateAuthorizationPolicySpec(v: Checker, raw: Record<string, unknown>): void {
+  const spec = raw.spec;
+  if (spec === undefined || spec === null) return; // no spec: an ALLOW policy with no rules (deny all), as in Istio
+  if (!checkMap(v, ['spec'], spec, '{ action: ALLOW, rules: [...] }')) return;
+  checkFields(v, ['spec'], spec, {
+    selector: true, targetRefs: true, action: true, rules: true,
+    targetRef: { problem: 'targetRef (singular) is the deprecated Istio form', fix: 'write it as a list: targetRefs: [{ kind: Service, name: api }]' },
+    provider: { problem: 'provider belongs to CUSTOM actions, which need an external authorizer', fix: 'remove it and use action ALLOW or DENY' },
+  }, 'an AuthorizationPolicy spec');
+
+  const selectorOk = checkWorkloadSelector(v, ['spec', 'selector'], spec.selector);
+  if (spec.targetRefs !== undefined) {
+    if (spec.selector !== undefined && selectorOk) {
+      v.fail(['spec', 'targetRefs'], undefined, 'selector and targetRefs cannot both be set (as in Istio): a policy applies either to workloads or to a Service/Gateway',
+        'keep one of them; split the policy in two if you need both');
+    }
+    const refs = spec.targetRefs;
+    if (!Array.isArray(refs) || refs.length === 0) {
+      v.fail(['spec', 'targetRefs'], refs, 'targetRefs must be a non-empty list', 'write targetRefs: [{ kind: Service, name: api }]');
+    } else {
+      refs.forEach((ref: unknown, i) => {
+        const p: Path = ['spec', 'targetRefs', i];
+        if (!checkMap(v, p, ref, '{ kind: Service, name: api }')) return;
+        checkFields(v, p, ref, {
+          group: true, kind: true, name: true,
+          namespace: { problem: 'a policy can only target objects in its own namespace', fix: "remove namespace and put the policy in the target's namespace" },
+          sectionName: { problem: 'targeting a section (listener) is not supported', fix: 'target the whole Service or Gateway' },
+        }, 'a targetRef');
+        if (ref.kind !== 'Service' && ref.kind !== 'Gateway') {
+          v.fail([...p, 'kind'], ref.kind, 'targetRefs kind must be Service or Gateway', 'set kind: Service (L7 policy at the service\'s waypoint) or kind: Gateway (at that waypoint)');
+        } else if (ref.group !== undefined && !TARGET_GROUPS[ref.kind]!.includes(ref.group as string)) {
+          const want = TARGET_GROUPS[ref.kind]![0]!;
+          v.fail([...p, 'group'], ref.group, `the group of a ${ref.kind} is ${JSON.stringify(want)}`, want ? `set group: ${want}` : 'remove group (or set group: "")');
+        }
+        checkName(v, [...p, 'name'], ref.name, 'dns1123-subdomain', 'targetRefs name');
+      });
+    }
+  }
+
+  if (spec.action !== undefined) {
+    checkEnum(v, ['spec', 'action'], spec.action, ['ALLOW', 'DENY'], {
+      AUDIT: 'nodemesh has no audit sink', CUSTOM: 'nodemesh has no external authorization provider',
+    });
+  }
+
+  if (spec.rules === undefined || spec.rules === null) return;
+  if (!Array.isArray(spec.rules)) {
+    v.fail(['spec', 'rules'], spec.rules, 'rules must be a list', 'write rules: [{ from: [{ source: { namespaces: ["shop"] } }] }]');
+    return;
+  }
+  spec.rules.forEach((rule: unknown, i) => {
+    const rp: Path = ['spec', 'rules', i];
+    if (!checkMap(v, rp, rule, '{ from: [...], to: [...] }')) return;
+    checkFields(v, rp, rule, {
+      from: true, to: true,
+      when: { problem: 'conditions (when) are not supported; ignoring them would make the rule match more than written', fix: 'remove when and express the rule with from and to' },
+    }, 'a rule');
+    validateRuleList(v, [...rp, 'from'], rule.from, 'source', SOURCE_FIELDS, validateSource);
+    validateRuleList(v, [...rp, 'to'], rule.to, 'operation', OPERATION_FIELDS, validateOperation);
+  });
+}
+
+const L7_ONLY = (what: string): { problem: string; fix: string } => ({
+  problem: `${what} is not supported`, fix: 'remove it; match peers with principals, namespaces or ipBlocks',
+});
+
+const SOURCE_FIELDS: FieldTable = {
+  principals: true, notPrincipals: true, namespaces: true, notNamespaces: true, ipBlocks: true, notIpBlocks: true,
+  requestPrincipals: L7_ONLY('requestPrincipals (JWT request authentication)'),
+  notRequestPrincipals: L7_ONLY('notRequestPrincipals (JWT request authentication)'),
+  remoteIpBlocks: L7_ONLY('remoteIpBlocks (X-Forwarded-For)'),
+  notRemoteIpBlocks: L7_ONLY('notRemoteIpBlocks (X-Forwarded-For)'),
+  serviceAccounts: { problem: 'serviceAccounts is not supported', fix: 'use principals: ["cluster.local/ns/<namespace>/sa/<serviceaccount>"]' },
+  notServiceAccounts: { problem: 'notServiceAccounts is not supported', fix: 'use notPrincipals: ["cluster.local/ns/<namespace>/sa/<serviceaccount>"]' },
+};
+
+const OPERATION_FIELDS: FieldTable = {
+  ports: true, notPorts: true, methods: true, notMethods: true, paths: true, notPaths: true, hosts: true, notHosts: true,
+};
+
+/** `from: [{ source: {...} }]` or `to: [{ operation: {...} }]`. */
+function validateRuleList(v: Checker, path: Path, value: unknown, inner: 'source' | 'operation', fields: FieldTable,
+  each: (v: Checker, p: Path, o: Record<string, unknown>) => void): void {
+  if (value === undefined) return;
+  const field = String(path[path.length - 1]);
+  const example = inner === 'source' ? '[{ source: { namespaces: ["shop"] } }]' : '[{ operation: { ports: ["8080"] } }]';
+  if (!Array.isArray(value) || value.length === 0) {
+    v.fail(path, value, `${field} must be a non-empty list of { ${inner}: ... }; an empty one would match everything`, `write ${field}: ${example}, or remove ${field}`);
+    return;
+  }
+  value.forEach((item: unknown, j) => {
+    const p: Path = [...path, j];
+    if (!checkMap(v, p, item, `{ ${inner}: { ... } }`)) return;
+    checkFields(v, p, item, { [inner]: true }, `a ${field} entry`);
+    const o = item[inner];
+    if (o === undefined || o === null) {
+      v.fail([...p, inner], o, `each ${field} entry needs ${inner}`, `write ${field}: ${example}`);
+      return;
+    }
+    if (!checkMap(v, [...p, inner], o, inner === 'source' ? '{ principals: [...] }' : '{ ports: ["8080"] }')) return;
+    const fieldsOk = checkFields(v, [...p, inner], o, fields, `a ${inner}`);
+    if (fieldsOk && Object.keys(o).length === 0) {
+      v.fail([...p, inner], o, `an empty ${inner} would match every ${inner === 'source' ? 'peer' : 'request'}`,
+        `set at least one of ${Object.keys(fields).filter((k) => fields[k] === true).join(', ')}, or remove this ${field} entry`);
+      return;
+    }
+    each(v, [...p, inner], o);
+  });
+}
+
+function validateSource(v: Checker, p: Path, s: Record<string, unknown>): void {
+  const pattern = (x: string, q: Path): void => checkMatchPattern(v, x, q);
+  for (const f of ['principals', 'notPrincipals'] as const) {
+    if (s[f] !== undefined) checkPolicyStrings(v, [...p, f], s[f], '["cluster.local/ns/shop/sa/web"]', pattern);
+  }
+  for (const f of ['namespaces', 'notNamespaces'] as const) {
+    if (s[f] !== undefined) checkPolicyStrings(v, [...p, f], s[f], '["shop"]', pattern);
+  }
+  for (const f of ['ipBlocks', 'notIpBlocks'] as const) {
+    if (s[f] !== undefined) checkPolicyStrings(v, [...p, f], s[f], '["10.244.0.0/16"]', (x, q) => checkIpBlock(v, x, q));
+  }
+}
+
+function validateOperation(v: Checker, p: Path, o: Record<string, unknown>): void {
+  for (const f of ['ports', 'notPorts'] as const) {
+    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["8080"]', (x, q) => checkPortString(v, x, q));
+  }
+  for (const f of ['methods', 'notMethods'] as const) {
+    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["GET"]');
+  }
+  for (const f of ['paths', 'notPaths'] as const) {
+    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["/api/*"]', (x, q) => checkMatchPattern(v, x, q));
+  }
+  for (const f of ['hosts', 'notHosts'] as const) {
+    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["api.shop.svc.cluster.local"]', (x, q) => checkMatchPattern(v, x, q));
+  }
+}
+
+const MTLS_MODES = ['STRICT', 'PERMISSIVE', 'DISABLE', 'UNSET'] as const;
+
+function validateMtls(v: Checker, path: Path, value: unknown, modeRequired: boolean): void {
+  if (!checkMap(v, path, value, '{ mode: STRICT }')) return;
+  checkFields(v, path, value, { mode: true }, 'an mtls setting');
+  if (value.mode === undefined) {
+    if (modeRequired) v.fail([...path, 'mode'], undefined, 'mode is required here', `set mode to one of ${MTLS_MODES.join(', ')}`);
+    return;
+  }
+  checkEnum(v, [...path, 'mode'], value.mode, MTLS_MODES);
+}
+
+function validatePeerAuthenticationSpec(v: Checker, raw: Record<string, unknown>): void {
+  const spec = raw.spec;
+  if (spec === undefined || spec === null) return; // no spec: mode UNSET, inherits
+  if (!checkMap(v, ['spec'], spec, '{ mtls: { mode: STRICT } }')) return;
+  checkFields(v, ['spec'], spec, { selector: true, mtls: true, portLevelMtls: true }, 'a PeerAuthentication spec');
+  const selectorOk = checkWorkloadSelector(v, ['spec', 'selector'], spec.selector);
+  if (spec.mtls !== undefined && spec.mtls !== null) validateMtls(v, ['spec', 'mtls'], spec.mtls, false);
+  const plm = spec.portLevelMtls;
+  if (plm === undefined || plm === null) return;
+  if (!checkMap(v, ['spec', 'portLevelMtls'], plm, '{ 8080: { mode: PERMISSIVE } }')) return;
+  if (spec.selector === undefined) {
+    v.fail(['spec', 'portLevelMtls'], undefined, 'portLevelMtls needs a selector (as in Istio): ports belong to particular workloads',
+      'add selector: { matchLabels: { app: ... } } for the workloads these ports belong to');
+  } else if (!selectorOk) {
+    return;
+  }
+  for (const [port, setting] of Object.entries(plm)) {
+    const p: Path = ['spec', 'portLevelMtls', port];
+    if (!/^[1-9]\d{0,4}$/.test(port) || Number(port) > 65535) {
+      v.fail(p, port, 'portLevelMtls keys must be port numbers from 1 to 65535', 'write e.g. 8080: { mode: PERMISSIVE }');
+      continue;
+    }
+    validateMtls(v, p, setting, true);
+  }
 }

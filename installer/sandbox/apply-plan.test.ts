@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { parseManifest, type ManifestEntry } from '../../daemon/state/manifest';
-import type { Namespace, Pod, Service } from '../../daemon/state/resources';
-import { firstDifference, planApply, planDelete, type ClusterView } from './apply-plan';
+import type { AuthorizationPolicy, Namespace, PeerAuthentication, Pod, Service } from '../../daemon/state/resources';
+import { firstDifference, planApply, planDelete, type ClusterView, type Policy } from './apply-plan';
 
 function entries(yaml: string): ManifestEntry[] {
   const r = parseManifest(yaml, 'in.yaml', { sandbox: true });
@@ -23,7 +23,7 @@ const storedSvc = (name: string, ip: string): Service => ({
 });
 
 const base = (over: Partial<ClusterView> = {}): ClusterView => ({
-  namespaces: [ns('default'), ns('shop')], pods: [], services: [], nodes: ['node-1', 'node-2'], serviceCIDR: '10.96.0.0/16', ...over,
+  namespaces: [ns('default'), ns('shop')], pods: [], services: [], policies: [], nodes: ['node-1', 'node-2'], serviceCIDR: '10.96.0.0/16', ...over,
 });
 
 const podYaml = (name: string, extra = '', labels = '{}') => `apiVersion: v1
@@ -130,4 +130,85 @@ test('firstDifference', () => {
   assert.equal(firstDifference({ a: [1, 2] }, { a: [1, 2] }), undefined);
   assert.equal(firstDifference({ a: [1, 2] }, { a: [1, 3] }), 'a[1]');
   assert.equal(firstDifference({ a: 1, b: { c: 1 } }, { b: { c: 2 }, a: 1 }), 'b.c');
+});
+
+// --- policies ----------------------------------------------------------------------------
+
+const apYaml = (name: string, namespace = 'shop', spec = 'spec: { action: DENY, rules: [{ from: [{ source: { namespaces: ["evil"] } }] }] }', labels = '{}') =>
+  `apiVersion: security.nodemesh.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: { name: ${name}, namespace: ${namespace}, labels: ${labels} }\n${spec}\n`;
+const paYaml = (name: string, namespace = 'shop', mode = 'STRICT') =>
+  `apiVersion: security.nodemesh.io/v1alpha1\nkind: PeerAuthentication\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec: { mtls: { mode: ${mode} } }\n`;
+
+/** What the sandbox stored for an apply of `yaml` on an empty shop. */
+function stored(yaml: string): Policy[] {
+  const plan = planApply(base(), entries(yaml));
+  assert.deepEqual(plan.errors, []);
+  return plan.policies.map((p) => p.object);
+}
+
+test('policies: created with a uid and generation 1, in input order, next to other kinds', () => {
+  const plan = planApply(base(), entries([apYaml('deny-evil'), podYaml('a'), paYaml('strict')].join('---\n')));
+  assert.deepEqual(plan.errors, []);
+  assert.deepEqual(plan.policies.map((p) => [p.object.kind, p.object.metadata.name, p.action, p.object.metadata.generation]),
+    [['AuthorizationPolicy', 'deny-evil', 'created', 1], ['PeerAuthentication', 'strict', 'created', 1]]);
+  assert.ok(plan.policies.every((p) => typeof p.object.metadata.uid === 'string' && p.object.metadata.uid.length > 10));
+  assert.equal(plan.pods.length, 1);
+});
+
+test('policies: re-applying is "unchanged"; a spec change is "configured" with the next generation; a relabel keeps the generation', () => {
+  const [ap] = stored(apYaml('deny-evil')) as [AuthorizationPolicy];
+  const view = base({ policies: [ap] });
+  const same = planApply(view, entries(apYaml('deny-evil')));
+  assert.deepEqual(same.policies.map((p) => [p.action, p.object.metadata.uid, p.object.metadata.generation]), [['unchanged', ap.metadata.uid, 1]]);
+  const changed = planApply(view, entries(apYaml('deny-evil', 'shop', 'spec: { action: DENY, rules: [{ from: [{ source: { namespaces: ["evil", "worse"] } }] }] }')));
+  assert.deepEqual(changed.policies.map((p) => [p.action, p.object.metadata.uid, p.object.metadata.generation]), [['configured', ap.metadata.uid, 2]]);
+  const relabelled = planApply(view, entries(apYaml('deny-evil', 'shop', undefined, '{ team: a }')));
+  assert.deepEqual(relabelled.policies.map((p) => [p.action, p.object.metadata.generation]), [['configured', 1]]);
+});
+
+test('policies: the namespace must exist, or be created by the same apply', () => {
+  const missing = planApply(base(), entries(apYaml('p', 'nowhere')));
+  assert.equal(missing.errors[0]?.code, 'NODEMESH_E_SANDBOX_NAMESPACE_NOT_FOUND');
+  assert.match(missing.errors[0]!.message, /AuthorizationPolicy nowhere\/p: namespace "nowhere" does not exist/);
+  assert.deepEqual(missing.policies, []);
+  const ok = planApply(base(), entries(`apiVersion: v1\nkind: Namespace\nmetadata: { name: nowhere }\n---\n${paYaml('p', 'nowhere')}`));
+  assert.deepEqual(ok.errors, []);
+  assert.equal(ok.policies[0]!.action, 'created');
+});
+
+test('policies: nodemesh-system is created implicitly, once, for policies only', () => {
+  const plan = planApply(base(), entries([apYaml('mesh-deny', 'nodemesh-system'), paYaml('mesh-strict', 'nodemesh-system')].join('---\n')));
+  assert.deepEqual(plan.errors, []);
+  assert.deepEqual(plan.namespaces.map((n) => [n.object.metadata.name, n.action, n.implicit]), [['nodemesh-system', 'created', true]]);
+  assert.ok(plan.namespaces[0]!.object.metadata.uid);
+  assert.equal(plan.policies.length, 2);
+  // Already there: nothing implicit.
+  const there = planApply(base({ namespaces: [ns('default'), ns('nodemesh-system')] }), entries(apYaml('mesh-deny', 'nodemesh-system')));
+  assert.deepEqual(there.namespaces, []);
+  // A pod there is not a policy: the namespace must exist.
+  const pod = planApply(base(), entries(podYaml('a').replace('namespace: shop', 'namespace: nodemesh-system')));
+  assert.equal(pod.errors[0]?.code, 'NODEMESH_E_SANDBOX_NAMESPACE_NOT_FOUND');
+});
+
+test('policies: a policy without spec is stored with an empty spec', () => {
+  const [ap] = stored(apYaml('deny-all', 'shop', ''));
+  assert.deepEqual(ap!.spec, {});
+});
+
+test('policies: status in the input is dropped; two files with the same policy are reported', () => {
+  const [pa] = stored(paYaml('strict') + 'status: { ok: true }\n') as [PeerAuthentication];
+  assert.equal((pa as unknown as { status?: unknown }).status, undefined);
+  const e = [...entries(paYaml('strict')), ...entries(paYaml('strict')).map((x) => ({ ...x, file: 'other.yaml' }))];
+  assert.equal(planApply(base(), e).errors[0]?.code, 'NODEMESH_E_SANDBOX_APPLY_REJECTED');
+});
+
+test('planDelete: policies by name; a namespace takes its policies; missing policies are listed', () => {
+  const policies = [...stored(apYaml('deny-evil')), ...stored(paYaml('strict')), ...stored(apYaml('mesh', 'nodemesh-system'))];
+  const view = base({ namespaces: [ns('default'), ns('shop'), ns('nodemesh-system')], policies });
+  const one = planDelete(view, entries(paYaml('strict') + '---\n' + apYaml('gone')));
+  assert.deepEqual(one.policies.map((p) => `${p.kind} ${p.metadata.name}`), ['PeerAuthentication strict']);
+  assert.deepEqual(one.notFound, ['AuthorizationPolicy shop/gone']);
+  const wholeNs = planDelete(view, entries('apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }\n'));
+  assert.deepEqual(wholeNs.policies.map((p) => `${p.kind} ${p.metadata.namespace}/${p.metadata.name}`), ['AuthorizationPolicy shop/deny-evil', 'PeerAuthentication shop/strict']);
+  assert.deepEqual(wholeNs.namespaces.map((n) => n.metadata.name), ['shop']);
 });

@@ -4,7 +4,8 @@
 // validates a whole request before it stores it.
 import { randomUUID } from 'node:crypto';
 import {
-  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, type Labels, type Namespace, type Pod, type Resource, type Service,
+  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, ROOT_NAMESPACE, type AuthorizationPolicy, type Labels, type Namespace,
+  type PeerAuthentication, type Pod, type Resource, type Service,
 } from '../../daemon/state/resources';
 import { describeObject, parseIPv4, type ManifestEntry } from '../../daemon/state/manifest';
 import { InstallerErrors, type NodemeshError } from '../errors';
@@ -12,13 +13,25 @@ import { allocateClusterIP, inServiceCIDR } from './services';
 
 export type Action = 'created' | 'configured' | 'unchanged';
 
-export interface Planned<T extends Resource> { object: T; action: Action; previous?: T }
+export interface Planned<T extends Resource> {
+  object: T;
+  action: Action;
+  previous?: T;
+  /** Created because the apply needs it, not because the input named it (nodemesh-system). */
+  implicit?: boolean;
+}
+
+export type Policy = AuthorizationPolicy | PeerAuthentication;
+export const POLICY_KINDS: readonly string[] = Object.freeze(['AuthorizationPolicy', 'PeerAuthentication']);
+export const isPolicy = (o: { kind: string }): o is Policy => POLICY_KINDS.includes(o.kind);
 
 export interface ApplyPlan {
   namespaces: Planned<Namespace>[];
   services: Planned<Service>[];
   /** New pods carry spec.nodeName (scheduled) and a uid; the runtime starts them. */
   pods: Planned<Pod>[];
+  /** AuthorizationPolicies and PeerAuthentications, in input order. */
+  policies: Planned<Policy>[];
   errors: NodemeshError[];
 }
 
@@ -26,8 +39,15 @@ export interface ClusterView {
   namespaces: readonly Namespace[];
   pods: readonly Pod[];
   services: readonly Service[];
+  policies: readonly Policy[];
   nodes: readonly string[];
   serviceCIDR: string;
+}
+
+/** The namespace mesh-wide policies live in, as `local apply` creates it when a policy
+ * names it and it does not exist (Istio's root namespace exists with the control plane). */
+export function rootNamespaceObject(): Namespace {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ROOT_NAMESPACE, uid: randomUUID(), creationTimestamp: new Date().toISOString() } as Namespace['metadata'] };
 }
 
 const SANDBOX_ANNOTATIONS = [ANNOTATION_SANDBOX_NETNS, ANNOTATION_SANDBOX_CGROUP];
@@ -36,7 +56,7 @@ const where = (e: ManifestEntry): string => `${e.file}: document ${e.document} (
 const LIVE = new Set(['Pending', 'Running']);
 
 /** JSON with sorted keys, for comparing user-owned parts of objects. */
-function canonical(v: unknown): string {
+export function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) => {
     if (val && typeof val === 'object' && !Array.isArray(val)) {
       return Object.fromEntries(Object.entries(val as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)));
@@ -102,9 +122,9 @@ function strip<T extends Resource>(o: T): T {
 }
 
 export function planApply(view: ClusterView, entries: readonly ManifestEntry[]): ApplyPlan {
-  const plan: ApplyPlan = { namespaces: [], services: [], pods: [], errors: [] };
+  const plan: ApplyPlan = { namespaces: [], services: [], pods: [], policies: [], errors: [] };
   const byKey = new Map<string, Resource>();
-  for (const o of [...view.namespaces, ...view.pods, ...view.services]) byKey.set(key(o), o);
+  for (const o of [...view.namespaces, ...view.pods, ...view.services, ...view.policies]) byKey.set(key(o), o);
 
   // The same object twice across files: last one would silently win; say so instead.
   const seen = new Map<string, ManifestEntry>();
@@ -120,7 +140,7 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
   // A kind the parser accepts but this planner does not store yet must not vanish silently.
   for (const e of entries) {
     const kind = (e.object as { kind: string }).kind;
-    if (kind !== 'Namespace' && kind !== 'Pod' && kind !== 'Service') {
+    if (kind !== 'Namespace' && kind !== 'Pod' && kind !== 'Service' && !POLICY_KINDS.includes(kind)) {
       plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: the sandbox cannot apply kind ${kind} yet (installer/sandbox/apply-plan.ts)`] }));
     }
   }
@@ -137,6 +157,11 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
   const needNamespace = (e: ManifestEntry): boolean => {
     const ns = e.object.metadata.namespace!;
     if (namespaceNames.has(ns)) return true;
+    if (ns === ROOT_NAMESPACE && isPolicy(e.object)) {
+      plan.namespaces.push({ object: rootNamespaceObject(), action: 'created', implicit: true });
+      namespaceNames.add(ns);
+      return true;
+    }
     plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_NAMESPACE_NOT_FOUND({ object: key(e.object), namespace: ns, where: where(e) }));
     return false;
   };
@@ -230,6 +255,21 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
     const object: Pod = { ...applied, metadata: mergeMeta(applied, undefined), spec: { ...applied.spec, nodeName: node } };
     plan.pods.push({ object, action: 'created' });
   }
+
+  // Policies: stored as written (the daemons evaluate them); generation counts spec changes,
+  // as the API server does for custom resources.
+  for (const e of entries) {
+    if (!isPolicy(e.object)) continue;
+    if (!needNamespace(e)) continue;
+    // A policy without spec is stored with `spec: {}`: the evaluators read p.spec.* directly.
+    const applied = { ...strip(e.object), spec: e.object.spec ?? {} } as Policy;
+    const stored = byKey.get(key(applied)) as Policy | undefined;
+    const specChanged = !stored || canonical(applied.spec) !== canonical(stored.spec ?? {});
+    const generation = (stored?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
+    const object = { ...applied, metadata: { ...mergeMeta(applied, stored), generation } } as Policy;
+    const action: Action = !stored ? 'created' : specChanged || metaChanged(object, stored) ? 'configured' : 'unchanged';
+    plan.policies.push({ object, action, previous: stored });
+  }
   return plan;
 }
 
@@ -237,12 +277,14 @@ export interface DeletePlan {
   namespaces: Namespace[];
   services: Service[];
   pods: Pod[];
+  policies: Policy[];
   notFound: string[];
 }
 
-/** Objects to delete for these entries; a Namespace takes its pods and services with it. */
+/** Objects to delete for these entries; a Namespace takes its pods, services and policies
+ * with it. */
 export function planDelete(view: ClusterView, entries: readonly ManifestEntry[]): DeletePlan {
-  const plan: DeletePlan = { namespaces: [], services: [], pods: [], notFound: [] };
+  const plan: DeletePlan = { namespaces: [], services: [], pods: [], policies: [], notFound: [] };
   const add = <T extends Resource>(list: T[], o: T): void => {
     if (!list.some((x) => key(x) === key(o))) list.push(o);
   };
@@ -254,6 +296,10 @@ export function planDelete(view: ClusterView, entries: readonly ManifestEntry[])
       add(plan.namespaces, ns);
       for (const p of view.pods) if (p.metadata.namespace === ns.metadata.name) add(plan.pods, p);
       for (const s of view.services) if (s.metadata.namespace === ns.metadata.name) add(plan.services, s);
+      for (const p of view.policies) if (p.metadata.namespace === ns.metadata.name) add(plan.policies, p);
+    } else if (isPolicy(e.object)) {
+      const p = view.policies.find((x) => key(x) === k);
+      if (p) add(plan.policies, p); else plan.notFound.push(k);
     } else if (e.object.kind === 'Pod') {
       const p = view.pods.find((x) => key(x) === k);
       if (p) add(plan.pods, p); else plan.notFound.push(k);

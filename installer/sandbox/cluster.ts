@@ -10,7 +10,7 @@ import type { Namespace, Pod, Resource, Service } from '../../daemon/state/resou
 import { enrolmentOf } from '../../daemon/state/snapshot';
 import { InstallerErrors, NodemeshError } from '../errors';
 import { adminGetJson, type DaemonWorkloads } from './admin-client';
-import { planApply, planDelete, type ApplyPlan, type ClusterView } from './apply-plan';
+import { isPolicy, planApply, planDelete, type ApplyPlan, type ClusterView, type Policy } from './apply-plan';
 import { createCgroup, detectCgroup2Root, sandboxCgroupRoot } from './cgroups';
 import { daemonCommand, isReady, startDaemon, waitReady } from './daemons';
 import { checkRoot, checkTools, ensureBpffs, isAlive, processRef, sleep } from './host';
@@ -20,6 +20,7 @@ import {
   POD_CONFIRM_TIMEOUT_MS, buildPodNetwork, createPodSandbox, destroyPodSandbox, observePhase, pendingPodObject, podKey,
   startContainers, waitForDaemon, writePod,
 } from './pods';
+import { describePolicy, policyKey, waitForPolicies, type PolicyStatus } from './policies';
 import { loadServiceRules, renderServiceRules, serviceEndpoints } from './services';
 import {
   BPF_PIN_ROOT, DEFAULT_STATE_DIR, SERVICE_CIDR, TOP_NETNS, acquireLock, clusterIsLive, layout, readCluster, stateDir, writeCluster,
@@ -95,14 +96,15 @@ function nodeRecords(count: number, l: Layout, cgRoot: string): NodeRecord[] {
 
 // --- objects -----------------------------------------------------------------------------
 
-interface Objects { namespaces: Namespace[]; pods: Pod[]; services: Service[] }
+interface Objects { namespaces: Namespace[]; pods: Pod[]; services: Service[]; policies: Policy[] }
 
 function readObjects(l: Layout): Objects {
-  const out: Objects = { namespaces: [], pods: [], services: [] };
+  const out: Objects = { namespaces: [], pods: [], services: [], policies: [] };
   for (const o of readAllObjects(l.objects).objects as unknown as Resource[]) {
     if (o.kind === 'Namespace') out.namespaces.push(o);
     else if (o.kind === 'Pod') out.pods.push(o);
     else if (o.kind === 'Service') out.services.push(o);
+    else if (isPolicy(o)) out.policies.push(o);
   }
   return out;
 }
@@ -156,7 +158,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   const entries = opts.files.length ? loadManifests(opts.files) : [];
   const names = Array.from({ length: opts.nodes }, (_, i) => nodeName(i + 1));
   if (entries.length) {
-    const dry = planApply({ namespaces: [defaultNamespace()], pods: [], services: [], nodes: names, serviceCIDR: SERVICE_CIDR }, entries);
+    const dry = planApply({ namespaces: [defaultNamespace()], pods: [], services: [], policies: [], nodes: names, serviceCIDR: SERVICE_CIDR }, entries);
     throwPlanErrors(dry);
   }
 
@@ -298,8 +300,16 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
 
   for (const p of plan.namespaces) {
     if (p.action !== 'unchanged') put(l, p.object);
-    out.result(`${label(p.object)} ${p.action}`);
+    out.result(`${label(p.object)} ${p.action}${p.implicit ? ' (implicitly: it holds mesh-wide policies and did not exist)' : ''}`);
   }
+  // Policies before pods: a pod that starts in this apply is covered from its first packet.
+  for (const p of plan.policies) {
+    if (p.action !== 'unchanged') put(l, p.object);
+    const refs = p.object.kind === 'AuthorizationPolicy' && (p.object.spec.targetRefs ?? []).length > 0;
+    out.result(`${label(p.object)} ${p.action}${refs ? ' (targetRefs: enforced by a waypoint, not by the node daemons)' : ''}`);
+  }
+  const policyChanges = new Map<string, Policy | undefined>(plan.policies.filter((p) => p.action !== 'unchanged').map((p) => [policyKey(p.object), p.object]));
+  await waitForPolicies(c.nodes, policyChanges, { info: out.info, checkpoint: () => intr?.check() });
   for (const p of plan.services) {
     if (p.action !== 'unchanged') put(l, p.object);
     out.result(`${label(p.object)} ${p.action} (${p.object.spec.clusterIP})`);
@@ -438,13 +448,19 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
       removeObject(l.objects, 'Service', s.metadata.namespace, s.metadata.name);
       out.result(`service/${s.metadata.namespace}/${s.metadata.name} deleted`);
     }
+    for (const p of plan.policies) {
+      removeObject(l.objects, p.kind, p.metadata.namespace, p.metadata.name);
+      out.result(`${p.kind.toLowerCase()}/${p.metadata.namespace}/${p.metadata.name} deleted`);
+    }
     for (const n of plan.namespaces) {
       removeObject(l.objects, 'Namespace', undefined, n.metadata.name);
       out.result(`namespace/${n.metadata.name} deleted`);
     }
     syncServiceRules(c, l);
+    await waitForPolicies(c.nodes, new Map(plan.policies.map((p) => [policyKey(p), undefined])), { info: out.info });
     if (leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers });
-    if (plan.notFound.length && !opts.ignoreNotFound) throw InstallerErrors.NODEMESH_E_SANDBOX_NOT_FOUND({ objects: plan.notFound, deleted: plan.pods.length + plan.services.length + plan.namespaces.length });
+    const deleted = plan.pods.length + plan.services.length + plan.policies.length + plan.namespaces.length;
+    if (plan.notFound.length && !opts.ignoreNotFound) throw InstallerErrors.NODEMESH_E_SANDBOX_NOT_FOUND({ objects: plan.notFound, deleted });
     intr.check();
   } finally {
     intr.dispose();
@@ -463,12 +479,14 @@ export interface StatusReport {
   nodes: { name: string; ip: string; podCIDR: string; netns: string; cgroup: string; daemon: { pid: number | null; alive: boolean; ready: boolean; log: string } }[];
   pods: { namespace: string; name: string; uid: string; node: string; ip: string; phase: string; detail?: string; message?: string; enrolled: boolean | null; log: string }[];
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; targetPort: number | string; protocol: string; endpoints: string[] }[] }[];
+  /** AuthorizationPolicies and PeerAuthentications, sorted by kind, namespace, name. */
+  policies: PolicyStatus[];
 }
 
 export async function status(): Promise<StatusReport> {
   const l = layout(stateDir());
   const c = readCluster(l);
-  if (!c) return { up: false, phase: 'none', stateDir: l.dir, nodes: [], pods: [], services: [] };
+  if (!c) return { up: false, phase: 'none', stateDir: l.dir, nodes: [], pods: [], services: [], policies: [] };
   // Keep phases true when we can take the lock; a concurrent command will do it otherwise.
   try {
     const lock = acquireLock(l);
@@ -508,8 +526,10 @@ export async function status(): Promise<StatusReport> {
       endpoints: pe.endpoints.map((e) => `${e.ip}:${e.port}`),
     })),
   })).sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  const policies = objs.policies.map(describePolicy)
+    .sort((a, b) => a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   const phase: StatusReport['phase'] = c.phase === 'creating' ? (isAlive(c.creator) ? 'creating' : 'incomplete') : clusterIsLive(c) ? 'up' : 'down';
-  return { up: phase === 'up', phase, stateDir: l.dir, nodes, pods, services };
+  return { up: phase === 'up', phase, stateDir: l.dir, nodes, pods, services, policies };
 }
 
 // --- exec --------------------------------------------------------------------------------

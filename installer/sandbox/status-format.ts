@@ -1,4 +1,4 @@
-// `nodemesh local status` as text: three tables (nodes, pods, services).
+// `nodemesh local status` as text: tables of nodes, pods, services and policies.
 import type { StatusReport } from './cluster';
 
 function table(rows: string[][]): string {
@@ -35,6 +35,13 @@ export function formatStatus(s: StatusReport): string {
         v.ports.map((p) => p.endpoints.join(',') || '<none>').join(' ')])]));
   } else {
     out.push('no services');
+  }
+  out.push('');
+  if (s.policies.length) {
+    out.push(table([['KIND', 'NAMESPACE', 'NAME', 'APPLIES TO', 'SUMMARY'],
+      ...s.policies.map((p) => [p.kind, p.namespace, p.name, p.appliesTo, p.summary])]));
+  } else {
+    out.push('no policies');
   }
   return out.join('\n');
 }
