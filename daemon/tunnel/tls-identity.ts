@@ -1,22 +1,16 @@
 // The TLS side of HBONE: secure contexts built from a workload's issued identity, the peer
 // chain as the identity code wants it, and OpenSSL's failures turned into sentences.
-// Both ends do two checks: OpenSSL verifies the chain against the trust bundle during the
-// handshake (so an untrusted peer never gets to send HTTP/2), then verifyPeerChain applies
-// the SPIFFE rules (one URI SAN, this trust domain, a leaf) and yields the peer's ID. There is
-// no hostname check anywhere: the name that matters is the SPIFFE ID, not DNS.
+// Both ends do two checks: OpenSSL's verdict on the chain against the trust bundle (the
+// client aborts the handshake on it; the server reads it right after, so it can say why),
+// then verifyPeerChain applies the SPIFFE rules (one URI SAN, the expected trust domain, a
+// leaf) and yields the peer's ID. No stream is served or sent before both pass. There is no
+// hostname check anywhere: the name that matters is the SPIFFE ID, not DNS.
 import * as tls from 'node:tls';
 import { parseSpiffeId, verifyPeerChain } from '../identity/ca';
+import type { IssuedIdentity } from '../identity/certificate-manager';
 
-/** Structurally identical to certificate-manager.ts's IssuedIdentity. */
-export interface IssuedIdentity {
-  spiffeId: string;
-  keyPem: string;
-  /** Leaf first, then any intermediates. */
-  certChainPem: string[];
-  trustBundlePem: string[];
-  notBefore: Date;
-  notAfter: Date;
-}
+/** A workload's key, certificate chain (leaf first) and trust bundle, as the certificate manager issues it. */
+export type { IssuedIdentity };
 
 /** (chain leaf-first as DER, trust roots, trust domain) -> SPIFFE ID, or throws. */
 export type PeerVerifier = (chain: Buffer[], trustRootsPem: string[], trustDomain: string, now?: Date) => Promise<string>;
