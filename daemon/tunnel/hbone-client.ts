@@ -105,6 +105,10 @@ export class HboneClient {
     this.pingTimeoutMs = opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
     this.verifyPeer = opts.verifyPeer ?? defaultPeerVerifier;
     this.now = opts.now ?? (() => new Date());
+    this.config = Object.freeze({
+      tuning: this.tuning, connectTimeoutMs: this.connectTimeoutMs, idleTimeoutMs: this.idleTimeoutMs,
+      keepaliveMs: this.keepaliveMs, pingTimeoutMs: this.pingTimeoutMs, verifyPeer: this.verifyPeer, now: this.now, log: this.log,
+    });
   }
 
   /** Opens a tunnel to `req.authority`; resolves once the destination answered 200. The
@@ -169,8 +173,17 @@ export class HboneClient {
   private credentialsFor(id: IssuedIdentity): Credentials {
     const cur = this.credentials.get(id.spiffeId);
     if (cur && sameCredentials(cur.identity, id)) return cur;
+    // A caller holding a stale identity must not rotate us back to an older certificate
+    // (and drain the sessions of the newer one): the newest certificate of a source wins.
+    if (cur && id.notAfter.getTime() < cur.identity.notAfter.getTime()) return cur;
     trustDomainOf(id.spiffeId); // a malformed source identity fails here, not in a handshake
-    const fresh: Credentials = { identity: id, context: tls.createSecureContext(secureContextOptions(id)) };
+    let context: tls.SecureContext;
+    try {
+      context = tls.createSecureContext(secureContextOptions(id));
+    } catch (e) {
+      throw HboneErrors.NODEMESH_E_HBONE_TLS({ peer: 'this node', reason: `the certificate or key of ${id.spiffeId} is unusable (${(e as Error).message})` }, { cause: e });
+    }
+    const fresh: Credentials = { identity: id, context };
     this.credentials.set(id.spiffeId, fresh);
     if (cur) {
       this.log.info({ sourceId: id.spiffeId, notAfter: id.notAfter }, 'HBONE client certificate rotated; sessions with the old certificate drain');
@@ -213,13 +226,12 @@ export class HboneClient {
   /** @internal */
   sessionFailed(): void { this.counters.sessionFailures++; }
 
-  /** @internal */
-  get config() {
-    return {
-      tuning: this.tuning, connectTimeoutMs: this.connectTimeoutMs, idleTimeoutMs: this.idleTimeoutMs,
-      keepaliveMs: this.keepaliveMs, pingTimeoutMs: this.pingTimeoutMs, verifyPeer: this.verifyPeer, now: this.now, log: this.log,
-    };
-  }
+  /** @internal what sessions need from the client, built once. */
+  readonly config: {
+    tuning: HboneTuning; connectTimeoutMs: number; idleTimeoutMs: number; keepaliveMs: number; pingTimeoutMs: number;
+    verifyPeer: PeerVerifier; now: () => Date; log: Logger;
+  };
+
 
   private openStream(session: ClientSession, req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
     const h2 = session.h2!;

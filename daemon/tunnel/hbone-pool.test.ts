@@ -213,3 +213,18 @@ test('a CONNECT refused by a GOAWAY race is retried once on a new session', { ti
     await closeServer(listener);
   }
 });
+
+test('a caller holding an older certificate does not rotate the pool back to it', { timeout: 20_000 }, async () => {
+  const { client } = newClient();
+  const older = await issueIdentity(ca, 'shop', 'web', { ttlSeconds: 600 });
+  const newer = await issueIdentity(ca, 'shop', 'web', { ttlSeconds: 3600 });
+  try {
+    const a = await client.connect(request(newer, dst, portOf(app), [serverId.spiffeId]));
+    const b = await client.connect(request(older, dst, portOf(app), [serverId.spiffeId]));
+    assert.equal(client.stats().totals.sessionsOpened, 1);
+    assert.deepEqual(client.stats().sessions.map((s) => s.state), ['ready']);
+    for (const s of [a, b]) { s.end('x'); await readAll(s); }
+  } finally {
+    await client.close({ force: true });
+  }
+});
