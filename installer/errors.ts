@@ -50,6 +50,12 @@ export const InstallerErrors = defineErrors({
     `the nodemesh-node daemon of ${a.node} exited (${a.code}) before it was ready; its log is ${a.log}${tail(a.lines)}`,
   NODEMESH_E_SANDBOX_DAEMON_NOT_READY: (a: { node: string; seconds: number; last: string; log: string; lines?: string }) =>
     `the nodemesh-node daemon of ${a.node} did not report ready within ${a.seconds}s (last answer: ${a.last}); its log is ${a.log}${tail(a.lines)}`,
+  NODEMESH_E_SANDBOX_IDENTITY_MISSING: (a: { path: string }) =>
+    `the identity service ${a.path} does not exist; build it first with 'make build' (or 'node_modules/.bin/tsc -p .')`,
+  NODEMESH_E_SANDBOX_IDENTITY_EXITED: (a: { code: string; log: string; lines?: string }) =>
+    `nodemesh-identity (the mesh CA) exited (${a.code}) before it was ready, so no node daemon was started; its log is ${a.log}${tail(a.lines)}`,
+  NODEMESH_E_SANDBOX_IDENTITY_NOT_READY: (a: { seconds: number; last: string; log: string; lines?: string }) =>
+    `nodemesh-identity (the mesh CA) did not report ready within ${a.seconds}s (${a.last}), so no node daemon was started; its log is ${a.log}${tail(a.lines)}`,
   NODEMESH_E_SANDBOX_DAEMON_UNREACHABLE: (a: { node: string; socket: string; reason: string }) =>
     `cannot reach the nodemesh-node daemon of ${a.node} on ${a.socket}: ${a.reason}; check 'nodemesh local status' and the node log`,
 

@@ -14,6 +14,10 @@ import { isPolicy, planApply, planDelete, type ApplyPlan, type ClusterView, type
 import { createCgroup, detectCgroup2Root, sandboxCgroupRoot } from './cgroups';
 import { daemonCommand, isReady, startDaemon, waitReady } from './daemons';
 import { checkRoot, checkTools, ensureBpffs, isAlive, processRef, sleep } from './host';
+import {
+  identityClientEnv, identityMain, identityRecord, identityStatus, nodeCredentialFile, startIdentity, waitIdentityReady, writeCredentials,
+  type IdentityStatus,
+} from './identity';
 import { launchAttached } from './launch';
 import { loadManifests } from './manifests';
 import {
@@ -75,6 +79,7 @@ function preflight(): { cgroup2Root: string; daemonArgv: string[] } {
   const cgroup2Root = detectCgroup2Root();
   const cmd = daemonCommand(REPO_ROOT);
   if (cmd.main && !fs.existsSync(cmd.main)) throw InstallerErrors.NODEMESH_E_SANDBOX_DAEMON_MISSING({ path: cmd.main });
+  if (!fs.existsSync(identityMain(REPO_ROOT))) throw InstallerErrors.NODEMESH_E_SANDBOX_IDENTITY_MISSING({ path: identityMain(REPO_ROOT) });
   return { cgroup2Root, daemonArgv: cmd.argv };
 }
 
@@ -87,6 +92,7 @@ function nodeRecords(count: number, l: Layout, cgRoot: string): NodeRecord[] {
       name, index: i, ip: nodeIP(i), netns: nodeNetns(i), netnsPath: netnsPath(nodeNetns(i)), podCIDR: podCIDR(i),
       cgroup, daemonCgroup: path.join(cgroup, 'nodemesh-node'),
       adminSocket: path.join(l.nodes, name, 'admin.sock'),
+      credentialFile: nodeCredentialFile(l.nodes, name),
       bpfPinRoot: path.join(BPF_PIN_ROOT, name),
       log: path.join(l.logs, `${name}.log`),
     });
@@ -187,8 +193,10 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       version: 1, phase: 'creating', createdAt: new Date().toISOString(), creator: processRef(process.pid)!,
       repoRoot: REPO_ROOT, stateDir: l.dir, cgroup2Root, cgroupRoot: cgRoot, bpfPinRoot: BPF_PIN_ROOT, mountedBpffs,
       serviceCIDR: SERVICE_CIDR, topNetns: TOP_NETNS, daemonCommand: daemonArgv,
+      identity: identityRecord(l.dir, cgRoot, l.logs, TOP_NETNS),
       nodes: nodeRecords(opts.nodes, l, cgRoot), pods: {},
     };
+    const identity = cluster.identity!;
     created = true;
     for (const d of [l.objects, l.logs, l.podLogs, l.pods, l.nodes]) fs.mkdirSync(d, { recursive: true });
     writeCluster(l, cluster);
@@ -204,9 +212,18 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     loadServiceRules(cluster.nodes.map((n) => n.netns), renderServiceRules([], []));
     put(l, defaultNamespace());
 
+    // The CA first: node daemons read its root at start and ask it for certificates.
+    out.info(`starting nodemesh-identity in ${TOP_NETNS} on ${identity.address} (mesh CA in ${identity.caDir}, fresh node credentials)`);
+    writeCredentials(identity, cluster.nodes);
+    const startedIdentity = startIdentity(identity, l.objects, REPO_ROOT);
+    identity.process = startedIdentity.ref;
+    writeCluster(l, cluster);
+    await waitIdentityReady(identity, startedIdentity, { checkpoint: () => intr.check() });
+    out.info(`nodemesh-identity ready: ${identity.address}, pid ${identity.process.pid}, root ${identity.caRootFile}, log ${identity.log}`);
+
     out.info(`starting ${opts.nodes} nodemesh-node daemon(s)`);
     const started = cluster.nodes.map((n) => {
-      const d = startDaemon(n, l.objects, daemonArgv);
+      const d = startDaemon(n, l.objects, daemonArgv, identityClientEnv(identity, n));
       n.daemon = d.ref;
       return d;
     });
@@ -481,12 +498,14 @@ export interface StatusReport {
   services: { namespace: string; name: string; clusterIP: string; ports: { name?: string; port: number; targetPort: number | string; protocol: string; endpoints: string[] }[] }[];
   /** AuthorizationPolicies and PeerAuthentications, sorted by kind, namespace, name. */
   policies: PolicyStatus[];
+  /** nodemesh-identity; null for a sandbox recorded without one. */
+  identity: IdentityStatus | null;
 }
 
 export async function status(): Promise<StatusReport> {
   const l = layout(stateDir());
   const c = readCluster(l);
-  if (!c) return { up: false, phase: 'none', stateDir: l.dir, nodes: [], pods: [], services: [], policies: [] };
+  if (!c) return { up: false, phase: 'none', stateDir: l.dir, nodes: [], pods: [], services: [], policies: [], identity: null };
   // Keep phases true when we can take the lock; a concurrent command will do it otherwise.
   try {
     const lock = acquireLock(l);
@@ -529,7 +548,7 @@ export async function status(): Promise<StatusReport> {
   const policies = objs.policies.map(describePolicy)
     .sort((a, b) => a.kind.localeCompare(b.kind) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   const phase: StatusReport['phase'] = c.phase === 'creating' ? (isAlive(c.creator) ? 'creating' : 'incomplete') : clusterIsLive(c) ? 'up' : 'down';
-  return { up: phase === 'up', phase, stateDir: l.dir, nodes, pods, services, policies };
+  return { up: phase === 'up', phase, stateDir: l.dir, nodes, pods, services, policies, identity: c.identity ? identityStatus(c.identity) : null };
 }
 
 // --- exec --------------------------------------------------------------------------------

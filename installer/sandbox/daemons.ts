@@ -8,6 +8,8 @@
 //   NODEMESH_CGROUP=<cgroup2>/nodemesh-sandbox/node-i
 //   NODEMESH_BPF_PIN_ROOT=/sys/fs/bpf/nodemesh/sandbox/node-i
 //   NODEMESH_ADMIN_SOCKET=<state>/nodes/node-i/admin.sock
+//   NODEMESH_IDENTITY_ADDRESS, NODEMESH_NODE_CREDENTIAL_FILE, NODEMESH_CA_ROOT_FILE,
+//   NODEMESH_TRUST_DOMAIN: how to reach nodemesh-identity (identity.ts)
 // Ready when GET /healthz/ready on the admin socket answers 200.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -29,8 +31,9 @@ export function daemonCommand(repoRoot: string, env: NodeJS.ProcessEnv = process
   return { argv: [process.execPath, main], main };
 }
 
-export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env, identity: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {
+    ...identity,
     PATH: extra.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     NODEMESH_NODE_NAME: node.name,
     NODEMESH_SOURCE: 'sandbox',
@@ -48,10 +51,10 @@ export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.Pr
 
 export interface StartedDaemon { ref: ProcessRef; exited: Promise<string> }
 
-export function startDaemon(node: NodeRecord, objectsDir: string, argv: readonly string[]): StartedDaemon {
+export function startDaemon(node: NodeRecord, objectsDir: string, argv: readonly string[], identity: Record<string, string> = {}): StartedDaemon {
   fs.mkdirSync(path.dirname(node.adminSocket), { recursive: true });
   fs.writeFileSync(node.log, `--- nodemesh local up: starting ${argv.join(' ')} at ${new Date().toISOString()}\n`, { flag: 'a' });
-  const child = launchDetached({ cgroup: node.daemonCgroup, netnsPath: node.netnsPath, argv, env: daemonEnv(node, objectsDir), logFile: node.log });
+  const child = launchDetached({ cgroup: node.daemonCgroup, netnsPath: node.netnsPath, argv, env: daemonEnv(node, objectsDir, process.env, identity), logFile: node.log });
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exit status ${code}`));
     child.once('error', (e) => resolve(`could not start: ${e.message}`));

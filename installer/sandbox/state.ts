@@ -3,8 +3,12 @@
 //   <state>/cluster.json               nodes, daemon pids, pods (pids, IPs), allocations
 //   <state>/objects/                   the object directory (daemons watch it)
 //   <state>/nodes/<node>/admin.sock    each node daemon's admin API
+//   <state>/nodes/<node>/credential    the node's token for nodemesh-identity (0600)
+//   <state>/identity/ca/               the mesh CA (ca.key 0600, ca.crt), created by nodemesh-identity
+//   <state>/identity/node-credentials.json   every node's token, for nodemesh-identity (0600)
 //   <state>/pods/<ns>_<pod>/           per-pod runtime files (container exit codes)
 //   <state>/logs/<node>.log            each node daemon's stdout/stderr
+//   <state>/logs/identity.log          nodemesh-identity's stdout/stderr
 //   <state>/logs/pods/<ns>_<pod>.log   each pod's stdout/stderr
 //   <state>.lock                       held by the one nodemesh command changing the sandbox
 //
@@ -15,6 +19,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InstallerErrors } from '../errors';
 import { isAlive, processRef, type ProcessRef } from './host';
+import type { IdentityRecord } from './identity';
 
 export const DEFAULT_STATE_DIR = '/run/nodemesh/sandbox';
 export const TOP_NETNS = 'nmsb-top';
@@ -51,7 +56,7 @@ export function layout(dir: string): Layout {
 }
 
 /** The entries a sandbox state dir may hold; teardown removes exactly these. */
-export const STATE_ENTRIES = ['cluster.json', 'objects', 'logs', 'pods', 'nodes'];
+export const STATE_ENTRIES = ['cluster.json', 'objects', 'logs', 'pods', 'nodes', 'identity'];
 
 export interface NodeRecord {
   name: string;
@@ -65,6 +70,8 @@ export interface NodeRecord {
   cgroup: string;
   daemonCgroup: string;
   adminSocket: string;
+  /** This node's token for nodemesh-identity (NODEMESH_NODE_CREDENTIAL_FILE), 0600. */
+  credentialFile: string;
   bpfPinRoot: string;
   log: string;
   daemon?: ProcessRef;
@@ -115,6 +122,8 @@ export interface ClusterState {
   serviceCIDR: string;
   topNetns: string;
   daemonCommand: string[];
+  /** The mesh CA service (absent in a cluster.json of a version before it existed). */
+  identity?: IdentityRecord;
   nodes: NodeRecord[];
   pods: Record<string, PodRecord>;
 }

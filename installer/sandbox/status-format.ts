@@ -1,4 +1,5 @@
-// `nodemesh local status` as text: tables of nodes, pods, services and policies.
+// `nodemesh local status` as text: tables of the identity service, nodes, pods, services and
+// policies.
 import type { StatusReport } from './cluster';
 
 function table(rows: string[][]): string {
@@ -17,6 +18,11 @@ export function formatStatus(s: StatusReport): string {
     down: "DOWN (no node daemon is running; 'nodemesh local down', then 'local up')",
   }[s.phase];
   out.push(`sandbox ${phase}; state in ${s.stateDir}`, '');
+  if (s.identity) {
+    const i = s.identity;
+    out.push(table([['IDENTITY SERVICE', 'ADDRESS', 'PID', 'ALIVE', 'LISTENING'],
+      ['nodemesh-identity', i.address, String(i.pid ?? '-'), yn(i.alive), yn(i.listening)]]), '');
+  }
   out.push(table([['NODE', 'IP', 'POD CIDR', 'DAEMON PID', 'ALIVE', 'READY'],
     ...s.nodes.map((n) => [n.name, n.ip, n.podCIDR, String(n.daemon.pid ?? '-'), yn(n.daemon.alive), yn(n.daemon.ready)])]));
   out.push('');

@@ -3,12 +3,14 @@
 // is one and from the sandbox's fixed names when there is not (a run killed before it wrote
 // anything), and touches only what the sandbox owns: processes it recorded (checked against
 // /proc) or that sit in its cgroup subtree, its `nmsb-*` namespaces, its cgroup subtree,
-// /sys/fs/bpf/nodemesh/sandbox, and the known entries of its state directory.
+// /sys/fs/bpf/nodemesh/sandbox, and the known entries of its state directory (which include
+// the mesh CA and the node credentials: a new sandbox gets new ones).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cgroupPids, cgroupTreeBottomUp, killCgroupTree, removeCgroupTree, sandboxCgroupRoot, SANDBOX_CGROUP_NAME } from './cgroups';
 import { stopDaemons } from './daemons';
 import { processCgroup, processRef, type ProcessRef } from './host';
+import { IDENTITY_CGROUP_NAME } from './identity';
 import { BPF_PIN_ROOT, DEFAULT_STATE_DIR, STATE_ENTRIES, clusterIsLive, layout, readCluster, type Layout } from './state';
 import { deleteNetns, listSandboxNetns } from './topology';
 
@@ -43,13 +45,27 @@ function daemonProcesses(l: Layout, cgRoot: string): ProcessRef[] {
   return [...refs.values()];
 }
 
+/** nodemesh-identity: the recorded process if still in our subtree, plus whatever sits in
+ * its cgroup (a `local up` killed between starting it and recording it). */
+function identityProcesses(l: Layout, cgRoot: string): ProcessRef[] {
+  const refs = new Map<number, ProcessRef>();
+  const rec = readCluster(l)?.identity?.process;
+  if (rec && (processCgroup(rec.pid) ?? '').includes(`/${SANDBOX_CGROUP_NAME}/`)) refs.set(rec.pid, rec);
+  for (const pid of cgroupPids(path.join(cgRoot, IDENTITY_CGROUP_NAME))) {
+    const ref = processRef(pid);
+    if (ref && !refs.has(pid)) refs.set(pid, ref);
+  }
+  return [...refs.values()];
+}
+
 /** keepLogs: leave `logs/` (a failed `local up` keeps them for diagnosis; the next up or
  * down removes them). */
 /** The state dir of a live sandbox other than this one, if its daemons run in the shared
  * cgroup subtree (found through their NODEMESH_SANDBOX_OBJECTS). Remains that belong to a
  * running sandbox are not "stale". */
 export function otherLiveSandbox(l: Layout, cgroup2Root: string): string | undefined {
-  for (const ref of daemonProcesses(l, sandboxCgroupRoot(cgroup2Root))) {
+  const cgRoot = sandboxCgroupRoot(cgroup2Root);
+  for (const ref of [...daemonProcesses(l, cgRoot), ...identityProcesses(l, cgRoot)]) {
     let env = '';
     try { env = fs.readFileSync(`/proc/${ref.pid}/environ`, 'latin1'); } catch { continue; }
     const objects = env.split('\0').find((v) => v.startsWith('NODEMESH_SANDBOX_OBJECTS='))?.slice('NODEMESH_SANDBOX_OBJECTS='.length);
@@ -66,11 +82,13 @@ export async function teardown(l: Layout, cgroup2Root: string, log: (s: string) 
   const report: TeardownReport = { leftovers: [], removed: [] };
   const cgRoot = sandboxCgroupRoot(cgroup2Root);
 
-  // 1. Daemons first and gently (SIGTERM, then SIGKILL after a grace period).
+  // 1. Daemons and nodemesh-identity first and gently (SIGTERM, then SIGKILL after a grace
+  //    period), together: the daemons do not need the CA to shut down.
   const daemons = daemonProcesses(l, cgRoot);
-  if (daemons.length) {
-    log(`stopping ${daemons.length} node daemon(s)`);
-    await stopDaemons(daemons);
+  const identity = identityProcesses(l, cgRoot);
+  if (daemons.length || identity.length) {
+    log(`stopping ${[daemons.length ? `${daemons.length} node daemon(s)` : '', identity.length ? 'nodemesh-identity' : ''].filter(Boolean).join(' and ')}`);
+    await stopDaemons([...daemons, ...identity]);
   }
   // 2. Everything else in the subtree: pod processes, `local exec` sessions.
   if (fs.existsSync(cgRoot)) {

@@ -2,7 +2,7 @@
 // namespace gets nothing (no interface, no route), and the top namespace has no uplink and
 // no default route, so no packet can leave the sandbox.
 //
-//   nmsb-top            bridge br0 (no address, no uplink)
+//   nmsb-top            bridge br0 172.30.0.1/24 (nodemesh-identity; no uplink, no default route)
 //     |  nd<i> <-> eth0
 //   nmsb-node-<i>       eth0 172.30.0.(10+i)/24; 10.244.j.0/24 via node-j; ip_forward=1
 //     |  vpod<k> <-> eth0   (routed /32, Calico style: proxy_arp on vpod<k>, /32 route)
@@ -16,6 +16,8 @@ import { NETNS_PREFIX, SERVICE_CIDR, TOP_NETNS } from './state';
 
 export const BRIDGE = 'br0';
 export const NODE_SUBNET_PREFIX = '172.30.0';
+/** The top namespace's own address on the node subnet, where nodemesh-identity listens. */
+export const TOP_IP = `${NODE_SUBNET_PREFIX}.1`;
 /** The pods' gateway address (never assigned; answered by proxy ARP on the node side). */
 export const POD_GATEWAY = '169.254.1.1';
 export const FIRST_POD_SLOT = 2;
@@ -51,7 +53,7 @@ export function setSysctls(netns: string, values: Record<string, string>): void 
 
 export function createTop(): void {
   run('ip', ['netns', 'add', TOP_NETNS]);
-  ipBatch(TOP_NETNS, ['link set lo up', `link add ${BRIDGE} type bridge`, `link set ${BRIDGE} up`]);
+  ipBatch(TOP_NETNS, ['link set lo up', `link add ${BRIDGE} type bridge`, `addr add ${TOP_IP}/24 dev ${BRIDGE}`, `link set ${BRIDGE} up`]);
 }
 
 /** Creates node i's namespace, plugs it into the top bridge and routes to every other node's

@@ -3,13 +3,17 @@
 // Checks that up/down cycles and a `local up` killed half-way leave nothing behind, that
 // pods reach each other across nodes and un-enrolled pods reach Services by VIP, and that a
 // malformed manifest is rejected naming the field while the running cluster stays as it was.
+// nodemesh-identity (the mesh CA) runs with the cluster and goes with it; from inside a node's
+// network namespace it issues certificates with node binding; policies go through
+// `local apply`/`local delete` into every daemon's snapshot.
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  CLI, REPO, STATE_DIR, apply, down, eventually, exec, leftovers, nodemesh, nodemeshOk, pod, requireSandboxPrerequisites, status, tcpProbe, up,
+  CLI, REPO, STATE_DIR, adminGet, apply, down, eventually, exec, identityRecord, leftovers, nodemesh, nodemeshOk, pod, processAlive, remove,
+  requestIdentities, requireSandboxPrerequisites, status, tcpProbe, up,
 } from './helpers/sandbox';
 
 const PLAIN = `
@@ -26,6 +30,7 @@ metadata:
   labels: { app: echo }
 spec:
   nodeName: node-2
+  serviceAccountName: echo-server
   containers:
   - name: echo
     command: ["nodemesh-sample-app", "tcp-echo", "--port", "7000"]
@@ -38,6 +43,7 @@ metadata:
   namespace: plain
 spec:
   nodeName: node-1
+  serviceAccountName: echo-client
   containers:
   - name: client
     command: ["sleep", "infinity"]
@@ -56,6 +62,18 @@ function assertClean(when: string): void {
   assert.deepEqual(leftovers(), [], `the sandbox left things behind ${when}`);
 }
 
+/** nodemesh-identity runs, is reported by status, in its own cgroup beside the nodes. */
+async function assertIdentityUp(): Promise<{ pid: number; startTime: string }> {
+  const id = identityRecord();
+  assert.ok(processAlive(id.process), `nodemesh-identity (${JSON.stringify(id.process)}) is not running; log ${id.log}`);
+  assert.match(fs.readFileSync(`/proc/${id.process!.pid}/cgroup`, 'utf8'), /^0::\/nodemesh-sandbox\/nodemesh-identity$/m);
+  assert.equal(fs.statSync(id.credentialsFile).mode & 0o777, 0o600);
+  for (const f of Object.values(id.nodeCredentials)) assert.equal(fs.statSync(f).mode & 0o777, 0o600);
+  const s = await status();
+  assert.deepEqual(s.identity && [s.identity.address, s.identity.pid, s.identity.alive, s.identity.listening], ['172.30.0.1:15012', id.process!.pid, true, true]);
+  return id.process!;
+}
+
 describe('sandbox cluster lifecycle', { timeout: 600_000 }, () => {
   before(async () => {
     requireSandboxPrerequisites();
@@ -70,11 +88,17 @@ describe('sandbox cluster lifecycle', { timeout: 600_000 }, () => {
     for (let round = 1; round <= 2; round++) {
       const u = await up({ nodes: 2 });
       assert.match(u.stderr, /sandbox is up/);
+      assert.match(u.stderr, /^nodemesh-identity ready: 172\.30\.0\.1:15012/m);
+      // The CA is up before any node daemon starts.
+      assert.ok(u.stderr.indexOf('nodemesh-identity ready') < u.stderr.indexOf('starting 2 nodemesh-node daemon(s)'), u.stderr);
       const s = await status();
       assert.equal(s.up, true);
       assert.deepEqual(s.nodes.map((n) => [n.name, n.daemon.alive, n.daemon.ready]), [['node-1', true, true], ['node-2', true, true]]);
+      const identity = await assertIdentityUp();
       const d = await nodemeshOk(['local', 'down']);
       assert.match(d.stderr, /sandbox removed/);
+      assert.equal(processAlive(identity), false, 'nodemesh-identity must be gone after local down');
+      assert.equal(fs.existsSync(path.join(STATE_DIR, 'identity')), false, 'the CA and the credentials go with the state dir');
       assertClean(`after round ${round}`);
     }
   });
@@ -109,6 +133,9 @@ describe('sandbox cluster lifecycle', { timeout: 600_000 }, () => {
       child.kill('SIGKILL');
       await exited;
       assert.notDeepEqual(leftovers(), [], 'the killed local up should have left remains to clean up');
+      // nodemesh-identity starts before the node daemons, so the killed up left it running.
+      const orphan = identityRecord().process;
+      assert.ok(processAlive(orphan), 'the killed local up should have left nodemesh-identity running');
 
       if (next === 'up') {
         const u = await up({ nodes: 2 });
@@ -119,6 +146,7 @@ describe('sandbox cluster lifecycle', { timeout: 600_000 }, () => {
       }
       const d = await nodemeshOk(['local', 'down']);
       assert.match(d.stderr, /sandbox removed/);
+      assert.equal(processAlive(orphan), false, `the killed up's nodemesh-identity must be gone after local ${next} and down`);
       assertClean(`after a killed local up followed by local ${next}`);
     }
   });
@@ -224,6 +252,76 @@ spec:
       const back = await apply('apiVersion: v1\nkind: Namespace\nmetadata: { name: plain }\n');
       assert.equal(back.code, 0, back.stderr);
       assert.equal(pod(await status(), 'plain/client').enrolled, false);
+    });
+
+    it('nodemesh-identity issues a certificate to a node for a service account with a pod there, and refuses one that only runs elsewhere', async () => {
+      await assertIdentityUp();
+      // From inside node-1's network namespace, with node-1's credential, as its daemon asks.
+      const answers = await requestIdentities('node-1', ['plain/echo-client', 'plain/echo-server']);
+      assert.deepEqual(answers[0], { identity: 'plain/echo-client', ok: true, spiffeId: 'spiffe://cluster.local/ns/plain/sa/echo-client' });
+      const refused = answers[1]!;
+      assert.equal(refused.ok, false);
+      assert.equal(refused.grpcCode, 7, `expected PERMISSION_DENIED: ${refused.message}`);
+      assert.equal(refused.serverCode, 'NODEMESH_E_IDENTITY_NODE_BINDING');
+      assert.match(refused.message!, /PERMISSION_DENIED/);
+      // node-2 may have echo-server (its pod runs there) and not echo-client.
+      const fromNode2 = await requestIdentities('node-2', ['plain/echo-server', 'plain/echo-client']);
+      assert.deepEqual(fromNode2.map((a) => [a.identity, a.ok, a.grpcCode ?? null]), [['plain/echo-server', true, null], ['plain/echo-client', false, 7]]);
+    });
+
+    it('policies: a malformed one is rejected naming the field; a good one is in every daemon\'s snapshot when apply returns, and gone when delete returns', async () => {
+      const objectsBefore = fs.readdirSync(path.join(STATE_DIR, 'objects')).sort();
+      const typo = `
+apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: deny-nowhere, namespace: plain }
+spec:
+  action: DENY
+  rules:
+  - from: [{ source: { namespace: ["nowhere"] } }]
+`;
+      const bad = await apply(typo);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /AuthorizationPolicy plain\/deny-nowhere: spec\.rules\[0\]\.from\[0\]\.source\.namespace: got "namespace": unknown field .*did you mean namespaces\?/);
+      assert.match(bad.stderr, /NODEMESH_E_MANIFEST_INVALID/);
+      assert.deepEqual(fs.readdirSync(path.join(STATE_DIR, 'objects')).sort(), objectsBefore, 'a rejected policy must not be stored');
+
+      const good = typo.replace('namespace: ["nowhere"]', 'namespaces: ["nowhere"]') + `---
+apiVersion: security.nodemesh.io/v1alpha1
+kind: PeerAuthentication
+metadata: { name: mesh-default, namespace: nodemesh-system }
+spec:
+  mtls: { mode: PERMISSIVE }
+`;
+      const r = await apply(good);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^namespace\/nodemesh-system created \(implicitly/m);
+      assert.match(r.stdout, /^authorizationpolicy\/plain\/deny-nowhere created$/m);
+      assert.match(r.stdout, /^peerauthentication\/nodemesh-system\/mesh-default created$/m);
+      // No polling: apply returned, so every daemon must show them now.
+      const names = (list: { metadata: { namespace: string; name: string }; spec?: unknown }[]) => list.map((p) => `${p.metadata.namespace}/${p.metadata.name}`).sort();
+      for (const node of ['node-1', 'node-2']) {
+        const snap = (await adminGet(node, '/debug/snapshot')).json<{ authorizationPolicies: { metadata: { namespace: string; name: string }; spec: unknown }[]; peerAuthentications: { metadata: { namespace: string; name: string } }[] }>();
+        assert.deepEqual(names(snap.authorizationPolicies), ['plain/deny-nowhere'], node);
+        assert.deepEqual(names(snap.peerAuthentications), ['nodemesh-system/mesh-default'], node);
+        assert.deepEqual(snap.authorizationPolicies[0]!.spec, { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['nowhere'] } }] }] }, node);
+      }
+      const s = await status();
+      assert.deepEqual(s.policies?.map((p) => [p.kind, p.namespace, p.name, p.appliesTo]),
+        [['AuthorizationPolicy', 'plain', 'deny-nowhere', 'namespace plain'], ['PeerAuthentication', 'nodemesh-system', 'mesh-default', 'mesh-wide']]);
+      // Same again: unchanged. Traffic still flows (the policy matches no one here).
+      assert.match((await apply(good)).stdout, /^authorizationpolicy\/plain\/deny-nowhere unchanged$/m);
+      const probe = await tcpProbe('plain/client', pod(s, 'plain/server').ip, 7000);
+      assert.equal(probe.code, 0, probe.stdout + probe.stderr);
+
+      const del = await remove(good);
+      assert.equal(del.code, 0, del.stderr);
+      assert.match(del.stdout, /^authorizationpolicy\/plain\/deny-nowhere deleted$/m);
+      for (const node of ['node-1', 'node-2']) {
+        const snap = (await adminGet(node, '/debug/snapshot')).json<{ authorizationPolicies: unknown[]; peerAuthentications: unknown[] }>();
+        assert.deepEqual([snap.authorizationPolicies, snap.peerAuthentications], [[], []], node);
+      }
+      assert.deepEqual((await status()).policies, []);
     });
 
     it('local delete removes a pod: its namespace, cgroup and Service endpoint go', async () => {

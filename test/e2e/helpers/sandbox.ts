@@ -106,6 +106,8 @@ export interface SandboxStatus {
   up: boolean;
   phase: string;
   stateDir: string;
+  identity?: { address: string; pid: number | null; alive: boolean; listening: boolean; caRootFile: string; log: string } | null;
+  policies?: { kind: string; namespace: string; name: string; generation: number | null; appliesTo: string; summary: string }[];
   nodes: { name: string; ip: string; podCIDR: string; daemon: { pid: number | null; alive: boolean; ready: boolean; log: string } }[];
   pods: { namespace: string; name: string; uid: string; node: string; ip: string; phase: string; enrolled: boolean | null; log: string }[];
   services: { namespace: string; name: string; clusterIP: string; ports: { port: number; endpoints: string[] }[] }[];
@@ -212,4 +214,82 @@ export function leftovers(): string[] {
     }
   }
   return found;
+}
+
+// --- nodemesh-identity ---------------------------------------------------------------------
+
+/** What cluster.json records about nodemesh-identity and the node credentials. */
+export interface IdentityRecordView {
+  address: string;
+  caRootFile: string;
+  credentialsFile: string;
+  cgroup: string;
+  log: string;
+  process?: { pid: number; startTime: string };
+  nodeCredentials: Record<string, string>;
+}
+
+export function identityRecord(): IdentityRecordView {
+  const c = JSON.parse(fs.readFileSync(path.join(STATE_DIR, 'cluster.json'), 'utf8')) as {
+    identity?: Omit<IdentityRecordView, 'nodeCredentials'>; nodes: { name: string; credentialFile: string }[];
+  };
+  assert.ok(c.identity, `${STATE_DIR}/cluster.json records no identity service`);
+  return { ...c.identity, nodeCredentials: Object.fromEntries(c.nodes.map((n) => [n.name, n.credentialFile])) };
+}
+
+/** Whether a recorded process (pid + start time from /proc/<pid>/stat) still runs. */
+export function processAlive(ref: { pid: number; startTime: string } | undefined): boolean {
+  if (!ref) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${ref.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] !== 'Z' && fields[19] === ref.startTime;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs argv inside a node's network namespace (`nsenter --net=/run/netns/nmsb-<node>`), so
+ * traffic stays inside the sandbox. Bounded in time. */
+export function inNodeNetns(node: string, argv: string[], timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nsenter', [`--net=/run/netns/nmsb-${node}`, '--', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${argv.join(' ')} in ${node} did not finish within ${timeoutMs}ms\n${stdout}\n${stderr}`)); }, timeoutMs);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }); });
+  });
+}
+
+export interface IdentityAnswer { identity: string; ok: boolean; spiffeId?: string; code?: string; grpcCode?: number; serverCode?: string; message?: string }
+
+/** From inside `fromNode`'s network namespace, asks nodemesh-identity for a certificate per
+ * `ns/sa` with the IdentityClient the daemons use, presenting `credentialOf`'s node credential. */
+export async function requestIdentities(fromNode: string, identities: string[], credentialOf = fromNode): Promise<IdentityAnswer[]> {
+  const id = identityRecord();
+  const script = `
+    const { IdentityClient } = require(${JSON.stringify(path.join(REPO, 'dist', 'daemon', 'identity', 'identity-client.js'))});
+    const { loadIdentityClientConfig } = require(${JSON.stringify(path.join(REPO, 'dist', 'daemon', 'identity', 'identity-client-config.js'))});
+    const [address, credFile, caRoot, ...pairs] = process.argv.slice(1);
+    (async () => {
+      const cfg = loadIdentityClientConfig({ NODEMESH_IDENTITY_ADDRESS: address, NODEMESH_NODE_CREDENTIAL_FILE: credFile, NODEMESH_CA_ROOT_FILE: caRoot, NODEMESH_TRUST_DOMAIN: 'cluster.local' });
+      const c = IdentityClient.fromConfig(cfg, { requestTimeoutMs: 5000 });
+      for (const p of pairs) {
+        const [namespace, serviceAccount] = p.split('/');
+        try {
+          const got = await c.fetchIdentity({ namespace, serviceAccount }, 600);
+          console.log(JSON.stringify({ identity: p, ok: true, spiffeId: got.spiffeId }));
+        } catch (e) {
+          const d = e.details || {};
+          console.log(JSON.stringify({ identity: p, ok: false, code: e.code, grpcCode: d.grpcCode, serverCode: d.serverCode, message: e.message }));
+        }
+      }
+      c.close();
+    })();`;
+  const r = await inNodeNetns(fromNode, [process.execPath, '--no-deprecation', '-e', script, id.address, id.nodeCredentials[credentialOf]!, id.caRootFile, ...identities]);
+  assert.equal(r.code, 0, `identity client in ${fromNode} failed: ${r.stdout}${r.stderr}`);
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as IdentityAnswer);
 }
