@@ -6,6 +6,7 @@ import { apply, consoleOutput, down, exec, remove, status, up } from './sandbox/
 import { demo } from './sandbox/demo';
 import { formatStatus } from './sandbox/status-format';
 import { formatConnections, gatherConnections } from './sandbox/connections';
+import { formatMeshStatus, gatherMeshStatus } from './sandbox/mesh-status';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -75,6 +76,15 @@ export function buildProgram(): Command {
   local.command('demo')
     .description('show the running sandbox at work: status, a request through the shop example, the daemons\' view')
     .action(async () => { await demo(consoleOutput); });
+
+  program.command('status')
+    .description('the mesh as the node daemons see it: enrolled pods, workload certificates, HBONE pools and servers, policies in force')
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (o: { output: string }) => {
+      if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
+      const all = await gatherMeshStatus();
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatMeshStatus(all)}\n`);
+    });
 
   program.command('connections')
     .description("connections the node daemons handled, open and recently closed: source and destination workloads, original destination, bytes each way, verdict")

@@ -21,16 +21,21 @@ export async function gatherConnections(onlyNode?: string): Promise<NodeConnecti
 }
 
 const peerName = (p: ConnectionRecord['source']) =>
-  p.workload ? `${p.workload.namespace}/${p.workload.name}` : p.service ? `svc ${p.service.namespace}/${p.service.name}` : '-';
+  p.workload ? `${p.workload.namespace}/${p.workload.name}` : p.service ? `svc/${p.service.namespace}/${p.service.name}` : '-';
+/** `spiffe://cluster.local/ns/shop/sa/web` -> `shop/sa/web` (the trust domain is the mesh's). */
+const shortId = (id: string | undefined) => (id ? id.replace(/^spiffe:\/\/[^/]+\/ns\//, '') : '-');
 
 export function formatConnections(all: NodeConnections[], limit = 50): string {
-  const rows: string[][] = [['NODE', 'DIRECTION', 'SOURCE', 'ORIGINAL DESTINATION', 'DESTINATION', 'UPSTREAM', 'VERDICT', 'SENT', 'RECEIVED', 'STATE']];
+  const rows: string[][] = [['NODE', 'DIRECTION', 'SOURCE', 'SOURCE ID', 'ORIGINAL DESTINATION', 'DESTINATION', 'DESTINATION ID', 'PATH', 'BYTES OUT/IN', 'STATE', 'VERDICT']];
   for (const n of all) {
     if (n.error) { rows.push([n.node, `(no answer: ${n.error})`]); continue; }
     for (const c of n.connections.slice(-limit)) {
-      rows.push([n.node, c.direction, `${peerName(c.source)} ${c.source.address}`, c.originalDestination.address,
-        peerName(c.originalDestination), c.upstream ?? '-', c.verdict === 'allow' ? 'allow' : `${c.verdict} (${c.reason})`,
-        String(c.bytesSent), String(c.bytesReceived), c.state]);
+      const dest = c.originalDestination.service
+        ? `svc/${c.originalDestination.service.namespace}/${c.originalDestination.service.name}${c.originalDestination.workload ? ` -> ${c.originalDestination.workload.name}` : ''}`
+        : peerName(c.originalDestination);
+      rows.push([n.node, c.direction, `${peerName(c.source)} ${c.source.address}`, shortId(c.sourceIdentity), c.originalDestination.address,
+        dest, shortId(c.destinationIdentity), c.path ?? '-', `${c.bytesSent}/${c.bytesReceived}`, c.state,
+        c.verdict === 'allow' ? 'allow' : `${c.verdict}: ${c.reason.length > 90 ? `${c.reason.slice(0, 87)}...` : c.reason}`]);
     }
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
