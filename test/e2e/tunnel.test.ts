@@ -51,6 +51,11 @@ metadata: { name: web, namespace: mesh, labels: { app: web } }
 spec: { nodeName: node-2, serviceAccountName: web, containers: [{ name: c, command: [nodemesh-sample-app, http, --port, "8080"], ports: [{ name: http, containerPort: 8080 }] }] }
 ---
 apiVersion: v1
+kind: Pod
+metadata: { name: echo-near, namespace: mesh, labels: { app: echo-near } }
+spec: { nodeName: node-1, serviceAccountName: echo-near, containers: [{ name: c, command: [nodemesh-sample-app, tcp-echo, --port, "9000"] }] }
+---
+apiVersion: v1
 kind: Service
 metadata: { name: echo, namespace: mesh }
 spec: { selector: { app: echo }, clusterIP: 10.96.8.8, ports: [{ port: 80, targetPort: echo }] }
@@ -259,6 +264,36 @@ spec:
 
     // None of it disturbed the mesh.
     assert.match((await echoProbe('mesh/client-a', ECHO_VIP, 80)).greeting ?? '', /^hello from echo/);
+  });
+
+  test('same node: no wire, same identities and policy checks, also for open connections', async (t) => {
+    const near = ips['mesh/echo-near'];
+    const ok = await echoProbe('mesh/client-a', near, 9000, { send: 'same-node' });
+    assert.equal(ok.echo, 'same-node', JSON.stringify(ok));
+    assert.match(ok.greeting ?? '', /^hello from echo-near .* to 127\.0\.0\.6:/);
+    const rec = await eventually('a local record', async () =>
+      (await connections('node-1')).find((c) => c.pod.name === 'client-a' && c.originalDestination.address === `${near}:9000` && c.state === 'closed'));
+    assert.equal(rec.path, 'local');
+    assert.equal(rec.sourceIdentity, 'spiffe://cluster.local/ns/mesh/sa/client-a');
+    assert.equal(rec.destinationIdentity, 'spiffe://cluster.local/ns/mesh/sa/echo-near');
+    const policy = (name: string, sa: string) => `
+apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: ${name}, namespace: mesh }
+spec:
+  selector: { matchLabels: { app: echo-near } }
+  action: DENY
+  rules: [{ from: [{ source: { principals: ["cluster.local/ns/mesh/sa/${sa}"] } }] }]
+`;
+    t.after(async () => { await remove(`${policy('near-deny-b', 'client-b')}---\n${policy('near-deny-a', 'client-a')}`, { ignoreNotFound: true }); });
+    assert.equal((await apply(policy('near-deny-b', 'client-b'))).code, 0);
+    assert.ok((await echoProbe('mesh/client-b', near, 9000)).error, 'client-b is refused on the same node too');
+    const held = echoProbe('mesh/client-a', near, 9000, { holdMs: 15_000 });
+    await eventually('client-a local connection open', async () =>
+      (await connections('node-1')).some((c) => c.pod.name === 'client-a' && c.state === 'open' && c.path === 'local'));
+    assert.equal((await apply(policy('near-deny-a', 'client-a'))).code, 0);
+    const closed = await held;
+    assert.ok(closed.closedAfterMs !== undefined && closed.closedAfterMs < 14_000, `closed by the policy change: ${JSON.stringify(closed)}`);
   });
 
   test('PeerAuthentication: STRICT refuses plaintext from an un-enrolled pod, PERMISSIVE admits it', async () => {
