@@ -6,8 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import {
-  adminGet, apply, down, eventually, exec, leftovers, pod, requireSandboxPrerequisites, status, up,
+  apply, down, eventually, leftovers, pod, requireSandboxPrerequisites, status, up,
 } from './helpers/sandbox';
+import { connections, echoProbe, parseGreeting } from './helpers/mesh';
 
 const MANIFEST = `
 apiVersion: v1
@@ -50,37 +51,13 @@ spec: { selector: { app: echo-m }, clusterIP: 10.96.7.7, ports: [{ port: 80, tar
 `;
 const VIP = '10.96.7.7';
 
-interface Probe { localPort: number; line: string }
-
-/** Connects from inside a pod (optionally from a fixed source port), prints the client's
- * local port and the first line the server sends. */
-async function probe(podRef: string, host: string, port: number, localPort?: number): Promise<Probe> {
-  const script = `
-    const s = require('net').connect({ port: ${port}, host: ${JSON.stringify(host)}${localPort ? `, localPort: ${localPort}` : ''} });
-    const t = setTimeout(() => { console.log(JSON.stringify({ error: 'TIMEOUT' })); process.exit(2); }, 5000);
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('data', (d) => { buf += d; const i = buf.indexOf('\\n'); if (i >= 0) { console.log(JSON.stringify({ localPort: s.localPort, line: buf.slice(0, i) })); clearTimeout(t); s.end(); process.exit(0); } });
-    s.on('error', (e) => { console.log(JSON.stringify({ error: e.code || e.message })); clearTimeout(t); process.exit(1); });`;
-  const r = await exec(podRef, ['node', '-e', script], { timeoutMs: 20_000 });
-  const out = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as Probe & { error?: string };
-  if (out.error) throw Object.assign(new Error(`${podRef} -> ${host}:${port}: ${out.error}`), { code: out.error });
-  return out;
+/** A probe that must succeed: the line the server sent first, and the client's own port. */
+async function probe(podRef: string, host: string, port: number, localPort?: number): Promise<{ localPort: number; line: string }> {
+  const r = await echoProbe(podRef, host, port, { localPort });
+  if (r.error) throw Object.assign(new Error(`${podRef} -> ${host}:${port}: ${r.error}`), { code: r.error });
+  return { localPort: r.localPort ?? 0, line: r.greeting ?? '' };
 }
-
-interface Conn { id: number; direction: string; pod: { name: string }; source: { address: string }; originalDestination: { address: string; workload?: { name: string }; service?: { name: string } }; upstream?: string; verdict: string }
-async function connections(node: string): Promise<Conn[]> {
-  const r = await adminGet(node, '/debug/connections');
-  const j = r.json<{ open: Conn[]; closed: Conn[] }>();
-  return [...j.open, ...j.closed];
-}
-
-/** "hello from <pod> <ip>:<port> to <ip>:<port>" */
-function greeting(line: string) {
-  const m = /^hello from (\S+) (\S+):(\d+) to (\S+):(\d+)$/.exec(line);
-  assert.ok(m, `unexpected greeting ${JSON.stringify(line)}`);
-  return { pod: m[1], local: `${m[2]}:${m[3]}`, remoteIP: m[4], remotePort: Number(m[5]) };
-}
+const greeting = parseGreeting;
 
 describe('eBPF capture in the sandbox', () => {
   let ips: Record<string, string> = {};

@@ -15,6 +15,7 @@ import { MeshCA } from '../../daemon/identity/ca';
 import {
   REPO, STATE_DIR, adminGet, apply, down, eventually, exec, leftovers, nodemeshOk, remove, requireSandboxPrerequisites, status,
 } from './helpers/sandbox';
+import { connections, echoProbe } from './helpers/mesh';
 
 const MANIFEST = `
 apiVersion: v1
@@ -68,41 +69,6 @@ spec: { selector: { app: web }, clusterIP: 10.96.8.9, ports: [{ port: 80, target
 const ECHO_VIP = '10.96.8.8';
 const PROBE = path.join(REPO, 'test', 'e2e', 'fixtures', 'hbone-probe.js');
 
-interface EchoResult { greeting?: string; echo?: string; error?: string; closedAfterMs?: number }
-
-/** From inside a pod: connect, read the greeting, optionally send a line and read its echo,
- * optionally hold the connection open until the other side closes it. Never throws. */
-async function echoProbe(pod: string, host: string, port: number, opts: { send?: string; holdMs?: number } = {}): Promise<EchoResult> {
-  const script = `
-    const out = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
-    const s = require('net').connect(${port}, ${JSON.stringify(host)});
-    const started = Date.now();
-    setTimeout(() => out({ error: 'TIMEOUT' }), ${5000 + (opts.holdMs ?? 0)});
-    let buf = ''; let greeting;
-    s.setEncoding('utf8');
-    s.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\\n')) >= 0) {
-        const line = buf.slice(0, i); buf = buf.slice(i + 1);
-        if (greeting === undefined) {
-          greeting = line;
-          ${opts.send ? `s.write(${JSON.stringify(opts.send + '\n')});` : opts.holdMs ? "console.log(JSON.stringify({ open: true }));" : 'out({ greeting });'}
-        } else { out({ greeting, echo: line }); }
-      }
-    });
-    s.on('close', () => out(greeting === undefined ? { error: 'CLOSED_WITHOUT_GREETING' } : { greeting, closedAfterMs: Date.now() - started }));
-    s.on('error', (e) => out({ error: e.code || e.message }));`;
-  const r = await exec(pod, ['node', '-e', script], { timeoutMs: 30_000 + (opts.holdMs ?? 0) });
-  const lines = r.stdout.trim().split('\n');
-  return JSON.parse(lines[lines.length - 1] || '{"error":"NO_OUTPUT"}') as EchoResult;
-}
-
-interface Conn { direction: string; pod: { name: string }; originalDestination: { address: string }; verdict: string; reason: string; path?: string; sourceIdentity?: string; destinationIdentity?: string; state: string }
-async function connections(node: string): Promise<Conn[]> {
-  const j = (await adminGet(node, '/debug/connections')).json<{ open: Conn[]; closed: Conn[] }>();
-  return [...j.open, ...j.closed];
-}
 const nodeLog = (node: string) => fs.readFileSync(path.join(STATE_DIR, 'logs', `${node}.log`), 'utf8');
 
 function findFile(dir: string, name: string): string {
