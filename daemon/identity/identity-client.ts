@@ -3,11 +3,12 @@
 // node credential as a bearer token read fresh for every call, and a full check of what comes
 // back before anyone uses it: chain to the configured root, the SPIFFE ID asked for, our key.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { describeLeaf, generateKeyAndCsr, keyMatchesCert, spiffeId, verifyPeerChain } from './ca';
 import { CreateCertificateResponse, IdentityServiceClient, loadIdentityProto } from './identity-proto';
-import { ERROR_CODE_METADATA, IDENTITY_NAMESPACE, IDENTITY_SERVICE_ACCOUNT } from './identity-server';
+import { ERROR_CODE_METADATA, IDENTITY_NAMESPACE, IDENTITY_SERVICE_ACCOUNT, IDENTITY_SERVICE_DNS_NAME } from './identity-server';
 import type { IdentityClientConfig } from './identity-client-config';
 import type { IssuedIdentity, WorkloadIdentityKey } from './certificate-manager';
 import { readNodeToken } from './node-credentials';
@@ -53,9 +54,12 @@ export class IdentityClient {
     });
     const backoff = opts.reconnectBackoffMs ?? DEFAULT_RECONNECT_BACKOFF;
     const { Client } = loadIdentityProto();
+    const host = opts.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
     this.client = new Client(opts.address, creds, {
       'grpc.initial_reconnect_backoff_ms': backoff.initial,
       'grpc.max_reconnect_backoff_ms': backoff.max,
+      // Dialling an IP: present the service's DNS name (an IP is no valid TLS server name).
+      ...(net.isIP(host) ? { 'grpc.ssl_target_name_override': IDENTITY_SERVICE_DNS_NAME } : {}),
     });
   }
 

@@ -27,8 +27,8 @@ test('grpcStatusFor maps refusals to status codes; anything unexpected is INTERN
   assert.equal(grpcStatusFor(DaemonErrors.NODEMESH_E_CONFIG({ field: 'f', value: 'v', expected: 'e' })), grpc.status.INTERNAL);
 });
 
-test('servingSans: the address served on, plus every local address for a wildcard', () => {
-  assert.deepEqual(servingSans('127.0.0.1'), { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+test('servingSans: the address served on, the service name, plus every local address for a wildcard', () => {
+  assert.deepEqual(servingSans('127.0.0.1'), { dnsNames: ['localhost', 'nodemesh-identity.nodemesh-system.svc'], ipAddresses: ['127.0.0.1'] });
   assert.deepEqual(servingSans('identity.example', { dnsNames: ['nodemesh-identity.nodemesh-system.svc'] }),
     { dnsNames: ['localhost', 'nodemesh-identity.nodemesh-system.svc', 'identity.example'], ipAddresses: [] });
   const any = servingSans('0.0.0.0');

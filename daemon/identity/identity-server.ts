@@ -61,8 +61,13 @@ export function grantedTtl(requested: number, max: number): number {
 
 /** SANs for the serving certificate when listening on `host`. A wildcard address gets every
  * local address, so clients can reach it by any of them. */
+/** The Service name clients use when they dial the identity service by IP. */
+export const IDENTITY_SERVICE_DNS_NAME = 'nodemesh-identity.nodemesh-system.svc';
+
 export function servingSans(host: string, extra: { dnsNames?: string[]; ipAddresses?: string[] } = {}): { dnsNames: string[]; ipAddresses: string[] } {
-  const dns = new Set<string>(['localhost', ...(extra.dnsNames ?? [])]);
+  // The service's in-cluster name is always there: clients that dial an IP present it as
+  // the TLS server name (an IP is not a valid SNI name).
+  const dns = new Set<string>(['localhost', IDENTITY_SERVICE_DNS_NAME, ...(extra.dnsNames ?? [])]);
   const ips = new Set<string>(extra.ipAddresses ?? []);
   if (host === '0.0.0.0' || host === '::' || host === '') {
     dns.add(os.hostname());
