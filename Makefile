@@ -63,6 +63,12 @@ demo: build
 local-down:
 	$(NODEMESH) local down
 
+# Side-by-side benchmark (root: it brings up and takes down its own sandbox cluster; ~9 min):
+# no mesh vs nodemesh L4. Table on stdout, JSON in bench/results/. Options: make bench BENCH_ARGS='--rounds 5'
+.PHONY: bench
+bench: build
+	node dist/bench/l4-latency.js $(BENCH_ARGS)
+
 # Unit tests need no privileges; e2e tests need root, eBPF and network namespaces and fail
 # (never skip) when they are missing. One file at a time: they share the sandbox.
 test: build
