@@ -29,7 +29,8 @@ test('median and ratio', () => {
 const metrics = (p50: number, daemon: number | null): PhaseMetrics => ({
   p50Ms: p50, p90Ms: p50, p99Ms: p50, p999Ms: p50, maxMs: p50, meanMs: p50, serviceP50Ms: p50, serviceP99Ms: p50, sendLagP99Ms: 1,
   achievedRate: 200, ok: 3000, errors: 0, cpuPer1k: { 'daemon node-1': daemon }, cpuPct: { 'daemon node-1': daemon }, rssMaxMiB: { 'daemon node-1': 80 },
-  daemonsCpuPer1k: daemon, daemonsCpuPct: daemon, serverPodCpuPer1k: 0.2, loadgenCpuPct: 5, loadgenCpuPer1k: 0.1, machineBusyPct: 10,
+  daemonsCpuPer1k: daemon, daemonsCpuPct: daemon, serverPodCpuPer1k: 0.2, serverPodCpuPct: 4,
+  cpuCores: { busy: 0.2, daemons: daemon, identity: 0, loadgen: 0.05, serverPod: 0.04, other: 0.01 }, loadgenCpuPct: 5, loadgenCpuPer1k: 0.1, machineBusyPct: 10,
 });
 
 test('medianMetrics: per field over rounds; a round that lacks a number makes it null, not a guess', () => {
@@ -37,6 +38,7 @@ test('medianMetrics: per field over rounds; a round that lacks a number makes it
   assert.equal(m.p50Ms, 2);
   assert.equal(m.daemonsCpuPer1k, 0.6);
   assert.equal(m.cpuPct['daemon node-1'], 0.6);
+  assert.equal(m.cpuCores.daemons, 0.6);
   assert.equal(medianMetrics([metrics(1, 0.5), metrics(3, null)]).daemonsCpuPer1k, null);
 });
 
@@ -44,9 +46,10 @@ test('saturationNotes: errors and a saturated process are said, a clean phase sa
   const r = { scheduled: 3000, ok: 3000, errorCount: 0, errors: {}, achievedRate: 200, offeredRate: 200, machine: { cores: 2, busyShare: 0.1 } } as unknown as PhaseResult;
   assert.deepEqual(saturationNotes('x', r, metrics(1, 0.5)), []);
   const bad = { ...r, ok: 2000, errorCount: 1000, errors: { timeout: 1000 }, achievedRate: 130 } as PhaseResult;
-  const m = { ...metrics(1, 0.5), cpuPct: { 'daemon node-1': 97 }, machineBusyPct: 99 };
+  const m = { ...metrics(1, 0.5), cpuPct: { 'daemon node-1': 97 }, machineBusyPct: 99, cpuCores: { busy: 1.98, daemons: 1.5, identity: 0, loadgen: 0.3, serverPod: 0.1, other: 0.08 } };
   const notes = saturationNotes('x', bad, m).join('\n');
-  assert.match(notes, /CPU-saturated/);
+  assert.match(notes, /CPU-saturated .*cores used: daemons 1\.50, loadgen 0\.30, serverPod 0\.10, other 0\.08/);
+  assert.match(saturationNotes('x', r, { ...m, machineBusyPct: 83, cpuPct: {} }).join('\n'), /near CPU saturation/);
   assert.match(notes, /daemon node-1 used 97% of one core/);
   assert.match(notes, /only 2000 of 3000/);
   assert.match(notes, /did not keep up/);
