@@ -38,10 +38,15 @@ export interface ConnectionRecord {
 export class ConnectionTable {
   private nextId = 1;
   private readonly open = new Map<number, ConnectionRecord>();
-  private readonly closed: ConnectionRecord[] = [];
+  /** Ring of the most recent closed records: closing a connection is O(1) however many
+   * are kept (a splice per close cost more than the rest of the bookkeeping together). */
+  private readonly closed: (ConnectionRecord | undefined)[];
+  private closedNext = 0;
 
   constructor(private readonly log: Logger, private readonly hooks: { opened?(r: ConnectionRecord): void; closed?(r: ConnectionRecord): void } = {},
-    private readonly keepClosed = 1000) {}
+    private readonly keepClosed = 1000) {
+    this.closed = new Array<ConnectionRecord | undefined>(keepClosed);
+  }
 
   add(r: Omit<ConnectionRecord, 'id' | 'state' | 'openedAt' | 'bytesSent' | 'bytesReceived'>): ConnectionRecord {
     const rec: ConnectionRecord = { ...r, id: this.nextId++, state: 'open', openedAt: new Date().toISOString(), bytesSent: 0, bytesReceived: 0 };
@@ -60,8 +65,8 @@ export class ConnectionTable {
     rec.durationMs = now.getTime() - Date.parse(rec.openedAt);
     if (error && rec.verdict === 'allow') rec.error = error.message;
     this.open.delete(rec.id);
-    this.closed.push(rec);
-    if (this.closed.length > this.keepClosed) this.closed.splice(0, this.closed.length - this.keepClosed);
+    this.closed[this.closedNext] = rec;
+    this.closedNext = (this.closedNext + 1) % this.keepClosed;
     this.hooks.closed?.(rec);
     this.log.info({ connection: rec }, `${rec.direction} ${rec.source.address} -> ${rec.originalDestination.address} ${rec.verdict}`);
   }
@@ -76,6 +81,11 @@ export class ConnectionTable {
   }
 
   list(): { open: ConnectionRecord[]; closed: ConnectionRecord[] } {
-    return { open: [...this.open.values()], closed: [...this.closed] };
+    const closed: ConnectionRecord[] = [];
+    for (let i = 0; i < this.keepClosed; i++) {
+      const r = this.closed[(this.closedNext + i) % this.keepClosed];
+      if (r) closed.push(r);
+    }
+    return { open: [...this.open.values()], closed };
   }
 }

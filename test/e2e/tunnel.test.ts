@@ -155,7 +155,7 @@ metadata: { name: echo-deny-a, namespace: mesh }
     const denied = await eventually('a deny record on node-2', async () =>
       (await connections('node-2')).find((c) => c.direction === 'inbound-hbone' && c.verdict === 'deny' && c.sourceIdentity === 'spiffe://cluster.local/ns/mesh/sa/client-b'));
     assert.match(denied.reason, /no-allow-policy-matched/);
-    assert.match(nodeLog('node-2'), /"verdict":"deny".*no-allow-policy-matched/);
+    await eventually('the deny log line', () => /"verdict":"deny".*no-allow-policy-matched/.test(nodeLog('node-2')));
     const metrics = (await adminGet('node-2', '/metrics')).body;
     assert.match(metrics, /nodemesh_connections_denied_total\{[^}]*direction="inbound-hbone"[^}]*reason="no-allow-policy-matched"[^}]*\} [1-9]/);
     const out = await eventually('a deny record on node-1', async () =>
