@@ -57,6 +57,21 @@ metadata: { name: echo-near, namespace: mesh, labels: { app: echo-near } }
 spec: { nodeName: node-1, serviceAccountName: echo-near, containers: [{ name: c, command: [nodemesh-sample-app, tcp-echo, --port, "9000"] }] }
 ---
 apiVersion: v1
+kind: Pod
+metadata: { name: flaky-ok, namespace: mesh, labels: { app: flaky } }
+spec: { nodeName: node-2, serviceAccountName: flaky, containers: [{ name: c, command: [nodemesh-sample-app, tcp-echo, --port, "9000"], ports: [{ name: echo, containerPort: 9000 }] }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: flaky-dead, namespace: mesh, labels: { app: flaky } }
+spec: { nodeName: node-2, serviceAccountName: flaky, containers: [{ name: c, command: [sleep, "3600"], ports: [{ name: echo, containerPort: 9000 }] }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: flaky, namespace: mesh }
+spec: { selector: { app: flaky }, clusterIP: 10.96.8.10, ports: [{ port: 80, targetPort: echo }] }
+---
+apiVersion: v1
 kind: Service
 metadata: { name: echo, namespace: mesh }
 spec: { selector: { app: echo }, clusterIP: 10.96.8.8, ports: [{ port: 80, targetPort: echo }] }
@@ -260,6 +275,24 @@ spec:
     assert.equal((await apply(policy('near-deny-a', 'client-a'))).code, 0);
     const closed = await held;
     assert.ok(closed.closedAfterMs !== undefined && closed.closedAfterMs < 14_000, `closed by the policy change: ${JSON.stringify(closed)}`);
+  });
+
+  test('a Service endpoint that does not answer is replaced by another before any byte is sent', async () => {
+    // Power of two choices between two idle endpoints picks either: over 12 connections the
+    // dead one is tried (and replaced) with probability 1 - 2^-12.
+    for (let i = 0; i < 12; i++) {
+      const r = await echoProbe('mesh/client-a', '10.96.8.10', 80, { send: `try-${i}` });
+      assert.equal(r.echo, `try-${i}`, `attempt ${i}: ${JSON.stringify(r)}`);
+      assert.match(r.greeting ?? '', /^hello from flaky-ok /);
+    }
+    const recs = (await connections('node-1')).filter((c) => c.originalDestination.address === '10.96.8.10:80');
+    assert.equal(recs.length, 12);
+    assert.ok(recs.every((c) => c.verdict === 'allow' && c.originalDestination.workload?.name === 'flaky-ok'), JSON.stringify(recs.map((c) => [c.verdict, c.reason])));
+    const tried = await eventually('the dead endpoint to have been tried', async () => {
+      const l = (await connections('node-2')).filter((c) => c.direction === 'inbound-hbone' && c.originalDestination.address === `${ips['mesh/flaky-dead']}:9000`);
+      return l.length > 0 && l;
+    });
+    assert.ok(tried.every((c) => c.verdict === 'error'), 'its destination daemon answered 503 (nothing listens)');
   });
 
   test('PeerAuthentication: STRICT refuses plaintext from an un-enrolled pod, PERMISSIVE admits it', async () => {
