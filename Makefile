@@ -10,7 +10,7 @@ BPF_HDRS := $(wildcard bpf/include/*.h)
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 NODEMESH := node dist/installer/cli.js
 
-.PHONY: deps system-deps build bpf native ts demo test test-unit test-e2e clean local-down
+.PHONY: deps system-deps bpffs build bpf native ts demo test test-unit test-e2e clean local-down
 
 # --- set-up -------------------------------------------------------------------------------
 system-deps:
@@ -26,6 +26,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 deps: system-deps node_modules/.package-lock.json
+
+# The node daemon pins its maps and links on bpffs; a fresh machine may not have it mounted
+# (a real node mounts it at boot, a DaemonSet gets it as a hostPath).
+bpffs:
+	@mountpoint -q /sys/fs/bpf || { echo "nodemesh: mounting bpffs at /sys/fs/bpf"; mount -t bpf bpf /sys/fs/bpf; }
 
 # --- build --------------------------------------------------------------------------------
 bpf/include/vmlinux.h:
@@ -71,14 +76,14 @@ bench: build
 
 # Unit tests need no privileges; e2e tests need root, eBPF and network namespaces and fail
 # (never skip) when they are missing. One file at a time: they share the sandbox.
-test: build
+test: build bpffs
 	node --test --test-concurrency=1 $$(find dist -name '*.test.js' -not -path 'dist/test/e2e/*' | sort)
 	node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
 
 test-unit: ts
 	node --test $$(find dist -name '*.test.js' -not -path 'dist/test/e2e/*' | sort)
 
-test-e2e: build
+test-e2e: build bpffs
 	node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
 
 clean:
