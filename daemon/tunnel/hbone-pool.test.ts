@@ -9,7 +9,8 @@ import type * as net from 'node:net';
 import { MeshCA, verifyPeerChain } from '../identity/ca';
 import { NodemeshError } from '../errors';
 import {
-  Destination, closeServer, delay, echoApp, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
+  Destination, closeServer, delay, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
+  startMeshFixture, stopMeshFixture,
 } from './hbone-test-kit';
 import { IssuedIdentity, secureContextOptions } from './tls-identity';
 
@@ -19,18 +20,8 @@ let serverId: IssuedIdentity;
 let app: net.Server;
 let dst: Destination;
 
-before(async () => {
-  ca = await MeshCA.create({ trustDomain: 'cluster.local' });
-  clientId = await issueIdentity(ca, 'shop', 'web');
-  serverId = await issueIdentity(ca, 'shop', 'api');
-  app = await echoApp();
-  dst = await startDestination({ identity: () => serverId, trustDomain: 'cluster.local' });
-});
-
-after(async () => {
-  await dst.stop();
-  await closeServer(app);
-});
+before(async () => { ({ ca, clientId, serverId, app, dst } = await startMeshFixture()); });
+after(() => stopMeshFixture({ app, dst }));
 
 test('a burst of 60 concurrent tunnels shares one TLS session', { timeout: 20_000 }, async () => {
   const { client } = newClient();

@@ -1,31 +1,20 @@
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
-import { MeshCA } from '../identity/ca';
 import { NodemeshError } from '../errors';
 import {
-  Destination, closeServer, echoApp, issueIdentity, newClient, portOf, readAll, request, startDestination, waitFor,
+  Destination, closeServer, echoApp, newClient, portOf, readAll, request, startDestination, waitFor,
+  startMeshFixture, stopMeshFixture,
 } from './hbone-test-kit';
 import type { IssuedIdentity } from './tls-identity';
 
-let ca: MeshCA;
 let clientId: IssuedIdentity;
 let serverId: IssuedIdentity;
 let app: net.Server;
 let dst: Destination;
 
-before(async () => {
-  ca = await MeshCA.create({ trustDomain: 'cluster.local' });
-  clientId = await issueIdentity(ca, 'shop', 'web');
-  serverId = await issueIdentity(ca, 'shop', 'api');
-  app = await echoApp();
-  dst = await startDestination({ identity: () => serverId, trustDomain: 'cluster.local' });
-});
-
-after(async () => {
-  await dst.stop();
-  await closeServer(app);
-});
+before(async () => { ({ clientId, serverId, app, dst } = await startMeshFixture()); });
+after(() => stopMeshFixture({ app, dst }));
 
 test('round trip: client -> HBONE server -> echo app, with identities and byte counts', { timeout: 20_000 }, async () => {
   const { client } = newClient();

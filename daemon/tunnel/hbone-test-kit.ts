@@ -120,3 +120,21 @@ export async function waitFor(cond: () => boolean, ms = 3000, what = 'condition'
     await delay(10);
   }
 }
+
+export interface MeshFixture { ca: MeshCA; clientId: IssuedIdentity; serverId: IssuedIdentity; app: net.Server; dst: Destination }
+
+/** The usual cast: a mesh CA, a client (shop/web) and a server (shop/api) identity, an echo
+ * app and an HBONE destination presenting the server identity. */
+export async function startMeshFixture(): Promise<MeshFixture> {
+  const ca = await MeshCA.create({ trustDomain: 'cluster.local' });
+  const clientId = await issueIdentity(ca, 'shop', 'web');
+  const serverId = await issueIdentity(ca, 'shop', 'api');
+  const app = await echoApp();
+  const dst = await startDestination({ identity: () => serverId, trustDomain: 'cluster.local' });
+  return { ca, clientId, serverId, app, dst };
+}
+
+export async function stopMeshFixture(f: Pick<MeshFixture, 'app' | 'dst'>): Promise<void> {
+  await f.dst.stop();
+  await closeServer(f.app);
+}

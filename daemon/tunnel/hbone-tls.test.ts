@@ -10,6 +10,7 @@ import { MeshCA } from '../identity/ca';
 import { NodemeshError } from '../errors';
 import {
   Destination, LOOPBACK, closeServer, echoApp, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
+  startMeshFixture, stopMeshFixture,
 } from './hbone-test-kit';
 import type { IssuedIdentity } from './tls-identity';
 
@@ -19,18 +20,8 @@ let serverId: IssuedIdentity;
 let app: net.Server;
 let dst: Destination;
 
-before(async () => {
-  ca = await MeshCA.create({ trustDomain: 'cluster.local' });
-  clientId = await issueIdentity(ca, 'shop', 'web');
-  serverId = await issueIdentity(ca, 'shop', 'api');
-  app = await echoApp();
-  dst = await startDestination({ identity: () => serverId, trustDomain: 'cluster.local' });
-});
-
-after(async () => {
-  await dst.stop();
-  await closeServer(app);
-});
+before(async () => { ({ ca, clientId, serverId, app, dst } = await startMeshFixture()); });
+after(() => stopMeshFixture({ app, dst }));
 
 /** Server log lines about refused handshakes/clients since `from`. */
 function refusals(from: number): string[] {
