@@ -200,27 +200,37 @@ export class EbpfDatapath implements Datapath {
 
   /** Attaches one capture program, or adopts its pinned link. Returns true when adopted. */
   private attachCapture(prog: string): boolean {
-    const pin = this.linkPin(prog);
+    const r = this.adoptOrAttach(this.linkPin(prog), this.capture as ObjectHandle, prog, this.cgroupPath,
+      () => this.native.attachCgroup(this.capture as ObjectHandle, prog, this.cgroupPath),
+      'pinned capture link is defunct (its cgroup was removed); re-attaching');
+    this.captureLinks.set(prog, r.link);
+    return r.adopted;
+  }
+
+  /** The one way a link comes to be ours: adopt the pinned link (pointing it at the program
+   * just loaded) or, when there is none or it is defunct (ENOLINK: its cgroup or namespace
+   * is gone), attach anew and pin. A link that cannot be pinned is detached again, so
+   * nothing stays attached that a restart could not find. */
+  private adoptOrAttach(pin: string, obj: ObjectHandle, prog: string, target: string, attach: () => LinkHandle, defunct: string): { link: LinkHandle; adopted: boolean } {
     if (fs.existsSync(pin)) {
       let link: LinkHandle | undefined;
       try {
         link = this.native.linkOpenPinned(pin);
-        this.native.linkUpdateProgram(link, this.capture as ObjectHandle, prog);
-        this.captureLinks.set(prog, link);
-        return true;
+        this.native.linkUpdateProgram(link, obj, prog);
+        return { link, adopted: true };
       } catch (e) {
         if (link !== undefined) this.native.linkClose(link);
         if (errCode(e) !== 'ENOLINK') throw DatapathErrors.NODEMESH_E_BPF_PIN({ path: pin, reason: errText(e) }, { cause: e });
-        // The cgroup it was attached to is gone: the link is defunct, attach anew.
-        this.log.warn({ pin, program: prog }, 'pinned capture link is defunct (its cgroup was removed); re-attaching');
+        this.log.warn({ pin, program: prog }, defunct);
         fs.rmSync(pin, { force: true });
       }
     }
+    fs.mkdirSync(path.dirname(pin), { recursive: true });
     let link: LinkHandle;
     try {
-      link = this.native.attachCgroup(this.capture as ObjectHandle, prog, this.cgroupPath);
+      link = attach();
     } catch (e) {
-      throw DaemonErrors.NODEMESH_E_BPF_ATTACH({ program: prog, target: this.cgroupPath, reason: errText(e) }, { cause: e });
+      throw DaemonErrors.NODEMESH_E_BPF_ATTACH({ program: prog, target, reason: errText(e) }, { cause: e });
     }
     try {
       this.native.linkPin(link, pin);
@@ -229,8 +239,7 @@ export class EbpfDatapath implements Datapath {
       this.native.linkClose(link);
       throw DatapathErrors.NODEMESH_E_BPF_PIN({ path: pin, reason: errText(e) }, { cause: e });
     }
-    this.captureLinks.set(prog, link);
-    return false;
+    return { link, adopted: false };
   }
 
   /** Reloads the enrolled pods from nm_pods and points their sk_lookup links at the new
@@ -344,35 +353,9 @@ export class EbpfDatapath implements Datapath {
 
   private ensurePodLink(pod: DatapathPod, st: PodState): void {
     if (st.link !== undefined) return; // attached by this process (or adopted and updated at start)
-    const pin = this.podLinkPin(pod.uid);
-    if (fs.existsSync(pin)) {
-      let link: LinkHandle | undefined;
-      try {
-        link = this.native.linkOpenPinned(pin);
-        this.native.linkUpdateProgram(link, this.inbound as ObjectHandle, SK_LOOKUP_PROGRAM);
-        st.link = link;
-        return;
-      } catch (e) {
-        if (link !== undefined) this.native.linkClose(link);
-        if (errCode(e) !== 'ENOLINK') throw DatapathErrors.NODEMESH_E_BPF_PIN({ path: pin, reason: errText(e) }, { cause: e });
-        fs.rmSync(pin, { force: true }); // the namespace it steered is gone
-      }
-    }
-    fs.mkdirSync(path.dirname(pin), { recursive: true });
-    let link: LinkHandle;
-    try {
-      link = this.native.attachNetns(this.inbound as ObjectHandle, SK_LOOKUP_PROGRAM, pod.netnsPath);
-    } catch (e) {
-      throw DaemonErrors.NODEMESH_E_BPF_ATTACH({ program: SK_LOOKUP_PROGRAM, target: pod.netnsPath, reason: errText(e) }, { cause: e });
-    }
-    try {
-      this.native.linkPin(link, pin);
-    } catch (e) {
-      this.native.linkDetach(link);
-      this.native.linkClose(link);
-      throw DatapathErrors.NODEMESH_E_BPF_PIN({ path: pin, reason: errText(e) }, { cause: e });
-    }
-    st.link = link;
+    st.link = this.adoptOrAttach(this.podLinkPin(pod.uid), this.inbound as ObjectHandle, SK_LOOKUP_PROGRAM, pod.netnsPath,
+      () => this.native.attachNetns(this.inbound as ObjectHandle, SK_LOOKUP_PROGRAM, pod.netnsPath),
+      'pinned sk_lookup link is defunct (the namespace it steered is gone); re-attaching').link;
   }
 
   /** Makes nm_in_excl hold exactly `ports` for these IPs. */
