@@ -3,12 +3,16 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-APT_PACKAGES := clang llvm libbpf-dev libelf-dev bpftool iproute2 nftables tcpdump openssl util-linux procps
+APT_PACKAGES := clang llvm libbpf-dev libelf-dev bpftool iproute2 nftables tcpdump openssl util-linux procps \
+  haproxy wrk nghttp2-client curl python3
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,bpf/build/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/include/*.h)
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 NODEMESH := node dist/installer/cli.js
+# One sandbox per machine (fixed namespace names, one pin root): everything that brings one up
+# (e2e tests, the bench, the demo) waits for this lock, so two checkouts never collide.
+SANDBOX_LOCK := flock /run/lock/nodemesh-sandbox.lock
 
 .PHONY: deps system-deps bpffs build bpf native ts demo test test-unit test-e2e clean local-down
 
@@ -72,19 +76,19 @@ local-down:
 # no mesh vs nodemesh L4. Table on stdout, JSON in bench/results/. Options: make bench BENCH_ARGS='--rounds 5'
 .PHONY: bench
 bench: build
-	node dist/bench/l4-latency.js $(BENCH_ARGS)
+	$(SANDBOX_LOCK) node dist/bench/l4-latency.js $(BENCH_ARGS)
 
 # Unit tests need no privileges; e2e tests need root, eBPF and network namespaces and fail
 # (never skip) when they are missing. One file at a time: they share the sandbox.
 test: build bpffs
 	node --test --test-concurrency=1 $$(find dist -name '*.test.js' -not -path 'dist/test/e2e/*' | sort)
-	node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
+	$(SANDBOX_LOCK) node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
 
 test-unit: ts
 	node --test $$(find dist -name '*.test.js' -not -path 'dist/test/e2e/*' | sort)
 
 test-e2e: build bpffs
-	node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
+	$(SANDBOX_LOCK) node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
 
 clean:
 	rm -rf dist bpf/build native/build bpf/include/vmlinux.h
