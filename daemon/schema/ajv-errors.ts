@@ -10,6 +10,8 @@ export interface DetailedIssue {
   readonly path: string;
   readonly segments: readonly PathSegment[];
   readonly message: string;
+  /** For an unknown field: the fields accepted there (for a "did you mean" hint). */
+  readonly known?: readonly string[];
 }
 
 const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v));
@@ -24,12 +26,12 @@ function valueAt(data: unknown, segs: readonly PathSegment[]): unknown {
 export function issuesFromAjv(errors: readonly ErrorObject[] | null | undefined, data: unknown): DetailedIssue[] {
   const out: DetailedIssue[] = [];
   const seen = new Set<string>();
-  const push = (segments: PathSegment[], message: string): void => {
+  const push = (segments: PathSegment[], message: string, known?: string[]): void => {
     const path = formatFieldPath(segments);
     const k = `${path}\0${message}`;
     if (seen.has(k)) return;
     seen.add(k);
-    out.push({ path, segments, message });
+    out.push({ path, segments, message, ...(known ? { known } : {}) });
   };
   for (const e of errors ?? []) {
     const segs = segmentsOf(e.instancePath, data);
@@ -41,7 +43,8 @@ export function issuesFromAjv(errors: readonly ErrorObject[] | null | undefined,
         break;
       case 'additionalProperties': {
         const full = [...segs, String(p.additionalProperty)];
-        push(full, `unknown field ${JSON.stringify(formatFieldPath(full))}`);
+        const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+        push(full, `unknown field ${JSON.stringify(formatFieldPath(full))}`, props ? Object.keys(props).filter((x) => segs.length > 0 || !['apiVersion', 'kind', 'metadata'].includes(x)) : undefined);
         break;
       }
       case 'enum':

@@ -37,7 +37,7 @@ interface CelFailure { instancePath: string; message: string; fieldPath?: string
 let celFailures: CelFailure[] = [];
 
 function newAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: false, logger: false, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, logger: false, allowUnionTypes: true });
   addFormats(ajv);
   for (const f of ['int32', 'int64', 'float', 'double', 'byte', 'quantity']) ajv.addFormat(f, true);
   ajv.addKeyword({
