@@ -70,6 +70,6 @@ export function validateWithModel(cls: ModelClass, obj: Record<string, unknown>)
   } catch (e) {
     const errors = (e as { errors?: import('ajv').ErrorObject[] }).errors;
     if (!Array.isArray(errors)) throw e;
-    return issuesFromAjv(errors.map((x) => ({ ...x, instancePath: x.instancePath.replace(/^\/?data/, '') })), data);
+    return issuesFromAjv(errors, data);
   }
 }
