@@ -1,14 +1,15 @@
 // CustomResourceDefinitions: checking a CRD as the apiextensions server does (the parts tests
 // meet), and serving its kind: unknown fields pruned (with a warning) or refused under
-// fieldValidation=Strict (26, 27), schema defaults applied, then the object validated against
-// openAPIV3Schema with ajv, errors reported with Kubernetes field paths and reasons (25).
+// fieldValidation=Strict (26, 27), schema defaults applied, then the object validated with the
+// project's one CRD validator (daemon/schema: the openAPIV3Schema through ajv, then the
+// x-kubernetes-validations CEL rules, only when nothing else is wrong, as the API server does),
+// its issues turned into Status causes with the real reasons (25, 28).
 //
-// NOT covered: CEL rules (x-kubernetes-validations) are not evaluated. As the real server does
-// when other errors exist, a failing object whose schema has CEL rules gets the "some
-// validation rules were not checked" cause; a valid object is accepted without running them.
-// Also not covered: conversion webhooks, the scale subresource, printer columns in tables.
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+// CEL is the subset daemon/schema/cel.ts implements; a CRD with a rule outside it is refused
+// at create with a message saying so (a real server would accept it), never silently skipped.
+// Not covered: conversion webhooks, the scale subresource, printer columns in tables.
+import { compileCrd } from '../../daemon/schema/crd-validator';
+import type { DetailedIssue } from '../../daemon/schema/ajv-errors';
 import { FieldErrors, type StatusCause } from './status';
 import type { KubeObject, ResourceType } from './resource-types';
 import type { ListKeys } from './patches';
@@ -22,40 +23,7 @@ export interface CustomResourceSchema {
   listKeys: ListKeys;
 }
 
-const K8S_FORMATS = ['int32', 'int64', 'float', 'double', 'byte', 'binary', 'password', 'bsonobjectid', 'isbn', 'isbn10', 'isbn13', 'creditcard', 'ssn', 'hexcolor', 'rgbcolor', 'cidr', 'mac', 'k8s-short-name', 'k8s-long-name', 'dns1123-label', 'dns1123-subdomain'];
-
-function makeAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true, verbose: true });
-  addFormats(ajv);
-  for (const f of K8S_FORMATS) ajv.addFormat(f, true);
-  return ajv;
-}
-
 const isObject = (v: unknown): v is Record<string, any> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/** openAPIV3Schema (structural) to a JSON Schema ajv checks the same way. */
-function toJsonSchema(s: Schema, root = false): Schema {
-  const out: Schema = {};
-  for (const [k, v] of Object.entries(s)) {
-    if (k.startsWith('x-kubernetes-') || k === 'nullable' || k === 'default' || k === 'example' || k === 'externalDocs') continue;
-    if (k === 'properties') {
-      out.properties = Object.fromEntries(Object.entries(v as Schema).filter(([pk]) => !(root && pk === 'metadata')).map(([pk, pv]) => [pk, toJsonSchema(pv as Schema)]));
-    } else if (k === 'items' || k === 'additionalProperties' || k === 'not') {
-      out[k] = isObject(v) ? toJsonSchema(v) : v;
-    } else if (k === 'allOf' || k === 'anyOf' || k === 'oneOf') {
-      out[k] = (v as Schema[]).map((x) => toJsonSchema(x));
-    } else {
-      out[k] = v;
-    }
-  }
-  if (s['x-kubernetes-int-or-string']) {
-    delete out.type;
-    out.anyOf = [...(out.anyOf ?? []), { type: 'integer' }, { type: 'string' }];
-  }
-  if (s.nullable && typeof out.type === 'string') out.type = [out.type, 'null'];
-  if (root && Array.isArray(out.required)) out.required = out.required.filter((r: string) => r !== 'metadata');
-  return out;
-}
 
 function hasCelRules(s: unknown): boolean {
   if (!isObject(s)) return Array.isArray(s) && s.some(hasCelRules);
@@ -63,57 +31,19 @@ function hasCelRules(s: unknown): boolean {
   return Object.values(s).some(hasCelRules);
 }
 
-/** `/spec/sources/0/principals` -> `spec.sources[0].principals` */
-export function fieldPath(instancePath: string): string {
-  let out = '';
-  for (const raw of instancePath.split('/').slice(1)) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    out += /^\d+$/.test(part) ? `[${part}]` : out === '' ? part : `.${part}`;
-  }
-  return out;
-}
-
-function jsonType(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
-  return typeof v;
-}
-
-function causeOf(e: ErrorObject): StatusCause | undefined {
-  const field = fieldPath(e.instancePath);
-  const where = field === '' ? '<root>' : field;
-  const p = e.params as Record<string, any>;
-  switch (e.keyword) {
-    case 'required': {
-      const f = field === '' ? p.missingProperty : `${field}.${p.missingProperty}`;
-      return FieldErrors.required(f);
-    }
-    case 'enum': return FieldErrors.notSupported(field, e.data, p.allowedValues);
-    case 'type': {
-      if (e.schemaPath.includes('/anyOf/')) return undefined;
-      const t = jsonType(e.data);
-      return FieldErrors.typeInvalid(field, t, `${where} in body must be of type ${Array.isArray(p.type) ? p.type.join(',') : p.type}: ${JSON.stringify(t)}`);
-    }
-    case 'anyOf': {
-      const t = jsonType(e.data);
-      return FieldErrors.typeInvalid(field, t, `${where} in body must be of type integer,string: ${JSON.stringify(t)}`);
-    }
-    case 'pattern': return FieldErrors.invalid(field, e.data, `${where} in body should match '${p.pattern}'`);
-    case 'minimum': return FieldErrors.invalid(field, e.data, `${where} in body should be greater than or equal to ${p.limit}`);
-    case 'maximum': return FieldErrors.invalid(field, e.data, `${where} in body should be less than or equal to ${p.limit}`);
-    case 'exclusiveMinimum': return FieldErrors.invalid(field, e.data, `${where} in body should be greater than ${p.limit}`);
-    case 'exclusiveMaximum': return FieldErrors.invalid(field, e.data, `${where} in body should be less than ${p.limit}`);
-    case 'minLength': return FieldErrors.invalid(field, e.data, `${where} in body should be at least ${p.limit} chars long`);
-    case 'maxLength': return FieldErrors.tooLong(field, p.limit);
-    case 'minItems': return FieldErrors.invalid(field, Array.isArray(e.data) ? e.data.length : e.data, `${where} in body should have at least ${p.limit} items`);
-    case 'maxItems': return FieldErrors.tooMany(field, Array.isArray(e.data) ? e.data.length : 0, p.limit);
-    case 'minProperties': return FieldErrors.invalid(field, e.data, `${where} in body should have at least ${p.limit} properties`);
-    case 'maxProperties': return FieldErrors.invalid(field, e.data, `${where} in body should have at most ${p.limit} properties`);
-    case 'format': return FieldErrors.invalid(field, e.data, `${where} in body must be of type ${p.format}: ${JSON.stringify(e.data)}`);
-    case 'uniqueItems': return FieldErrors.duplicate(`${field}[${p.j}]`, Array.isArray(e.data) ? e.data[p.j] : e.data);
-    default: return FieldErrors.invalid(field, e.data, `${where} in body ${e.message ?? 'is invalid'}`);
-  }
+/** A validator issue as a Status cause: the reason is what the message's prefix names, as
+ * field.Error builds the message from its type. */
+export function causeOfIssue(issue: { path: string; message: string }): StatusCause {
+  const m = issue.message;
+  const reason = m.startsWith('Required value') ? 'FieldValueRequired'
+    : m.startsWith('Unsupported value') ? 'FieldValueNotSupported'
+      : m.startsWith('Invalid value') && / in body must be of type /.test(m) ? 'FieldValueTypeInvalid'
+        : m.startsWith('Too long') ? 'FieldValueTooLong'
+          : m.startsWith('Too many') ? 'FieldValueTooMany'
+            : m.startsWith('Duplicate value') ? 'FieldValueDuplicate'
+              : m.startsWith('Forbidden') ? 'FieldValueForbidden'
+                : 'FieldValueInvalid';
+  return { reason, message: m, field: issue.path };
 }
 
 function pruneValue(value: unknown, s: Schema | undefined, path: string, unknown: string[], isRoot: boolean): void {
@@ -143,8 +73,11 @@ function pruneValue(value: unknown, s: Schema | undefined, path: string, unknown
   }
 }
 
-export function compileCustomResourceSchema(openAPIV3Schema: Schema): CustomResourceSchema {
-  const validate: ValidateFunction = makeAjv().compile(toJsonSchema(openAPIV3Schema, true));
+/** The served behaviour of one CRD version: pruning, defaults, validation, keyed lists. */
+export function compileCustomResourceSchema(crd: KubeObject, version: string): CustomResourceSchema {
+  const v = (crd.spec.versions as any[]).find((x) => x.name === version);
+  const openAPIV3Schema = v.schema.openAPIV3Schema as Schema;
+  const kind = compileCrd({ ...crd, spec: { ...crd.spec, versions: [v] } } as Parameters<typeof compileCrd>[0], `CRD ${crd.metadata.name}`)[0];
   const cel = hasCelRules(openAPIV3Schema);
   return {
     prune(obj) {
@@ -153,9 +86,11 @@ export function compileCustomResourceSchema(openAPIV3Schema: Schema): CustomReso
       return unknown;
     },
     validate(obj) {
-      if (validate(obj)) return [];
-      const causes = (validate.errors ?? []).map(causeOf).filter((c): c is StatusCause => c !== undefined);
-      if (cel && causes.length > 0) {
+      const issues: DetailedIssue[] = kind.validate(obj);
+      const causes = issues.map(causeOfIssue);
+      // CEL rules run only on an otherwise valid object; the API server says they were skipped.
+      const schemaErrors = causes.length > 0 && !issues.every((i) => celMessage(i.message, openAPIV3Schema));
+      if (cel && schemaErrors) {
         causes.push({ reason: 'FieldValueInvalid', message: 'Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation', field: '<nil>' });
       }
       return causes;
@@ -172,6 +107,14 @@ export function compileCustomResourceSchema(openAPIV3Schema: Schema): CustomReso
       return undefined;
     },
   };
+}
+
+/** Whether an issue is a CEL rule's failure (its message is one of the schema's rule messages). */
+function celMessage(message: string, s: unknown): boolean {
+  if (!isObject(s)) return Array.isArray(s) && s.some((x) => celMessage(message, x));
+  const rules = s['x-kubernetes-validations'];
+  if (Array.isArray(rules) && rules.some((r: any) => message === `Invalid value: ${r.message ?? `failed rule: ${r.rule}`}`)) return true;
+  return Object.values(s).some((x) => celMessage(message, x));
 }
 
 // --- the CRD object itself ----------------------------------------------------------------------
@@ -211,6 +154,13 @@ export function crdProblems(crd: KubeObject): StatusCause[] {
       structuralProblems(schema, `spec.versions[${i}].schema.openAPIV3Schema`, out);
     }
   });
+  if (out.length === 0 && names.kind && spec.group) {
+    try {
+      compileCrd(crd as Parameters<typeof compileCrd>[0], `CRD ${crd.metadata.name}`);
+    } catch (e) {
+      out.push(FieldErrors.invalid('spec.versions', null, `the test API server cannot serve this schema: ${(e as Error).message} (CEL is the subset of daemon/schema/cel.ts)`));
+    }
+  }
   return out;
 }
 
@@ -242,7 +192,7 @@ export function establishedStatus(crd: KubeObject, now: string): Record<string, 
 export function resourceTypesOfCrd(crd: KubeObject): ResourceType[] {
   const spec = crd.spec;
   return (spec.versions as any[]).filter((v) => v.served).map((v) => {
-    const schema = compileCustomResourceSchema(v.schema.openAPIV3Schema);
+    const schema = compileCustomResourceSchema(crd, v.name);
     const t: ResourceType = {
       group: spec.group,
       version: v.name,

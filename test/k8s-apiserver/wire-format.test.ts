@@ -551,6 +551,9 @@ describe('test API server: custom resources (25-28)', () => {
     assert.equal(typed.status, 422);
     assert.equal(typed.json.details.causes[0].field, 'spec.min');
     assert.equal(typed.json.details.causes[0].reason, 'FieldValueTypeInvalid');
+    const cel = await request(s, 'POST', widgets, { token: s.adminToken, body: { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w4' }, spec: { mode: 'ALLOW', min: 5, max: 1 } } });
+    assert.equal(cel.status, 422);
+    assert.deepEqual(cel.json, recordedJson('28-crd-cel-rule-422'));
     const missing = await request(s, 'POST', widgets, { token: s.adminToken, body: { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w6' }, spec: {} } });
     assert.equal(missing.json.details.causes[0].field, 'spec.mode');
     assert.equal(missing.json.details.causes[0].reason, 'FieldValueRequired');
@@ -564,6 +567,14 @@ describe('test API server: custom resources (25-28)', () => {
     const r = await request(s, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { token: s.adminToken, body: bad });
     assert.equal(r.status, 422);
     assert.match(r.json.message, /additionalProperties and properties are mutual exclusive/);
+
+    const beyondCel = YAML.parse(recordedFile('25-widget-crd.yaml'));
+    beyondCel.metadata.name = 'gizmos.example.com';
+    beyondCel.spec.names = { plural: 'gizmos', singular: 'gizmo', kind: 'Gizmo' };
+    beyondCel.spec.versions[0].schema.openAPIV3Schema.properties.spec['x-kubernetes-validations'] = [{ rule: 'self.sources.map(s, s.principals).size() > 0' }];
+    const refused = await request(s, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { token: s.adminToken, body: beyondCel });
+    assert.equal(refused.status, 422, 'a rule outside the CEL subset is refused loudly, not skipped');
+    assert.match(refused.json.message, /the test API server cannot serve this schema/);
 
     const w = watch(s, `${widgets}?watch=1&resourceVersion=${s.store.revision}`, s.adminToken);
     assert.equal(await w.status, 200);
