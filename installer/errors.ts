@@ -91,6 +91,8 @@ export const InstallerErrors = defineErrors({
     `nothing was changed; the input was rejected:\n  ${a.problems.join('\n  ')}`,
   NODEMESH_E_SANDBOX_NOT_FOUND: (a: { objects: string[]; deleted: number }) =>
     `not found: ${a.objects.join(', ')}${a.deleted ? ` (the ${a.deleted} other object(s) were deleted)` : ''}; pass --ignore-not-found to skip missing objects`,
+  NODEMESH_E_SANDBOX_APISERVER_PUBLISH: (a: { object: string; server: string; reason: string }) =>
+    `could not publish ${a.object} to the API server ${a.server}: ${a.reason}; check that it is reachable and that the kubeconfig's user may apply it (field manager nodemesh-sandbox)`,
 
   // --- manifests -------------------------------------------------------------------------
   NODEMESH_E_MANIFEST_INVALID: (a: { issues: ManifestIssue[] }) =>

@@ -386,6 +386,7 @@ export class ApiStorage {
       // A status write changes status only (and nothing of spec or metadata but ownership).
       next = structuredClone(old);
       next.status = candidate.status;
+      next.metadata.managedFields = candidate.metadata.managedFields;
     } else {
       next = candidate;
       if (t.subresources.includes('status')) next.status = old.status;

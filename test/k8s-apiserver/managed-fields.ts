@@ -4,7 +4,7 @@
 // and removes the fields it stopped applying when nobody else owns them. Paths use the FieldsV1
 // element syntax: `f:<field>`, `k:{<list map keys>}` for items of keyed lists, and "." for "the
 // element itself is owned".
-import type { ListKeys } from './patches';
+import { sameKey, type ListKeys } from './patches';
 
 export interface FieldNode { self: boolean; children: Map<string, FieldNode> }
 export interface ManagedFieldsEntry {
@@ -157,7 +157,7 @@ export function applyMerge(live: unknown, applied: unknown, listKeys: ListKeys, 
     if (Array.isArray(applied) && keys && Array.isArray(live)) {
       const out = structuredClone(live);
       for (const item of applied) {
-        const i = out.findIndex((c: any) => isObject(c) && keys.every((k) => c[k] === item?.[k]));
+        const i = out.findIndex((c: any) => isObject(c) && sameKey(c, item, keys));
         if (i >= 0) out[i] = applyMerge(out[i], item, listKeys, path);
         else out.push(structuredClone(item));
       }
@@ -229,9 +229,9 @@ export function serverSideApply(
       deleteAt(merged, path);
     }
   }
-  const others = entries.filter((e) => e !== mine);
-  const result: (ManagedFieldsEntry & { set: FieldNode })[] = [...others];
-  result.push({ manager, operation: 'Apply', apiVersion, time: now, fieldsType: 'FieldsV1', fieldsV1: {}, ...(subresource ? { subresource } : {}), set: newSet });
+  // This manager's entry keeps its place in the list: a re-apply must not reorder it.
+  const entry = { manager, operation: 'Apply' as const, apiVersion, time: now, fieldsType: 'FieldsV1' as const, fieldsV1: {}, ...(subresource ? { subresource } : {}), set: newSet };
+  const result: (ManagedFieldsEntry & { set: FieldNode })[] = mine ? entries.map((e) => (e === mine ? entry : e)) : [...entries, entry];
   return { object: merged, managedFields: finish(result, merged), conflicts: [] };
 }
 

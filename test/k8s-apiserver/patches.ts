@@ -43,7 +43,9 @@ export function strategicMergePatch(target: unknown, patch: unknown, listKeys: L
   return out;
 }
 
-function sameKey(a: any, b: any, keys: string[]): boolean {
+/** Whether two items of a keyed list are the same item (protocol defaults to TCP, as the
+ * API server defaults it before it merges). */
+export function sameKey(a: any, b: any, keys: string[]): boolean {
   return keys.every((k) => a?.[k] === b?.[k] || (k === 'protocol' && (a?.[k] ?? 'TCP') === (b?.[k] ?? 'TCP')));
 }
 
