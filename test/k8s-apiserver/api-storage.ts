@@ -14,7 +14,7 @@ import { ResourceRegistry, apiVersionOf, resourceKey, type KubeObject, type Reso
 import { labelProblems, nameProblems } from './object-names';
 import { builtinListKeys, jsonPatch, mergePatch, strategicMergePatch, PatchError, type ListKeys } from './patches';
 import { recordUpdate, serverSideApply } from './managed-fields';
-import { crdDefaults, crdProblems, establishedStatus, resourceTypesOfCrd } from './custom-resources';
+import { crdDefaults, crdProblems, establishedStatus, resourceTypesOfCrd, skippedCelWarnings } from './custom-resources';
 import { audienceError, TokenIssuer, userInfoOf } from './service-account-tokens';
 import { fieldsMatch, labelsMatch, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors';
 
@@ -265,7 +265,10 @@ export class ApiStorage {
     this.validate(t, obj, undefined);
     if (this.store.get(resourceKey(t), meta.namespace, meta.name)) throw new ApiError(Statuses.alreadyExists(t, meta.name));
     if (t.defaults) t.defaults(obj, { allocateClusterIP: () => this.allocateClusterIP() });
-    if (t.crdName === undefined && t.plural === 'customresourcedefinitions') crdDefaults(obj);
+    if (t.crdName === undefined && t.plural === 'customresourcedefinitions') {
+      crdDefaults(obj);
+      warnings.push(...skippedCelWarnings(obj));
+    }
     const now = nowTimestamp();
     const ordered: KubeObject = { kind: obj.kind, apiVersion: obj.apiVersion, metadata: { name: meta.name, ...(meta.generateName ? { generateName: meta.generateName } : {}), ...(meta.namespace ? { namespace: meta.namespace } : {}), uid: randomUUID(), resourceVersion: '', ...(t.hasGeneration ? { generation: 1 } : {}), creationTimestamp: now } };
     for (const [k, v] of Object.entries(meta)) if (!(k in ordered.metadata)) ordered.metadata[k] = v;

@@ -571,10 +571,22 @@ describe('test API server: custom resources (25-28)', () => {
     const beyondCel = YAML.parse(recordedFile('25-widget-crd.yaml'));
     beyondCel.metadata.name = 'gizmos.example.com';
     beyondCel.spec.names = { plural: 'gizmos', singular: 'gizmo', kind: 'Gizmo' };
-    beyondCel.spec.versions[0].schema.openAPIV3Schema.properties.spec['x-kubernetes-validations'] = [{ rule: 'self.sources.map(s, s.principals).size() > 0' }];
-    const refused = await request(s, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { token: s.adminToken, body: beyondCel });
-    assert.equal(refused.status, 422, 'a rule outside the CEL subset is refused loudly, not skipped');
-    assert.match(refused.json.message, /the test API server cannot serve this schema/);
+    beyondCel.spec.versions[0].schema.openAPIV3Schema.properties.spec['x-kubernetes-validations'].push(
+      { rule: 'self.sources.map(s, s.principals).size() > 0', message: 'needs principals' },
+      { rule: 'self.mode == oldSelf.mode', message: 'mode is immutable' },
+    );
+    const accepted = await request(s, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { token: s.adminToken, body: beyondCel });
+    assert.equal(accepted.status, 201, 'accepted as a real server accepts it');
+    const warnings = String(accepted.headers.warning).split(/,(?= ?299)/);
+    assert.equal(warnings.length, 2, 'each skipped rule is named in a Warning');
+    assert.match(warnings[0], /^299 - "x-kubernetes-validations rule .*self.sources.map.* is not evaluated by the test API server/);
+    assert.match(warnings[1], /oldSelf/);
+    for (let i = 0; i < 100 && (await request(s, 'GET', '/apis/example.com/v1/namespaces/wire/gizmos', { token: s.adminToken })).status !== 200; i++) await new Promise((res) => setTimeout(res, 10));
+    const gizmos = '/apis/example.com/v1/namespaces/wire/gizmos';
+    const unchecked = await request(s, 'POST', gizmos, { token: s.adminToken, body: { apiVersion: 'example.com/v1', kind: 'Gizmo', metadata: { name: 'g' }, spec: { mode: 'ALLOW' } } });
+    assert.equal(unchecked.status, 201, 'the skipped rules do not refuse it');
+    const stillChecked = await request(s, 'POST', gizmos, { token: s.adminToken, body: { apiVersion: 'example.com/v1', kind: 'Gizmo', metadata: { name: 'g2' }, spec: { mode: 'ALLOW', min: 3, max: 1 } } });
+    assert.equal(stillChecked.status, 422, 'the rules inside the subset still hold');
 
     const w = watch(s, `${widgets}?watch=1&resourceVersion=${s.store.revision}`, s.adminToken);
     assert.equal(await w.status, 200);
@@ -585,7 +597,12 @@ describe('test API server: custom resources (25-28)', () => {
     for (let i = 0; i < 50 && (await request(s, 'GET', widgets, { token: s.adminToken })).status !== 404; i++) await new Promise((res) => setTimeout(res, 10));
     const gone = await request(s, 'GET', widgets, { token: s.adminToken });
     assert.equal(gone.status, 404);
-    assert.equal(gone.text, '404 page not found\n');
+    assert.equal(gone.json.reason, 'NotFound', 'example.com/v1 is still served (gizmos): an unknown resource in it is a Status');
+    await request(s, 'DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gizmos.example.com', { token: s.adminToken });
+    for (let i = 0; i < 50 && (await request(s, 'GET', widgets, { token: s.adminToken })).json !== undefined; i++) await new Promise((res) => setTimeout(res, 10));
+    const groupGone = await request(s, 'GET', widgets, { token: s.adminToken });
+    assert.equal(groupGone.status, 404);
+    assert.equal(groupGone.text, '404 page not found\n', 'no CRD serves the group: plain text, as 15');
   });
 });
 
