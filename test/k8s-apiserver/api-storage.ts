@@ -16,6 +16,7 @@ import { builtinListKeys, jsonPatch, mergePatch, strategicMergePatch, PatchError
 import { recordUpdate, serverSideApply } from './managed-fields';
 import { crdDefaults, crdProblems, establishedStatus, resourceTypesOfCrd, skippedCelWarnings } from './custom-resources';
 import { audienceError, TokenIssuer, userInfoOf } from './service-account-tokens';
+import { unknownFields } from '../../daemon/schema/strict-fields';
 import { fieldsMatch, labelsMatch, parseFieldSelector, parseLabelSelector, SelectorError, type FieldRequirement, type Requirement } from './selectors';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
@@ -71,6 +72,15 @@ function comparable(o: KubeObject): string {
   delete c.metadata.resourceVersion;
   for (const e of c.metadata.managedFields ?? []) delete e.time;
   return JSON.stringify(c);
+}
+
+function deleteAtSegments(obj: unknown, segments: readonly (string | number)[]): void {
+  let cur: any = obj;
+  for (const seg of segments.slice(0, -1)) {
+    cur = cur?.[seg];
+    if (cur === null || typeof cur !== 'object') return;
+  }
+  if (cur && typeof cur === 'object') delete cur[segments[segments.length - 1]];
 }
 
 export class ApiStorage {
@@ -223,10 +233,18 @@ export class ApiStorage {
     obj.metadata.namespace = namespace;
   }
 
-  /** Unknown fields of custom resources: pruned with a warning, or refused under Strict. */
+  /** Unknown fields: dropped with a warning (the default, Warn), dropped silently (Ignore), or
+   * refused with the strict decoding error (Strict, what kubectl asks for). Custom resources
+   * by their schema; built-in kinds by the field lists of daemon/schema/strict-fields.ts. */
   private pruneUnknown(t: ResourceType, obj: KubeObject, fv: FieldValidation | undefined): string[] {
-    if (!t.customSchema) return [];
-    const unknown = t.customSchema.prune(obj);
+    let unknown: string[];
+    if (t.customSchema) {
+      unknown = t.customSchema.prune(obj);
+    } else {
+      const issues = t.virtual ? [] : unknownFields(obj, apiVersionOf(t), t.kind);
+      unknown = issues.map((i) => i.path);
+      if (fv !== 'Strict') for (const i of [...issues].reverse()) deleteAtSegments(obj, i.segments);
+    }
     if (unknown.length === 0 || fv === 'Ignore') return [];
     if (fv === 'Strict') {
       throw new ApiError(Statuses.badRequest(`${t.kind} in version "${t.version}" cannot be handled as a ${t.kind}: strict decoding error: ${unknown.map((u) => `unknown field "${u}"`).join(', ')}`));

@@ -371,6 +371,18 @@ describe('test API server: the wire format of a real kube-apiserver', () => {
     assert.deepEqual(created.json.details, { name: 'doomed', kind: 'namespaces' });
   });
 
+  test('26/27 for built-in kinds: an unknown field is dropped with a Warning, refused under Strict', async () => {
+    const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'typo' }, data: { a: '1' }, dta: { b: '2' } };
+    const strict = await request(s, 'POST', '/api/v1/namespaces/wire/configmaps?fieldValidation=Strict', { token: admin, body });
+    assert.equal(strict.status, 400);
+    assert.equal(strict.json.message, 'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "dta"');
+    const warned = await request(s, 'POST', '/api/v1/namespaces/wire/configmaps', { token: admin, body });
+    assert.equal(warned.status, 201);
+    assert.equal(warned.headers.warning, '299 - "unknown field \\"dta\\""');
+    assert.equal(warned.json.dta, undefined);
+    assert.deepEqual(warned.json.data, { a: '1' });
+  });
+
   test('08-like: names are validated with the real rules; generateName makes one', async () => {
     const r = await request(s, 'POST', '/api/v1/namespaces/wire/configmaps', { token: admin, body: { metadata: { name: 'UPPER' } } });
     assert.equal(r.status, 422);
