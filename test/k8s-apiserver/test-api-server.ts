@@ -54,6 +54,9 @@ export interface TestApiServerOptions {
   systemNamespaces?: string[];
   /** The `kubernetes` Service in `default` that every API server maintains (default true). */
   kubernetesService?: boolean;
+  /** The bootstrap ClusterRoles and bindings the API server writes at start (cluster-admin,
+   * system:auth-delegator, system:discovery, ...; default true). */
+  bootstrapRbac?: boolean;
 }
 
 export interface RequestRecord { method: string; path: string; query: string; user: string; code: number; verb?: string; resource?: string }
@@ -129,6 +132,39 @@ const MAX_BODY_BYTES = 3 * 1024 * 1024;
 /** Go's http server sends Content-Length when the handler's whole output fits its buffer. */
 const GO_CHUNK_THRESHOLD = 2048;
 
+const RBAC = 'rbac.authorization.k8s.io/v1';
+
+/** A subset of the RBAC bootstrap policy (plugin/pkg/auth/authorizer/rbac/bootstrappolicy) the
+ * API server reconciles at start: the roles other manifests bind to. Not the aggregated
+ * admin/edit/view roles. */
+function bootstrapRbacObjects(): KubeObject[] {
+  const meta = (name: string) => ({ name, labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults' }, annotations: { 'rbac.authorization.kubernetes.io/autoupdate': 'true' } });
+  const role = (name: string, rules: PolicyRule[]): KubeObject => ({ apiVersion: RBAC, kind: 'ClusterRole', metadata: meta(name), rules });
+  const binding = (name: string, groups: string[]): KubeObject => ({
+    apiVersion: RBAC, kind: 'ClusterRoleBinding', metadata: meta(name),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+    subjects: groups.map((g) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: g })),
+  });
+  const publicInfo = ['/healthz', '/livez', '/readyz', '/version', '/version/'];
+  return [
+    role('cluster-admin', [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }, { nonResourceURLs: ['*'], verbs: ['*'] }]),
+    role('system:auth-delegator', [
+      { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+      { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+    ]),
+    role('system:basic-user', [
+      { apiGroups: ['authentication.k8s.io'], resources: ['selfsubjectreviews'], verbs: ['create'] },
+      { apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'], verbs: ['create'] },
+    ]),
+    role('system:discovery', [{ nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/openapi', '/openapi/*', ...publicInfo], verbs: ['get'] }]),
+    role('system:public-info-viewer', [{ nonResourceURLs: publicInfo, verbs: ['get'] }]),
+    binding('cluster-admin', ['system:masters']),
+    binding('system:basic-user', ['system:authenticated']),
+    binding('system:discovery', ['system:authenticated']),
+    binding('system:public-info-viewer', ['system:authenticated', 'system:unauthenticated']),
+  ];
+}
+
 function goJson(value: unknown, pretty: boolean): string {
   // Go's encoder escapes <, > and & (see 25: "\u003cnil\u003e").
   return JSON.stringify(value, null, pretty ? 2 : undefined).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
@@ -187,6 +223,10 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
       metadata: { name: 'kubernetes', labels: { component: 'apiserver', provider: 'kubernetes' } },
       spec: { clusterIP: '10.96.0.1', ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }], sessionAffinity: 'None', type: 'ClusterIP' },
     }, { manager: 'kube-apiserver' });
+  }
+
+  if (opts.bootstrapRbac !== false) {
+    for (const o of bootstrapRbacObjects()) storage.create(storage.typeOf(o.apiVersion, o.kind), undefined, o, { manager: 'kube-apiserver' });
   }
 
   function authenticate(req: IncomingMessage): UserInfo | 'invalid' {

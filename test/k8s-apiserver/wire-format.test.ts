@@ -106,6 +106,11 @@ describe('test API server: the wire format of a real kube-apiserver', () => {
     s.store.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'pod-reader', namespace: 'wire' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] });
     s.store.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'sa1-reads-pods', namespace: 'wire' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pod-reader' }, subjects: [{ kind: 'ServiceAccount', name: 'sa1', namespace: 'wire' }] });
     assert.equal((await request(s, 'GET', '/api/v1/namespaces/wire/pods', { token: apiToken })).status, 200);
+    // The bootstrap ClusterRoles exist, as on a fresh API server: binding one works.
+    const review = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: 'x' } };
+    assert.equal((await request(s, 'POST', '/apis/authentication.k8s.io/v1/tokenreviews', { token: apiToken, body: review })).status, 403);
+    s.store.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'sa1-delegates' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' }, subjects: [{ kind: 'ServiceAccount', name: 'sa1', namespace: 'wire' }] });
+    assert.equal((await request(s, 'POST', '/apis/authentication.k8s.io/v1/tokenreviews', { token: apiToken, body: review })).status, 201);
     const del = await request(s, 'DELETE', '/api/v1/namespaces/wire/pods/p1', { token: apiToken });
     assert.equal(del.status, 403);
     assert.equal(del.json.message, 'pods "p1" is forbidden: User "system:serviceaccount:wire:sa1" cannot delete resource "pods" in API group "" in the namespace "wire"');
