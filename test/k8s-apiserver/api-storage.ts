@@ -170,7 +170,7 @@ export class ApiStorage {
         rv = asked;
       }
     }
-    const items = (rv === this.store.revision ? this.store.list(resourceKey(t), filter.namespace) : this.store.listAt(resourceKey(t), rv, filter.namespace))
+    const items = this.store.scan(resourceKey(t), rv, filter.namespace)
       .filter((o) => objectKey(o.metadata.namespace, o.metadata.name) >= start)
       .filter((o) => ApiStorage.matches(filter, o));
     const limit = q.limit && q.limit > 0 ? q.limit : items.length;
@@ -187,7 +187,7 @@ export class ApiStorage {
       kind: `${t.kind}List`,
       apiVersion: apiVersionOf(t),
       metadata,
-      items: page.map((o) => this.forList(t, o)),
+      items: page.map((o) => this.forList(t, structuredClone(o))),
     };
   }
 

@@ -49,27 +49,29 @@ export class ObjectStore {
 
   /** Current objects of a resource (optionally one namespace), sorted by key as etcd lists them. */
   list(resource: string, namespace?: string): KubeObject[] {
-    return this.sorted([...(this.objects.get(resource)?.values() ?? [])].filter((o) => namespace === undefined || o.metadata.namespace === namespace));
+    return this.scan(resource, this.revision, namespace).map((o) => structuredClone(o));
   }
 
   /** The objects as they were at revision `rv` (compactedRevision <= rv <= revision). */
   listAt(resource: string, rv: number, namespace?: string): KubeObject[] {
+    return this.scan(resource, rv, namespace).map((o) => structuredClone(o));
+  }
+
+  /** Sorted, read-only views of the objects at `rv` (callers copy what they hand out): a page
+   * of a large list costs sorting keys, not copying every object. */
+  scan(resource: string, rv: number, namespace?: string): readonly KubeObject[] {
     const state = new Map<string, KubeObject>();
-    for (const o of this.objects.get(resource)?.values() ?? []) state.set(keyOf(o), o);
+    for (const o of this.objects.get(resource)?.values() ?? []) {
+      if (namespace === undefined || o.metadata.namespace === namespace) state.set(keyOf(o), o);
+    }
     for (let i = this.history.length - 1; i >= 0 && this.history[i].rv > rv; i--) {
       const e = this.history[i];
       if (e.resource !== resource) continue;
+      if (namespace !== undefined && e.object.metadata.namespace !== namespace) continue;
       if (e.type === 'ADDED') state.delete(keyOf(e.object));
       else state.set(keyOf(e.prev!), e.prev!);
     }
-    return this.sorted([...state.values()].filter((o) => namespace === undefined || o.metadata.namespace === namespace));
-  }
-
-  private sorted(objs: KubeObject[]): KubeObject[] {
-    return objs
-      .map((o) => [keyOf(o), o] as const)
-      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      .map(([, o]) => structuredClone(o));
+    return [...state.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, o]) => o);
   }
 
   /** Stores a new or changed object at the next revision and tells the watches. */
