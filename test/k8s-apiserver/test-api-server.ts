@@ -387,6 +387,7 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
         const body = ApiStorage.parseBody(raw, ct, "couldn't get version/kind; json parse error");
         if (subresource === 'token') send(req, res, q, 201, storage.tokenRequest(namespace!, name!, body, manager));
         else if (t.kind === 'TokenReview') send(req, res, q, 201, storage.tokenReview(body, manager));
+        else if (t.kind === 'SubjectAccessReview' || t.kind === 'SelfSubjectAccessReview') send(req, res, q, 201, accessReview(t.kind, body, user));
         else sendWrite(storage.create(t, namespace, body, { manager, fieldValidation: fv, dryRun }));
         break;
       }
@@ -418,6 +419,22 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
         sendStatus(req, res, q, Statuses.methodNotAllowed());
     }
     return { user: user.username, verb, resource: t.plural };
+  }
+
+  /** SubjectAccessReview (for the user in spec) and SelfSubjectAccessReview (for the caller):
+   * the same decision the server makes for a request (`kubectl auth can-i`). */
+  function accessReview(kind: string, body: unknown, caller: UserInfo): KubeObject {
+    const spec = ((body as { spec?: Record<string, any> } | undefined)?.spec ?? {}) as Record<string, any>;
+    const subject: UserInfo = kind === 'SelfSubjectAccessReview' ? caller : { username: spec.user ?? '', groups: spec.groups ?? [] };
+    let allowed: boolean;
+    if (spec.nonResourceAttributes) {
+      allowed = nonResourceAllowed(subject, String(spec.nonResourceAttributes.path ?? ''));
+    } else {
+      const a = spec.resourceAttributes ?? {};
+      const rules = [...users.values()].find((u) => u.username === subject.username)?.rules ?? [];
+      allowed = resourceAllowed(subject, { verb: a.verb ?? '', group: a.group ?? '', resource: a.resource ?? '', subresource: a.subresource || undefined, namespace: a.namespace || undefined, name: a.name || undefined }, rules, rbac);
+    }
+    return { kind, apiVersion: 'authorization.k8s.io/v1', metadata: {}, spec, status: { allowed } };
   }
 
   function listQuery(q: URLSearchParams): ListQuery {

@@ -651,6 +651,16 @@ describe('test API server: fault injection', () => {
     assert.equal(r.json.message, 'services is forbidden: User "reader" cannot list resource "services" in API group "" in the namespace "default"');
   });
 
+  test('SelfSubjectAccessReview and SubjectAccessReview answer as the authorizer decides', async () => {
+    const can = async (token: string, resourceAttributes: Record<string, string>) =>
+      (await request(s, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { token, body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes } } })).json.status.allowed;
+    assert.equal(await can('reader', { verb: 'list', resource: 'pods' }), true);
+    assert.equal(await can('reader', { verb: 'delete', resource: 'pods', namespace: 'default' }), false);
+    const sar = await request(s, 'POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', { token: s.adminToken, body: { spec: { user: 'reader', resourceAttributes: { verb: 'get', resource: 'pods', namespace: 'x' } } } });
+    assert.equal(sar.status, 201);
+    assert.deepEqual(sar.json.status, { allowed: true });
+  });
+
   test('closeWatches ends open watches; goAway refuses connections, drops watches, and comes back on the same port', async () => {
     const w = watch(s, '/api/v1/pods?watch=1', s.adminToken);
     assert.equal(await w.status, 200);
