@@ -41,7 +41,9 @@ export function nonResourceAllowed(user: UserInfo, path: string): boolean {
   if (user.groups.includes('system:masters')) return true;
   if (PUBLIC_PATHS.includes(path)) return true;
   if (!user.groups.includes('system:authenticated')) return false;
-  return path === '/api' || path === '/apis' || path.startsWith('/api/') || path.startsWith('/apis/') || path.startsWith('/openapi');
+  // system:discovery, and system:service-account-issuer-discovery (bound to every service account).
+  return path === '/api' || path === '/apis' || path.startsWith('/api/') || path.startsWith('/apis/') || path.startsWith('/openapi')
+    || path === '/.well-known/openid-configuration' || path === '/openid/v1/jwks';
 }
 
 function has(list: string[] | undefined, v: string): boolean {

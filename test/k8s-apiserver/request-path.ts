@@ -5,7 +5,7 @@
 import type { ResourceRegistry, ResourceType } from './resource-types';
 
 export type Route =
-  | { kind: 'discovery'; doc: 'version' | 'api' | 'apis' | 'health' }
+  | { kind: 'discovery'; doc: 'version' | 'api' | 'apis' | 'health' | 'openid-configuration' | 'jwks' }
   | { kind: 'group'; group: string }
   | { kind: 'groupVersion'; group: string; version: string }
   | { kind: 'resource'; type: ResourceType; namespace?: string; name?: string; subresource?: string; verb: string }
@@ -22,6 +22,8 @@ export function routeOf(method: string, pathname: string, query: URLSearchParams
   const segs = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
   if (segs.length === 1 && segs[0] === 'version') return { kind: 'discovery', doc: 'version' };
   if (segs.length >= 1 && ['healthz', 'livez', 'readyz'].includes(segs[0])) return { kind: 'discovery', doc: 'health' };
+  if (pathname === '/.well-known/openid-configuration') return { kind: 'discovery', doc: 'openid-configuration' };
+  if (pathname === '/openid/v1/jwks') return { kind: 'discovery', doc: 'jwks' };
   let group: string;
   let version: string;
   let rest: string[];

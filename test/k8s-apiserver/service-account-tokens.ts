@@ -55,6 +55,13 @@ export class TokenIssuer {
     return this.publicKey.export({ type: 'spki', format: 'pem' }).toString();
   }
 
+  /** The JSON Web Key Set the API server publishes at /openid/v1/jwks (service account
+   * issuer discovery), for verifiers that check tokens themselves. */
+  jwks(): { keys: Record<string, unknown>[] } {
+    const jwk = this.publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    return { keys: [{ use: 'sig', kty: 'RSA', kid: this.kid, alg: 'RS256', n: jwk.n, e: jwk.e }] };
+  }
+
   issue(r: IssueRequest): { token: string; claims: TokenClaims } {
     const now = Math.floor((r.now ?? new Date()).getTime() / 1000);
     // Claim order as the real issuer writes it: namespace, node, pod, secret, serviceaccount.

@@ -320,6 +320,14 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
             version: KUBE_VERSION,
             api: { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `${host}:${currentPort}` }] },
             apis: apiGroupList(storage.registry),
+            'openid-configuration': {
+              issuer: issuer.issuer,
+              jwks_uri: `${url}/openid/v1/jwks`,
+              response_types_supported: ['id_token'],
+              subject_types_supported: ['public'],
+              id_token_signing_alg_values_supported: ['RS256'],
+            },
+            jwks: issuer.jwks(),
           };
           send(req, res, q, 200, docs[route.doc]);
         } else if (route.kind === 'group') {

@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import YAML from 'yaml';
+import { createPublicKey, verify } from 'node:crypto';
 import { startTestApiServer, type TestApiServer } from './test-api-server';
 import { keysOf, request, watch } from './https-client';
 import { recorded, recordedEvents, recordedFile, recordedJson } from './wire-fixtures';
@@ -188,6 +189,18 @@ describe('test API server: the wire format of a real kube-apiserver', () => {
     assert.equal(stale.json.status.authenticated, undefined);
     assert.match(stale.json.status.error, /invalid bearer token/);
     s.store.create(pod('p3'));
+  });
+
+  test('service account issuer discovery: the JWKS verifies the tokens TokenRequest issues', async () => {
+    const conf = await request(s, 'GET', '/.well-known/openid-configuration', { token: admin });
+    assert.equal(conf.json.issuer, 'https://kubernetes.default.svc.cluster.local');
+    const jwks = await request(s, 'GET', '/openid/v1/jwks', { token: s.store.issueToken('wire', 'sa1') });
+    assert.equal(jwks.status, 200);
+    const key = createPublicKey({ key: jwks.json.keys[0], format: 'jwk' });
+    const [h, p, sig] = s.store.issueToken('wire', 'sa1', { audiences: ['nodemesh-identity'] }).split('.');
+    assert.equal(JSON.parse(Buffer.from(h, 'base64url').toString()).kid, jwks.json.keys[0].kid);
+    assert.ok(verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(sig, 'base64url')));
+    assert.equal((await request(s, 'GET', '/openid/v1/jwks')).status, 403, 'not for anonymous users');
   });
 
   test('14: discovery lists the served groups in the recorded shape; a CRD-less group is a plain 404 (15)', async () => {
