@@ -4,7 +4,10 @@ import * as k8s from '@kubernetes/client-node';
 import type { Pod, Service } from '../../daemon/state/resources';
 import { ANNOTATION_SANDBOX_NETNS } from '../../daemon/state/resources';
 import { NodemeshError } from '../errors';
-import { ApiServerPublisher, ENDPOINTSLICE_MANAGED_BY, FIELD_MANAGER, desiredObjects, endpointSlicesFor, type SandboxView } from './apiserver-publisher';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import { ApiServerPublisher, ENDPOINTSLICE_MANAGED_BY, FIELD_MANAGER, desiredObjects, endpointSlicesFor, sandboxViewOf, type SandboxView } from './apiserver-publisher';
 import { startTestApiServer, type TestApiServer } from '../../test/k8s-apiserver/test-api-server';
 import { recordedJson } from '../../test/k8s-apiserver/wire-fixtures';
 
@@ -123,6 +126,26 @@ describe('apiserver-publisher against the test API server', () => {
     const before = s.store.revision;
     await publisher.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
     assert.equal(s.store.revision, before, `no writes for an unchanged view (revision ${rv} -> ${before})`);
+  });
+
+  test('the object directory as a view: ServiceAccounts, CRDs (waited for until Established), their objects and stored kinds', async () => {
+    const crdDir = path.resolve(__dirname, '..', '..', '..', 'installer', 'crds');
+    const crds = fs.readdirSync(crdDir).filter((f) => f.endsWith('.yaml')).map((f) => YAML.parse(fs.readFileSync(path.join(crdDir, f), 'utf8')));
+    const policy = { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-all', namespace: 'shop', uid: 'sandbox-uid', resourceVersion: '7' }, spec: { action: 'DENY', rules: [{}] } };
+    const others = [...crds, policy, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'web', namespace: 'shop' } }, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cfg', namespace: 'shop' }, data: { a: '1' } }];
+    const nodes = [{ name: 'node-1', ip: '172.30.0.11', podCIDR: '10.244.1.0/24', netns: 'ignored' }];
+    const v = sandboxViewOf(nodes, { namespaces: [{ metadata: { name: 'shop' } }], pods: [], services: [], others });
+    assert.deepEqual(v.serviceAccounts, [{ namespace: 'shop', name: 'web' }]);
+    const publisher = new ApiServerPublisher(kc);
+    await publisher.publish(v);
+    const ap = s.store.get('security.nodemesh.io/v1alpha1', 'AuthorizationPolicy', 'deny-all', 'shop')!;
+    assert.equal(ap.spec.action, 'DENY');
+    assert.notEqual(ap.metadata.uid, 'sandbox-uid', 'the API server assigns its own uid');
+    assert.equal(s.store.get('v1', 'ConfigMap', 'cfg', 'shop')!.data.a, '1');
+    assert.ok(s.store.get('v1', 'ServiceAccount', 'web', 'shop'));
+    const second = await publisher.publish(sandboxViewOf(nodes, { namespaces: [{ metadata: { name: 'shop' } }], pods: [], services: [], others: [...crds] }));
+    assert.ok(second.deleted.includes('AuthorizationPolicy shop/deny-all'));
+    assert.equal(s.store.get('security.nodemesh.io/v1alpha1', 'AuthorizationPolicy', 'deny-all', 'shop'), undefined);
   });
 
   test('an API server that refuses is a NODEMESH_E_SANDBOX_APISERVER_PUBLISH naming the object and the reason', async () => {

@@ -30,6 +30,34 @@ export interface SandboxView {
   serviceAccounts?: readonly { namespace: string; name: string }[];
   /** When each pod became Ready (key ns/name); default: now. */
   readySince?: ReadonlyMap<string, string>;
+  /** Other manifests applied as they are (policies, ConfigMaps, Deployments, CRDs: CRDs go
+   * first and are waited for until Established, as `kubectl apply` users must). */
+  manifests?: readonly Obj[];
+}
+
+/** The view from what the sandbox records: its nodes and the object directory's contents
+ * (ServiceAccounts and every kind the sandbox only stores become manifests). */
+export function sandboxViewOf(
+  nodes: readonly { name: string; ip: string; podCIDR: string }[],
+  objects: { namespaces: readonly { metadata: { name: string; labels?: Labels } }[]; pods: readonly Pod[]; services: readonly Service[]; others: readonly { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }[] },
+): SandboxView {
+  return {
+    nodes: nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })),
+    namespaces: objects.namespaces.map((n) => ({ name: n.metadata.name, ...(n.metadata.labels ? { labels: n.metadata.labels } : {}) })),
+    pods: objects.pods,
+    services: objects.services,
+    serviceAccounts: objects.others.filter((o) => o.apiVersion === 'v1' && o.kind === 'ServiceAccount').map((o) => ({ namespace: o.metadata.namespace ?? 'default', name: o.metadata.name })),
+    manifests: objects.others.filter((o) => !(o.apiVersion === 'v1' && o.kind === 'ServiceAccount')) as Obj[],
+  };
+}
+
+/** A manifest as applied: without what the API server owns (uid, resourceVersion, status...). */
+export function applyConfiguration(o: Obj): Obj {
+  const { uid: _u, resourceVersion: _r, generation: _g, creationTimestamp: _c, managedFields: _m, ...meta } = o.metadata;
+  void _u; void _r; void _g; void _c; void _m;
+  const { status: _s, ...rest } = o;
+  void _s;
+  return { ...rest, metadata: meta } as Obj;
 }
 
 export interface WithStatus { object: Obj; status?: Record<string, unknown> }
@@ -228,6 +256,22 @@ export class ApiServerPublisher {
     }
   }
 
+  /** Waits until a CRD is Established (its kind served), at most `timeoutMs`. */
+  private async waitEstablished(crd: Obj, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let live: Obj | undefined;
+      try {
+        live = (await this.objects.read({ apiVersion: crd.apiVersion, kind: crd.kind, metadata: { name: crd.metadata.name } })) as Obj;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 404) this.fail(crd, e);
+      }
+      if ((live?.status?.conditions ?? []).some((c: { type: string; status: string }) => c.type === 'Established' && c.status === 'True')) return;
+      if (Date.now() > deadline) this.fail(crd, new Error(`not Established after ${timeoutMs / 1000} s`));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Applies the whole view; deletes what an earlier publish applied and this one does not. */
   async publish(v: SandboxView, now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')): Promise<PublishResult> {
     const d = desiredObjects(v, now);
@@ -238,7 +282,12 @@ export class ApiServerPublisher {
       remember(await this.apply(n.object));
       if (n.status) await this.applyStatus(n.object, n.status);
     }
+    const manifests = (v.manifests ?? []).map(applyConfiguration);
+    const crds = manifests.filter((o) => o.kind === 'CustomResourceDefinition');
+    for (const o of crds) remember(await this.apply(o));
+    for (const o of crds) await this.waitEstablished(o);
     for (const o of d.serviceAccounts) remember(await this.apply(o));
+    for (const o of manifests.filter((m) => m.kind !== 'CustomResourceDefinition')) remember(await this.apply(o));
     const serviceUids = new Map<string, string>();
     for (const o of d.services) {
       const s = await this.apply(o);
@@ -256,8 +305,9 @@ export class ApiServerPublisher {
 
     // Gone since the last publish: slices and pods first, namespaces last. A pod goes at once
     // (grace 0), as its kubelet confirms a deletion.
-    const order = ['EndpointSlice', 'Pod', 'Service', 'ServiceAccount', 'Node', 'Namespace'];
-    const gone = [...this.published.entries()].filter(([k]) => !next.has(k)).sort((a, b) => order.indexOf(a[1].kind) - order.indexOf(b[1].kind));
+    const order = ['EndpointSlice', 'Pod', 'Service', 'ServiceAccount', 'Node', 'CustomResourceDefinition', 'Namespace'];
+    const rank = (kind: string) => (order.includes(kind) ? order.indexOf(kind) : 1); // other manifests go with the pods
+    const gone = [...this.published.entries()].filter(([k]) => !next.has(k)).sort((a, b) => rank(a[1].kind) - rank(b[1].kind));
     const deleted: string[] = [];
     for (const [ref, o] of gone) {
       try {
