@@ -376,6 +376,9 @@ export class ApiStorage {
     }
     applied.metadata.name = name;
     this.checkNamespace(t, applied, namespace);
+    const rv = applied.metadata.resourceVersion;
+    if (rv !== undefined && rv !== '' && rv !== old?.metadata.resourceVersion) throw new ApiError(old ? Statuses.staleResourceVersion(t, name) : Statuses.notFound(t, name));
+    delete applied.metadata.resourceVersion;
     const warnings = this.pruneUnknown(t, applied, o.fieldValidation);
     const scope = o.subresource ?? 'main';
     const result = serverSideApply(old, applied, o.manager, o.force === true, scope, apiVersionOf(t), this.listKeysOf(t), nowTimestamp());

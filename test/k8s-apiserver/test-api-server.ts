@@ -481,6 +481,9 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
   }
 
   const server = https.createServer({ key: certs.keyPem, cert: certs.certPem }, onRequest);
+  // Idle keep-alive connections stay open (Node closes them after 5 s by default, which races
+  // with clients reusing them: spurious ECONNRESETs no real API server causes).
+  server.keepAliveTimeout = 0;
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

@@ -251,6 +251,10 @@ describe('test API server: the wire format of a real kube-apiserver', () => {
     const owners = forced.json.metadata.managedFields.map((e: any) => e.manager);
     assert.deepEqual(owners, ['someone'], 'force takes the field from nodemesh, which then owns nothing');
 
+    const stale = await request(s, 'PATCH', '/api/v1/namespaces/wire/configmaps/cfg?fieldManager=someone', { token: admin, body: YAML.stringify({ ...other, metadata: { ...other.metadata, resourceVersion: '1' } }), contentType: 'application/apply-patch+yaml' });
+    assert.equal(stale.status, 409, 'an applied resourceVersion is a precondition');
+    assert.equal(stale.json.reason, 'Conflict');
+
     const noManager = await request(s, 'PATCH', '/api/v1/namespaces/wire/configmaps/cfg', { token: admin, body: YAML.stringify(other), contentType: 'application/apply-patch+yaml' });
     assert.equal(noManager.status, 422);
     assert.equal(noManager.json.reason, 'Invalid');
