@@ -354,7 +354,7 @@ export class ApiStorage {
         default: throw new ApiError(Statuses.unsupportedMediaType(patchType));
       }
     } catch (e) {
-      if (e instanceof PatchError) throw new ApiError(Statuses.invalid(t.kind, t.group, name, [{ reason: 'FieldValueInvalid', message: e.message, field: '' }]));
+      if (e instanceof PatchError) throw new ApiError(Statuses.invalid(t.kind, t.group, name, [{ reason: 'FieldValueInvalid', message: e.message }]));
       throw e;
     }
     const obj = this.checkKind(t, next);

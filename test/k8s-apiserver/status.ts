@@ -3,7 +3,8 @@
 // follow apimachinery's errors package (k8s.io/apimachinery/pkg/api/errors), checked against
 // the recorded responses in shared/k8s-wire (06, 07, 08, 17, 19, 21, 25, 26).
 
-export interface StatusCause { reason: string; message: string; field: string }
+/** reason and field are omitted when empty, as Go's omitempty leaves them out. */
+export interface StatusCause { reason?: string; message: string; field?: string }
 
 export interface StatusDetails {
   name?: string;
@@ -113,13 +114,13 @@ export const Statuses = {
     return failure(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.');
   },
   resourceVersionTooLarge(asked: number, current: number): Status {
-    return failure(504, 'Timeout', `Too large resource version: ${asked}, current: ${current}`, {
-      causes: [{ reason: 'ResourceVersionTooLarge', message: `Too large resource version`, field: '' }],
+    return failure(504, 'Timeout', `Timeout: Too large resource version: ${asked}, current: ${current}`, {
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
       retryAfterSeconds: 1,
     });
   },
   internalError(message: string): Status {
-    return failure(500, 'InternalError', `Internal error occurred: ${message}`, { causes: [{ reason: '', message, field: '' }] });
+    return failure(500, 'InternalError', `Internal error occurred: ${message}`, { causes: [{ message }] });
   },
   tooManyRequests(retryAfterSeconds: number): Status {
     return failure(429, 'TooManyRequests', 'The server has received too many requests and has asked us to try again later', {

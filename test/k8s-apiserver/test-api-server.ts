@@ -129,6 +129,7 @@ const KUBE_VERSION = {
   goVersion: 'go1.25.0', compiler: 'gc', platform: 'linux/amd64',
 };
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
+const TOO_LARGE_RV_WAIT_MS = 3000;
 /** Go's http server sends Content-Length when the handler's whole output fits its buffer. */
 const GO_CHUNK_THRESHOLD = 2048;
 
@@ -358,6 +359,13 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
     const ct = (req.headers['content-type'] ?? 'application/json').split(';')[0].trim();
     const sendWrite = (r: WriteResult) => send(req, res, q, r.code, r.object, r.warnings.length > 0 ? { Warning: r.warnings.map((w) => `299 - ${JSON.stringify(w)}`) } : {});
 
+    // A resourceVersion from the future: the real server waits up to 3 s for its store to
+    // catch up, then answers 504 "Too large resource version".
+    const askedRv = Number(q.get('resourceVersion') ?? '');
+    if ((verb === 'watch' || verb === 'list') && Number.isInteger(askedRv) && askedRv > storage.store.revision && !q.get('continue')) {
+      if (!(await waitForRevision(askedRv, TOO_LARGE_RV_WAIT_MS))) throw new ApiError(Statuses.resourceVersionTooLarge(askedRv, storage.store.revision));
+    }
+
     if (verb === 'watch') {
       const filter = storage.parseFilter(t, namespace, listQuery(q));
       const sie = q.get('sendInitialEvents');
@@ -443,6 +451,19 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
       allowed = resourceAllowed(subject, { verb: a.verb ?? '', group: a.group ?? '', resource: a.resource ?? '', subresource: a.subresource || undefined, namespace: a.namespace || undefined, name: a.name || undefined }, rules, rbac);
     }
     return { kind, apiVersion: 'authorization.k8s.io/v1', metadata: {}, spec, status: { allowed } };
+  }
+
+  function waitForRevision(rv: number, ms: number): Promise<boolean> {
+    if (storage.store.revision >= rv) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { unsubscribe(); resolve(false); }, ms);
+      const unsubscribe = storage.subscribe(() => {
+        if (storage.store.revision < rv) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(true);
+      });
+    });
   }
 
   function listQuery(q: URLSearchParams): ListQuery {

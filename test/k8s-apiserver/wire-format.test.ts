@@ -523,6 +523,20 @@ describe('test API server: watches', () => {
     assert.deepEqual(list.json, recordedJson('05-list-too-old-rv-410'));
   });
 
+  test('a resourceVersion from the future: served once the store reaches it, else 504 Too large resource version', async () => {
+    const next = s.store.revision + 1;
+    const pending = request(s, 'GET', `/api/v1/namespaces/wire/configmaps?resourceVersion=${next}`, { token: s.adminToken });
+    await new Promise((r) => setTimeout(r, 100));
+    s.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'future', namespace: 'wire' } });
+    const served = await pending;
+    assert.equal(served.status, 200);
+    assert.ok(served.json.items.some((c: any) => c.metadata.name === 'future'));
+    const tooLarge = await request(s, 'GET', `/api/v1/namespaces/wire/configmaps?resourceVersion=${s.store.revision + 100}`, { token: s.adminToken });
+    assert.equal(tooLarge.status, 504);
+    assert.equal(tooLarge.json.reason, 'Timeout');
+    assert.equal(tooLarge.json.details.causes[0].reason, 'ResourceVersionTooLarge');
+  });
+
   test('an exact list at a retained revision shows the objects as they were', async () => {
     const before = s.store.revision;
     s.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'newer', namespace: 'wire' } });
