@@ -2,9 +2,9 @@
 // TLS and credentials; requests are plain HTTPS so every status code, content type (server-side
 // apply) and Status object is handled here, the way the API conventions describe them.
 import * as http from 'node:http';
-import * as https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { InstallerErrors, NodemeshError } from '../errors';
+import { kubeRequest, type KubeRestResponse } from '../../daemon/identity/kube-rest';
 
 export interface ApiStatus { kind?: string; status?: string; message?: string; reason?: string; code?: number; details?: { causes?: { field?: string; message?: string }[] } }
 
@@ -19,8 +19,6 @@ export interface RequestOptions {
 
 export interface ApiResponse<T = unknown> { status: number; body: T }
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-
 export class KubeApi {
   readonly server: string;
 
@@ -33,40 +31,14 @@ export class KubeApi {
   }
 
   async request<T = unknown>(method: string, apiPath: string, opts: RequestOptions = {}): Promise<ApiResponse<T>> {
-    const url = new URL(apiPath, this.server.endsWith('/') ? this.server : `${this.server}/`);
-    // The server may carry a path prefix (a proxy): keep it.
-    url.pathname = `${new URL(this.server).pathname.replace(/\/$/, '')}${apiPath}`;
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const reqOpts: https.RequestOptions = {
-      method, protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || undefined,
-      path: `${url.pathname}${url.search}`, headers: { Accept: 'application/json' },
-    };
-    await this.kc.applyToHTTPSOptions(reqOpts);
-    const payload = opts.body === undefined ? undefined : Buffer.from(typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body));
-    if (payload) {
-      reqOpts.headers = { ...reqOpts.headers, 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': String(payload.length) };
-    }
-    const what = `${method} ${url.pathname}`;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const mod = url.protocol === 'http:' ? http : https;
-      const req = mod.request(reqOpts as http.RequestOptions, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000}s`)));
-      req.on('error', (e) => reject(InstallerErrors.NODEMESH_E_KUBE_UNREACHABLE({ server: this.server, reason: describeNetError(e) }, { cause: e })));
-      req.end(payload);
-    });
-    let body: unknown = text;
+    let res: KubeRestResponse;
     try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      // Not JSON: e.g. the plain-text "404 page not found" for a resource nobody serves.
+      res = await kubeRequest(this.kc, { method, path: apiPath, query: opts.query, body: opts.body, contentType: opts.contentType, timeoutMs: opts.timeoutMs });
+    } catch (e) {
+      throw InstallerErrors.NODEMESH_E_KUBE_UNREACHABLE({ server: this.server, reason: describeNetError(e) }, { cause: e });
     }
-    if ((status >= 200 && status < 300) || opts.accept?.includes(status)) return { status, body: body as T };
-    throw this.errorFor(what, status, body);
+    if ((res.status >= 200 && res.status < 300) || opts.accept?.includes(res.status)) return { status: res.status, body: res.body as T };
+    throw this.errorFor(`${method} ${apiPath}`, res.status, res.body);
   }
 
   private errorFor(what: string, code: number, body: unknown): NodemeshError {
