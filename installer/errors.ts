@@ -1,7 +1,8 @@
 // The installer's error catalogue (the `nodemesh` CLI and the local sandbox cluster). Same
 // shape as daemon/errors.ts: a stable code, a default message that says what is wrong and
 // what to do, an optional cause. Codes are NODEMESH_E_SANDBOX_* (the sandbox cluster),
-// NODEMESH_E_MANIFEST_* (input files) and NODEMESH_E_CLI_* (command-line use).
+// NODEMESH_E_MANIFEST_* (input files), NODEMESH_E_CLI_* (command-line use) and NODEMESH_E_KUBE_*
+// (a Kubernetes cluster: kubeconfig, API errors, install and rollout).
 import { defineErrors } from '../daemon/errors';
 import { formatIssue, type ManifestIssue } from '../daemon/state/manifest';
 
