@@ -82,14 +82,17 @@ export function buildProgram(): Command {
     .action(async () => { await demo(consoleOutput); });
 
   program.command('status')
-    .description('the mesh as the node daemons see it: with --kubeconfig/--context (or when no sandbox runs here), per node of the cluster: daemon ready, enrolled pods, certificates; in the sandbox: enrolled pods, workload certificates, HBONE pools and servers, policies in force')
-    .option('-o, --output <format>', 'text or json', 'text')
+    .description('the mesh per node. On a cluster (--kubeconfig/--context/-n, or no sandbox here): daemon ready, enrolled pods, certificates; in the sandbox: enrolled pods, workload certificates, HBONE pools and servers, policies in force')
+    .option('-o, --output <format>', 'text or json (a cluster also: yaml)', 'text')
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context (default: the current context)')
     .option('-n, --namespace <ns>', 'cluster: count only the enrolled pods of this namespace')
     .action(async (o: { output: string; kubeconfig?: string; context?: string; namespace?: string }) => {
-      if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
-      if (o.kubeconfig || o.context || o.namespace || !readCluster(layout(stateDir()))) return clusterStatusCommand(o);
+      const cluster = Boolean(o.kubeconfig || o.context || o.namespace || !readCluster(layout(stateDir())));
+      if (o.output !== 'text' && o.output !== 'json' && !(cluster && o.output === 'yaml')) {
+        throw new InvalidArgumentError(`-o must be text or json${cluster ? ' or yaml' : ''}, not ${JSON.stringify(o.output)}`);
+      }
+      if (cluster) return clusterStatusCommand(o);
       const all = await gatherMeshStatus();
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatMeshStatus(all)}\n`);
     });

@@ -2,6 +2,7 @@
 // uninstall, enroll, unenroll, status, manifest render. Wiring only; cli.ts adds them.
 import * as fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { stringify } from 'yaml';
 import { KubeApi } from './api-client';
 import { loadKubeConfig, type KubeTarget } from './kube-config';
 import { installOrUpgrade, uninstall } from './install';
@@ -163,5 +164,7 @@ export function addClusterCommands(program: Command): void {
 
 export async function clusterStatusCommand(o: KubeTarget & { namespace?: string; output: string }): Promise<void> {
   const s = await clusterStatus(kubeApi(o), { namespace: o.namespace });
-  process.stdout.write(o.output === 'json' ? `${JSON.stringify(s, null, 2)}\n` : `${formatClusterStatus(s)}\n`);
+  if (o.output === 'json') process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  else if (o.output === 'yaml') process.stdout.write(stringify(s));
+  else process.stdout.write(`${formatClusterStatus(s)}\n`);
 }

@@ -126,3 +126,53 @@ test('kubectl accepts every rendered object by server-side apply', async () => {
   assert.match(out, /daemonset.apps\/nodemesh-node serverside-applied/);
   assert.ok(server.store.get('apps/v1', 'Deployment', 'nodemesh-identity', 'nodemesh-system'));
 });
+
+test('nodemesh install as a process: applies, waits with progress on stderr naming the lagging node, exits 0 once the rollout is done; status', async () => {
+  const child = execFile(process.execPath, [CLI, 'install', '--kubeconfig', server.kubeconfigPath, '--timeout', '60s'], { env: { ...process.env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const until = async (what: string, f: () => unknown) => {
+    for (let i = 0; i < 2000 && !f(); i++) {
+      if (child.exitCode !== null) assert.fail(`install exited (${child.exitCode}) before ${what}: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(f(), what);
+  };
+  await until('the DaemonSet', () => server.store.get('apps/v1', 'DaemonSet', 'nodemesh-node', 'nodemesh-system'));
+  const gen = server.store.get('apps/v1', 'DaemonSet', 'nodemesh-node', 'nodemesh-system')!.metadata.generation as number;
+  const daemonPod = (node: string, ready: boolean) => {
+    const name = `nodemesh-node-${node}`;
+    if (server.store.get('v1', 'Pod', name, 'nodemesh-system')) server.store.delete('v1', 'Pod', name, 'nodemesh-system');
+    server.store.create({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name, namespace: 'nodemesh-system', labels: { 'app.kubernetes.io/name': 'nodemesh-node', 'app.kubernetes.io/part-of': 'nodemesh', 'pod-template-generation': String(gen) } },
+      spec: { nodeName: node, serviceAccountName: 'nodemesh-node', containers: [{ name: 'nodemesh-node', image: 'x' }] },
+    });
+    server.store.patchStatus('v1', 'Pod', name, 'nodemesh-system', {
+      phase: ready ? 'Running' : 'Pending', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? undefined : 'ContainersNotReady' }],
+    });
+  };
+  const dsStatus = (ready: number) => server.store.patchStatus('apps/v1', 'DaemonSet', 'nodemesh-node', 'nodemesh-system', {
+    observedGeneration: gen, desiredNumberScheduled: 2, currentNumberScheduled: 2, numberMisscheduled: 0, updatedNumberScheduled: 2, numberReady: ready, numberAvailable: ready,
+  });
+  daemonPod('node-1', true);
+  daemonPod('node-2', false);
+  dsStatus(1);
+  await until('progress naming node-2', () => /1\/2 nodes ready, 2\/2 updated\n\s+node-2 \(nodemesh-node-node-2\): not ready: ContainersNotReady/.test(stderr));
+  daemonPod('node-2', true);
+  dsStatus(2);
+  assert.equal(await exited, 0, stderr);
+  assert.equal(stdout, 'nodemesh 0.1.0 installed: 2/2 nodes ready\n');
+  assert.match(stderr, /mesh CA generated \(secret\/nodemesh-ca; the key is never printed\)/);
+  assert.doesNotMatch(stdout + stderr, /PRIVATE KEY/);
+
+  const st = await run(['status', '--kubeconfig', server.kubeconfigPath, '-o', 'json']);
+  assert.equal(st.code, 0, st.stderr);
+  const s = JSON.parse(st.stdout) as { nodes: { node: string; daemonReady: boolean; certificates: { reachable: boolean } }[] };
+  assert.deepEqual(s.nodes.map((n) => [n.node, n.daemonReady]), [['node-1', true], ['node-2', true]]);
+  // No kubelet behind the test server's pod proxy: the certificate state is reported unknown.
+  assert.equal(s.nodes[0].certificates.reachable, false);
+});
