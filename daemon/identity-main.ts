@@ -15,7 +15,7 @@ import type { MeshCA } from './identity/ca';
 import { SandboxSource } from './sources/sandbox-source';
 import { Snapshot, buildSnapshot } from './state/snapshot';
 import { createLogger } from './log';
-import { NodemeshError } from './errors';
+import { DaemonErrors, NodemeshError } from './errors';
 
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -34,8 +34,12 @@ async function main(): Promise<void> {
   if (src.kind === 'kube') {
     // In a pod: its ServiceAccount (in-cluster config); outside (local up --apiserver): a kubeconfig.
     const kc = new KubeConfig();
-    if (src.kubeconfig) kc.loadFromFile(src.kubeconfig);
-    else kc.loadFromCluster();
+    try {
+      if (src.kubeconfig) kc.loadFromFile(src.kubeconfig);
+      else kc.loadFromCluster();
+    } catch (e) {
+      throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_KUBECONFIG', value: src.kubeconfig, expected: `a readable kubeconfig (${(e as Error).message.split('\n')[0]})` }, { cause: e });
+    }
     ({ ca, created } = cfg.caDir ? await loadOrCreateMeshCA(cfg.caDir, cfg.trustDomain) : await loadOrCreateCaFromSecret(kc, src.caSecret, cfg.trustDomain));
     if (!cfg.caDir) await publishCaRoot(kc, src.caRootConfigMap, ca.rootCertPem);
     authenticator = new TokenReviewAuthenticator(kubeTokenReviewApi(kc), { audience: src.audience, serviceAccount: src.nodeServiceAccount });

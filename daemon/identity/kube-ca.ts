@@ -18,8 +18,15 @@ export async function loadOrCreateCaFromSecret(
   const where = `secret ${secret.namespace}/${secret.name}`;
   const path = `/api/v1/namespaces/${encodeURIComponent(secret.namespace)}/secrets/${encodeURIComponent(secret.name)}`;
   const fail = (reason: string, cause?: unknown) => DaemonErrors.NODEMESH_E_IDENTITY_CA_LOAD({ dir: where, reason }, { cause });
+  const request = async (r: Parameters<typeof kubeRequest>[1]) => {
+    try {
+      return await kubeRequest(kc, r);
+    } catch (e) {
+      throw fail(`the Kubernetes API at ${kc.getCurrentCluster()?.server ?? '(no server)'} did not answer: ${(e as Error).message}`, e);
+    }
+  };
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const got = await kubeRequest(kc, { method: 'GET', path });
+    const got = await request({ method: 'GET', path });
     if (got.status === 404) throw fail('it does not exist; install nodemesh with `nodemesh install` or its Helm chart, which create it');
     if (got.status !== 200) throw fail(`reading it failed: HTTP ${got.status}: ${statusMessage(got)}`);
     const s = got.body as SecretLike;
@@ -32,7 +39,7 @@ export async function loadOrCreateCaFromSecret(
     }
     const ca = await MeshCA.create({ trustDomain });
     const pem = ca.toPem();
-    const put = await kubeRequest(kc, {
+    const put = await request({
       method: 'PUT', path, query: { fieldManager: 'nodemesh-identity' },
       body: {
         ...s, apiVersion: 'v1', kind: 'Secret',

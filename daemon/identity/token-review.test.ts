@@ -15,6 +15,7 @@ import { KubeNodeBinding, kubeListNodePods } from './kube-node-binding';
 import { loadOrCreateCaFromSecret, publishCaRoot } from './kube-ca';
 import { IdentityServer } from './identity-server';
 import { generateKeyAndCsr, spiffeId } from './ca';
+import { requestProjectedToken } from './projected-token';
 import { NodemeshError } from '../errors';
 
 const NS = 'nodemesh-system';
@@ -119,4 +120,15 @@ test('identity on Kubernetes: a certificate for a pod on the caller\'s node, ref
     (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_IDENTITY_NODE_BINDING') && /node-2/.test(e.message));
   const lists = api.requests.filter((r) => r.path === '/api/v1/pods' && r.query.includes('fieldSelector'));
   assert.ok(lists.some((r) => decodeURIComponent(r.query).includes('spec.nodeName=node-1')), JSON.stringify(lists));
+});
+
+test('a token from TokenRequest bound to the daemon pod (what a kubelet projects) is accepted', async () => {
+  const p = api.store.get('v1', 'Pod', 'nodemesh-node-a', NS)!;
+  const { token, expiresAt } = await requestProjectedToken(kc, {
+    namespace: NS, serviceAccount: 'nodemesh-node', pod: { name: 'nodemesh-node-a', uid: p.metadata.uid as string }, audience: 'nodemesh-identity', expirationSeconds: 600,
+  });
+  assert.ok(expiresAt.getTime() > Date.now());
+  const auth = new TokenReviewAuthenticator(kubeTokenReviewApi(kc), policy);
+  assert.deepEqual(await auth.authenticate(md(token)), { node: 'node-1' });
+  await assert.rejects(requestProjectedToken(kc, { namespace: NS, serviceAccount: 'nodemesh-node', pod: { name: 'gone', uid: 'x' }, audience: 'nodemesh-identity' }), /TokenRequest .* failed: HTTP 404/);
 });

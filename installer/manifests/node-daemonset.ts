@@ -70,6 +70,7 @@ export function nodePodSpec(v: ManifestValues, opts: { uninstall?: boolean } = {
       securityContext: {
         runAsUser: 0,
         privileged: false,
+        // Must be true: the API refuses allowPrivilegeEscalation=false together with SYS_ADMIN.
         allowPrivilegeEscalation: true,
         readOnlyRootFilesystem: true,
         capabilities: {
