@@ -92,8 +92,9 @@ test('install: SSA as nodemesh, CRDs established first, a CA generated, then wai
   for (const o of installObjects(values)) {
     assert.ok(server.store.get(o.apiVersion, o.kind, o.metadata.name, o.metadata.namespace), `${o.kind}/${o.metadata.name}`);
   }
-  const applies = server.requests.filter((r) => r.method === 'PATCH' && r.query.includes('fieldManager=nodemesh&') );
-  assert.ok(applies.length >= installObjects(values).length - 0, `${applies.length} applies`);
+  const applies = server.requests.filter((r) => r.method === 'PATCH' && new URLSearchParams(r.query).get('fieldManager') === 'nodemesh');
+  assert.equal(applies.length, installObjects(values).length, 'one server-side apply per object');
+  assert.ok(applies.every((r) => new URLSearchParams(r.query).get('force') === null), 'no force without --force-conflicts');
   const firstNonCrd = server.requests.findIndex((r) => r.method === 'PATCH' && !r.path.includes('customresourcedefinitions'));
   const lastCrdGet = server.requests.map((r, i) => (r.method === 'GET' && r.path.includes('customresourcedefinitions') ? i : -1)).reduce((a, b) => Math.max(a, b));
   assert.ok(lastCrdGet < firstNonCrd, 'the CRDs were waited for before anything else was applied');

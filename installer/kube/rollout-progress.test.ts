@@ -65,3 +65,24 @@ test('certificatesFromMetrics and parseDuration', () => {
   for (const [v, s] of [['90', 90], ['90s', 90], ['5m', 300], ['1h30m', 5400]] as const) assert.equal(parseDuration(v), s);
   for (const v of ['', '0', 'soon', '5x', '-1']) assert.throws(() => parseDuration(v), v);
 });
+
+test('consoleProgress: a pipe gets one line per change; a terminal redraws the block in place', async () => {
+  const { consoleProgress } = await import('./cli-commands');
+  const sink = (isTTY: boolean) => {
+    const chunks: string[] = [];
+    return { chunks, stream: { isTTY, write: (s: string) => { chunks.push(s); return true; } } as unknown as NodeJS.WriteStream };
+  };
+  const pipe = sink(false);
+  const p = consoleProgress(pipe.stream);
+  p.progress('a: 0/2\n  n1: x');
+  p.progress('a: 0/2\n  n1: x');
+  p.progress('a: 1/2');
+  p.line('done');
+  assert.deepEqual(pipe.chunks, ['a: 0/2\n  n1: x\n', 'a: 1/2\n', 'done\n']);
+  const tty = sink(true);
+  const t = consoleProgress(tty.stream);
+  t.progress('a: 0/2\n  n1: x');
+  t.progress('a: 1/2');
+  t.line('applied');
+  assert.deepEqual(tty.chunks, ['a: 0/2\n  n1: x\n', '\x1b[2F\x1b[J', 'a: 1/2\n', '\x1b[1F\x1b[J', 'applied\n']);
+});
