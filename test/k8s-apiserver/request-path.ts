@@ -8,6 +8,7 @@ export type Route =
   | { kind: 'discovery'; doc: 'version' | 'api' | 'apis' | 'health' | 'openid-configuration' | 'jwks' }
   | { kind: 'group'; group: string }
   | { kind: 'groupVersion'; group: string; version: string }
+  | { kind: 'openapiV3'; group?: string; version?: string }
   | { kind: 'resource'; type: ResourceType; namespace?: string; name?: string; subresource?: string; verb: string }
   | { kind: 'notFoundPlain' }
   | { kind: 'notFoundStatus' }
@@ -22,6 +23,12 @@ export function routeOf(method: string, pathname: string, query: URLSearchParams
   const segs = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
   if (segs.length === 1 && segs[0] === 'version') return { kind: 'discovery', doc: 'version' };
   if (segs.length >= 1 && ['healthz', 'livez', 'readyz'].includes(segs[0])) return { kind: 'discovery', doc: 'health' };
+  if (segs[0] === 'openapi' && segs[1] === 'v3') {
+    if (segs.length === 2) return { kind: 'openapiV3' };
+    const gv = segs[2] === 'api' ? { group: '', version: segs[3] } : segs[2] === 'apis' ? { group: segs[3], version: segs[4] } : undefined;
+    if (gv && gv.version && registry.inGroupVersion(gv.group, gv.version).length > 0) return { kind: 'openapiV3', ...gv };
+    return { kind: 'notFoundPlain' };
+  }
   if (pathname === '/.well-known/openid-configuration') return { kind: 'discovery', doc: 'openid-configuration' };
   if (pathname === '/openid/v1/jwks') return { kind: 'discovery', doc: 'jwks' };
   let group: string;

@@ -127,3 +127,33 @@ export function apiGroup(name: string, versions: string[]): Record<string, unkno
   const vs = versions.map((v) => ({ groupVersion: `${name}/${v}`, version: v }));
   return { name, versions: vs, preferredVersion: vs[0] };
 }
+
+// --- OpenAPI v3 (only what clients negotiate with) ---------------------------------------------
+
+/** /openapi/v3: where each group version's document is. */
+export function openApiV3Root(registry: ResourceRegistry, revision: number): Record<string, unknown> {
+  const paths: Record<string, { serverRelativeURL: string }> = {};
+  for (const gv of registry.groupVersions()) {
+    const p = gv.group === '' ? `api/${gv.version}` : `apis/${gv.group}/${gv.version}`;
+    paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=${revision}` };
+  }
+  return { paths };
+}
+
+/** A group version's OpenAPI v3 document with its resources' operations and their query
+ * parameters (fieldValidation, fieldManager, dryRun, force), no schemas: enough for kubectl to
+ * see that the server validates fields itself (it then sends fieldValidation=Strict rather
+ * than downloading schemas to validate on the client). */
+export function openApiV3Document(registry: ResourceRegistry, group: string, version: string): Record<string, unknown> {
+  const prefix = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+  const param = (name: string) => ({ name, in: 'query', schema: { type: 'string', uniqueItems: true } });
+  const paths: Record<string, unknown> = {};
+  for (const t of registry.inGroupVersion(group, version)) {
+    const gvk = { group, version, kind: t.kind };
+    const op = (extra: string[]) => ({ 'x-kubernetes-group-version-kind': gvk, parameters: ['dryRun', 'fieldManager', 'fieldValidation', ...extra].map(param), responses: { '200': { description: 'OK' } } });
+    const collection = t.namespaced ? `${prefix}/namespaces/{namespace}/${t.plural}` : `${prefix}/${t.plural}`;
+    paths[collection] = { post: op([]) };
+    paths[`${collection}/{name}`] = { put: op([]), patch: op(['force']) };
+  }
+  return { openapi: '3.0.0', info: { title: 'Kubernetes', version: 'v1.35.0' }, paths };
+}

@@ -14,7 +14,7 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import YAML from 'yaml';
 import { ApiError, Statuses, type Status } from './status';
 import { ApiStorage, type FieldValidation, type ListQuery, type WriteResult } from './api-storage';
-import { apiGroup, apiGroupList, apiResourceList, resourceKey, type KubeObject, type ResourceType } from './resource-types';
+import { apiGroup, apiGroupList, apiResourceList, openApiV3Document, openApiV3Root, resourceKey, type KubeObject, type ResourceType } from './resource-types';
 import { routeOf } from './request-path';
 import { WatchStream } from './watch-stream';
 import { makeServingCertificates } from './serving-certificates';
@@ -308,6 +308,10 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
         return { user: user.username };
       case 'notFoundStatus': sendStatus(req, res, q, Statuses.resourceNotFound()); return { user: user.username };
       case 'methodNotAllowed': sendStatus(req, res, q, Statuses.methodNotAllowed()); return { user: user.username };
+      case 'openapiV3':
+        if (!nonResourceAllowed(user, url.pathname)) sendStatus(req, res, q, nonResourceForbidden(user.username, url.pathname, method));
+        else send(req, res, q, 200, route.version === undefined ? openApiV3Root(storage.registry, storage.store.revision) : openApiV3Document(storage.registry, route.group ?? '', route.version));
+        return { user: user.username };
       case 'discovery': case 'group': case 'groupVersion': {
         if (!nonResourceAllowed(user, url.pathname)) {
           sendStatus(req, res, q, nonResourceForbidden(user.username, url.pathname, method));
@@ -391,6 +395,9 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
       return { user: user.username, verb, resource: t.plural };
     }
 
+    if ((verb === 'create' || verb === 'update') && !/^application\/(json|yaml)$|^\*\/\*$/.test(ct)) {
+      throw new ApiError({ ...Statuses.unsupportedMediaType(ct), message: `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got ${ct})` });
+    }
     const raw = method === 'GET' ? '' : await readBody(req);
     switch (verb) {
       case 'get':
