@@ -4,8 +4,8 @@
 // k8s.io/initial-events-end (18, 22); from a resourceVersion R the retained events after R, or
 // one ERROR event with a 410 Expired Status when R was compacted away (04). Then live events,
 // filtered by namespace and selectors (an object that stops matching arrives as DELETED, one
-// that starts matching as ADDED), periodic BOOKMARKs carrying only the resourceVersion (03), and
-// the end of the stream at timeoutSeconds.
+// that starts matching as ADDED), BOOKMARKs carrying only the resourceVersion (03), periodic and
+// 2 s before the deadline, and the end of the stream at timeoutSeconds.
 import type { ServerResponse } from 'node:http';
 import { ApiStorage, type Filter } from './api-storage';
 import { Statuses, type Status } from './status';
@@ -73,6 +73,10 @@ export class WatchStream {
     }
     const timeout = p.timeoutSeconds !== undefined && p.timeoutSeconds > 0 ? p.timeoutSeconds : this.settings.defaultTimeoutSeconds();
     this.timers.push(setTimeout(() => this.end(), timeout * 1000));
+    // As the watch cache does: one bookmark 2 s before the deadline, when that is still ahead
+    // (03 ends with it; a watch shorter than 2 s, as 18, gets none), so the client resumes
+    // from a fresh resourceVersion.
+    if (p.allowWatchBookmarks && timeout > 2) this.timers.push(setTimeout(() => this.bookmark(false), (timeout - 2) * 1000));
   }
 
   /** The watch cache's conversion of a change into what this watcher sees. */

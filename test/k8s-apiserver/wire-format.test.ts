@@ -493,6 +493,13 @@ describe('test API server: watches', () => {
     assert.deepEqual({ ...w.events[4].object, metadata: {} }, { ...wantBm, metadata: {} });
   });
 
+  test('03: a watch with bookmarks gets one 2 s before its timeoutSeconds, then its end', async () => {
+    const w = watch(s, `/api/v1/namespaces/wire/pods?watch=1&resourceVersion=${s.store.revision}&allowWatchBookmarks=true&timeoutSeconds=3`, s.adminToken);
+    assert.equal(await w.ended, 'end');
+    assert.deepEqual(w.events.map((e) => e.type), ['BOOKMARK']);
+    assert.equal(w.events[0].object.metadata.resourceVersion, String(s.store.revision));
+  });
+
   test('a labelSelector watch: an object that stops matching is DELETED, one that starts matching ADDED', async () => {
     const rv = s.store.revision;
     const w = watch(s, `/api/v1/namespaces/wire/pods?watch=1&resourceVersion=${rv}&labelSelector=tier%3Dfront&timeoutSeconds=1`, s.adminToken);
