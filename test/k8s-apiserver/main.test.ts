@@ -11,10 +11,11 @@ import * as k8s from '@kubernetes/client-node';
 
 const MAIN = path.join(__dirname, 'main.js');
 
-test('main.js: URL on stdout when ready, a working kubeconfig, exit 0 on SIGTERM', async () => {
+test('main.js: URL on stdout when ready, a working kubeconfig (--host in the certificate), exit 0 on SIGTERM', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-apiserver-main-'));
   const kubeconfig = path.join(dir, 'kubeconfig');
-  const child = spawn(process.execPath, [MAIN, '--port', '0', '--kubeconfig-out', kubeconfig, '--token', 'sekret'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // 127.0.0.2: an address other than the default, as a sandbox bridge address would be.
+  const child = spawn(process.execPath, [MAIN, '--port', '0', '--host', '127.0.0.2', '--kubeconfig-out', kubeconfig, '--token', 'sekret'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -25,7 +26,7 @@ test('main.js: URL on stdout when ready, a working kubeconfig, exit 0 on SIGTERM
       });
       child.on('exit', (code) => reject(new Error(`main.js exited with ${code} before printing its URL`)));
     });
-    assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(url, /^https:\/\/127\.0\.0\.2:\d+$/);
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfig);
     assert.equal(kc.getCurrentCluster()?.server, url);
