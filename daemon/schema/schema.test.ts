@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { isNamespaced, validateObject, type SchemaIssue } from './index';
 import { compileRule } from './cel';
-import { crdDirectory, crdKinds } from './crd-validator';
+import { compileCrd, crdDirectory, crdKinds } from './crd-validator';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const AP = 'security.nodemesh.io/v1alpha1';
@@ -158,6 +158,19 @@ spec:
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a CRD whose schema is not structural fails to load, naming the path', () => {
+  const crd = (props: string) => ({
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'gadgets.example.com' },
+    spec: { group: 'example.com', scope: 'Namespaced', names: { plural: 'gadgets', kind: 'Gadget' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: JSON.parse(props) } } } }] },
+  });
+  assert.throws(() => compileCrd(crd('{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}') as never, 'g.yaml'),
+    /g\.yaml: version v1 is not a structural schema: openAPIV3Schema\.properties\[spec\]: properties and additionalProperties are mutually exclusive/);
+  assert.throws(() => compileCrd(crd('{"type":"object","properties":{"a":{"description":"no type"}}}') as never, 'g.yaml'),
+    /openAPIV3Schema\.properties\[spec\]\.properties\[a\]: type must be specified/);
+  assert.equal(compileCrd(crd('{"type":"object","properties":{"port":{"x-kubernetes-int-or-string":true}}}') as never, 'g.yaml').length, 1);
 });
 
 test('every example manifest in installer/examples validates', () => {
