@@ -75,8 +75,17 @@ const cases: Case[] = [
   // Gateway API kinds
   { name: 'an HTTPRoute', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { parentRefs: [{ name: 'w' }], rules: [{ backendRefs: [{ name: 'a', port: 80 }] }] } }, issues: 'valid' },
   { name: 'an HTTPRoute backend port out of range', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { rules: [{ backendRefs: [{ name: 'a', port: 70000 }] }] } }, issues: [{ path: 'spec.rules[0].backendRefs[0].port', message: 'Invalid value: 70000: spec.rules[0].backendRefs[0].port in body should be less than or equal to 65535' }] },
+  { name: 'strict fields of an HTTPRoute: a backendRef typo', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { parentRefs: [{ name: 'w' }], rules: [{ backendRef: [{ name: 'a', port: 80 }] }] } }, issues: [{ path: 'spec.rules[0].backendRef', message: 'unknown field "spec.rules[0].backendRef"' }] },
+  { name: 'strict metadata of a custom resource', obj: { apiVersion: AP, kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'shop', lables: { a: 'b' } }, spec: {} }, issues: [{ path: 'metadata.lables', message: 'unknown field "metadata.lables"' }] },
+  { name: 'an HTTPRoute with matches, headers and filters', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', labels: { a: 'b' } }, spec: { parentRefs: [{ name: 'w' }], rules: [{ backendRefs: [{ name: 'a', port: 80 }], matches: [{ path: { type: 'PathPrefix', value: '/x' }, headers: [{ name: 'x-a', value: 'b' }] }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x', value: 'y' }] } }] }] } }, issues: 'valid' },
   { name: 'a Gateway without a class', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'w' }, spec: { listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } }, issues: [{ path: 'spec.gatewayClassName', message: 'Required value' }] },
-  { name: 'a v1 GRPCRoute (v1alpha2 schema)', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'g' }, spec: { rules: [{ backendRefs: [{ name: 'a', port: 0 }] }] } }, issues: [{ path: 'spec.rules[0].backendRefs[0].port', message: 'Invalid value: 0: spec.rules[0].backendRefs[0].port in body should be greater than or equal to 1' }] },
+  {
+    name: 'a v1 GRPCRoute (v1alpha2 schema, strict)', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'g' }, spec: { rules: [{ backendRefs: [{ name: 'a', port: 0 }], matchez: [] }] } },
+    issues: [
+      { path: 'spec.rules[0].matchez', message: 'unknown field "spec.rules[0].matchez"' },
+      { path: 'spec.rules[0].backendRefs[0].port', message: 'Invalid value: 0: spec.rules[0].backendRefs[0].port in body should be greater than or equal to 1' },
+    ],
+  },
 ];
 
 for (const c of cases) {
