@@ -45,7 +45,7 @@ const cases: Case[] = [
   { name: 'wildcard in matchLabels key', obj: ap({ selector: { matchLabels: { 'a*': 'b' } } }), issues: [{ path: 'spec.selector.matchLabels', message: 'Invalid value: wildcards and empty keys are not allowed in matchLabels' }] },
   { name: 'portLevelMtls without selector', obj: pa({ portLevelMtls: { 8080: { mode: 'STRICT' } } }), issues: [{ path: 'spec', message: 'Invalid value: portLevelMtls requires selector: ports belong to particular workloads' }] },
   { name: 'mtls mode lower case', obj: pa({ mtls: { mode: 'strict' } }), issues: [{ path: 'spec.mtls.mode', message: 'Unsupported value: "strict": supported values: "UNSET", "DISABLE", "PERMISSIVE", "STRICT"' }] },
-  { name: 'portLevelMtls entry without mode', obj: pa({ selector: { matchLabels: { a: 'b' } }, portLevelMtls: { 8080: {} } }), issues: [{ path: 'spec.portLevelMtls[8080].mode', message: 'Required value' }] },
+  { name: 'portLevelMtls entry without mode', obj: pa({ selector: { matchLabels: { a: 'b' } }, portLevelMtls: { 8080: {} } }), issues: [{ path: 'spec.portLevelMtls.8080.mode', message: 'Required value' }] },
 
   // core and apps kinds (kubernetes-models)
   { name: 'a Deployment', obj: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { replicas: 3, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx' }] } } } }, issues: 'valid' },
