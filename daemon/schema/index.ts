@@ -14,7 +14,13 @@ export type { DetailedIssue } from './ajv-errors';
 
 /** issues: [] = valid. schemaKnown false: no schema for this apiVersion/kind (not an error by itself). */
 export function validateObject(obj: unknown): { schemaKnown: boolean; issues: SchemaIssue[] } {
-  const r = validateObjectDetailed(obj);
+  let r: { schemaKnown: boolean; issues: DetailedIssue[] };
+  try {
+    r = validateObjectDetailed(obj);
+  } catch (e) {
+    // never a throw on the daemon's watch path: an object we cannot check is an invalid one
+    return { schemaKnown: true, issues: [{ path: '', message: `Internal error: the object could not be validated: ${(e as Error).message}` }] };
+  }
   return { schemaKnown: r.schemaKnown, issues: r.issues.map(({ path, message }) => ({ path, message })) };
 }
 
