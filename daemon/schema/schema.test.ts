@@ -221,3 +221,23 @@ test('CEL subset: the functions our rules use; anything else refused at compile 
   assert.throws(() => compileRule('self.map(x, x)'), /unsupported|expected/);
   assert.throws(() => compileRule('self[0]'), /unsupported|expected/);
 });
+
+test('garbage never throws: every object gets an answer (the daemon validates what it watches)', () => {
+  const kinds: [string, string][] = [['v1', 'Pod'], ['apps/v1', 'Deployment'], [AP, 'AuthorizationPolicy'], [AP, 'PeerAuthentication'], ['gateway.networking.k8s.io/v1', 'HTTPRoute'], ['v1', 'Nope']];
+  const junk: unknown[] = [null, 0, -1, 1e308, '', 'x', true, [], [[]], {}, { a: { b: { c: [null] } } }, [1, 'a', null], { '': 1 }, { __proto__: { x: 1 } }];
+  let seed = 7;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const gen = (depth: number): unknown => {
+    if (depth > 5 || rnd(3) === 0) return junk[rnd(junk.length)];
+    if (rnd(2) === 0) return Array.from({ length: rnd(3) }, () => gen(depth + 1));
+    const fields = ['spec', 'rules', 'from', 'source', 'principals', 'ipBlocks', 'selector', 'matchLabels', 'targetRefs', 'containers', 'ports', 'metadata', 'mtls', 'portLevelMtls', 'x'];
+    return Object.fromEntries(Array.from({ length: rnd(4) }, () => [fields[rnd(fields.length)]!, gen(depth + 1)]));
+  };
+  for (let i = 0; i < 600; i++) {
+    const [apiVersion, kind] = kinds[i % kinds.length]!;
+    const obj = { apiVersion, kind, metadata: i % 5 === 0 ? gen(2) : { name: 'x' }, spec: gen(1), ...(i % 7 === 0 ? { status: gen(1) } : {}) };
+    const r = validateObject(obj);
+    assert.ok(Array.isArray(r.issues));
+    for (const is of r.issues) assert.ok(!is.message.startsWith('Internal error'), `${JSON.stringify(obj)}: ${is.message}`);
+  }
+});
