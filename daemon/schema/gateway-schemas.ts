@@ -42,6 +42,37 @@ function prepare(node: unknown): unknown {
   return out;
 }
 
+const DURATION = { type: 'string', pattern: '^([0-9]{1,5}(h|m|s|ms)){1,4}$' };
+const RULE_NAME = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$' };
+const SESSION_PERSISTENCE = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+
+/** Route rule fields of Gateway API releases newer than the package's schema (standard
+ * `name`; experimental `retry` (GEP-1731, read by the waypoint) and `sessionPersistence`),
+ * so that they are checked, not refused as unknown. */
+const NEWER_RULE_FIELDS: Readonly<Record<string, Record<string, unknown>>> = {
+  HTTPRoute: {
+    name: RULE_NAME,
+    sessionPersistence: SESSION_PERSISTENCE,
+    retry: {
+      type: 'object',
+      properties: {
+        codes: { type: 'array', items: { type: 'integer', minimum: 400, maximum: 599 } },
+        attempts: { type: 'integer', minimum: 0 },
+        backoff: DURATION,
+      },
+    },
+  },
+  GRPCRoute: { name: RULE_NAME, sessionPersistence: SESSION_PERSISTENCE },
+};
+
+function withNewerFields(kind: string, schema: Record<string, unknown>): Record<string, unknown> {
+  const extra = NEWER_RULE_FIELDS[kind];
+  const rule = (schema as { properties?: { spec?: { properties?: { rules?: { items?: { properties?: Record<string, unknown> } } } } } })
+    .properties?.spec?.properties?.rules?.items;
+  if (extra && rule?.properties) rule.properties = { ...extra, ...rule.properties };
+  return schema;
+}
+
 function validatorFor(apiVersion: string, kind: string): ValidateFunction | undefined {
   const key = `${apiVersion}/${kind}`;
   if (compiled.has(key)) return compiled.get(key);
@@ -55,7 +86,7 @@ function validatorFor(apiVersion: string, kind: string): ValidateFunction | unde
         addFormats(ajv);
         for (const f of ['int32', 'int64', 'float', 'double', 'byte']) ajv.addFormat(f, true);
       }
-      fn = ajv.compile(toAjvSchema(prepare(literal) as Record<string, unknown>));
+      fn = ajv.compile(toAjvSchema(withNewerFields(kind, prepare(literal) as Record<string, unknown>)));
     }
   } catch {
     fn = undefined;
