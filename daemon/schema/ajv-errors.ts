@@ -50,9 +50,12 @@ export function issuesFromAjv(errors: readonly ErrorObject[] | null | undefined,
       case 'enum':
         push(segs, `Unsupported value: ${show(value)}: supported values: ${(p.allowedValues as unknown[]).map(show).join(', ')}`);
         break;
-      case 'type':
-        push(segs, `Invalid value: ${show(typeof value === 'object' ? (Array.isArray(value) ? 'array' : value === null ? 'null' : 'object') : typeof value)}: ${formatFieldPath(segs)} in body must be of type ${String(p.type).replace(',', ' or ')}: ${show(value)}`);
+      case 'type': {
+        // as the API server words it: `Invalid value: "string": spec.replicas in body must be of type integer: "string"`
+        const actual = show(Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value === 'number' ? (Number.isInteger(value) ? 'integer' : 'number') : typeof value);
+        push(segs, `Invalid value: ${actual}: ${formatFieldPath(segs)} in body must be of type ${String(p.type).replace(',', ' or ')}: ${actual}`);
         break;
+      }
       case 'pattern':
         push(segs, `Invalid value: ${show(value)}: ${formatFieldPath(segs)} in body should match '${String(p.pattern)}'`);
         break;

@@ -248,9 +248,9 @@ export function compileRule(rule: string): CompiledRule {
   return (self) => {
     try {
       return truthy(node(new Map([['self', self]])));
-    } catch (e) {
-      if (e instanceof CelError) return false;
-      throw e;
+    } catch {
+      // a runtime error (no such key, a bad type, a bad regular expression) fails the rule
+      return false;
     }
   };
 }

@@ -85,6 +85,29 @@ export function toAjvSchema(s: Record<string, unknown>, root = true): Record<str
   return out;
 }
 
+/** The API server's structural-schema rules that a CRD author most easily breaks; a CRD
+ * file that breaks one fails to load here (naming the path), as the API server would refuse
+ * the CRD, rather than validating objects with a schema no cluster accepts. */
+export function structuralProblems(s: Record<string, unknown>, at = 'openAPIV3Schema'): string[] {
+  const out: string[] = [];
+  const exempt = s['x-kubernetes-int-or-string'] === true || s['x-kubernetes-preserve-unknown-fields'] === true;
+  if (at !== 'openAPIV3Schema' && s.type === undefined && !exempt) out.push(`${at}: type must be specified`);
+  if (s.properties !== undefined && s.additionalProperties !== undefined) {
+    out.push(`${at}: properties and additionalProperties are mutually exclusive in a structural schema`);
+  }
+  for (const k of ['$ref', 'definitions', 'dependencies', 'patternProperties', 'id']) {
+    if (s[k] !== undefined) out.push(`${at}: ${k} is not allowed in a CRD schema`);
+  }
+  if (s.properties && typeof s.properties === 'object') {
+    for (const [k, v] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) out.push(...structuralProblems(v, `${at}.properties[${k}]`));
+  }
+  if (s.items && typeof s.items === 'object') out.push(...structuralProblems(s.items as Record<string, unknown>, `${at}.items`));
+  if (s.additionalProperties && typeof s.additionalProperties === 'object') {
+    out.push(...structuralProblems(s.additionalProperties as Record<string, unknown>, `${at}.additionalProperties`));
+  }
+  return out;
+}
+
 interface CrdDoc {
   kind?: string;
   metadata?: { name?: string };
@@ -101,6 +124,8 @@ export function compileCrd(crd: CrdDoc, source: string): CrdKind[] {
   return crd.spec.versions.filter((v) => v.served !== false).map((v) => {
     const schema = v.schema?.openAPIV3Schema;
     if (!schema) throw new Error(`${source}: version ${v.name} has no openAPIV3Schema`);
+    const problems = structuralProblems(schema);
+    if (problems.length) throw new Error(`${source}: version ${v.name} is not a structural schema: ${problems.join('; ')}`);
     let fn: ValidateFunction;
     try {
       fn = ajv.compile(toAjvSchema(schema) as AnySchema);

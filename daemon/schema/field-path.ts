@@ -1,5 +1,5 @@
 // Field paths as the Kubernetes API server prints them: `spec.rules[0].from[0].source`,
-// map keys in brackets (`metadata.labels[app.kubernetes.io/name]`, `spec.portLevelMtls[8080]`).
+// `spec.portLevelMtls.8080.mode`.
 
 export type PathSegment = string | number;
 
@@ -22,16 +22,13 @@ export function segmentsOf(instancePath: string, data: unknown): PathSegment[] {
   return out;
 }
 
-/** Whether a segment is one of a schema's fixed property names (printed `.name`) rather than
- * a free map key (printed `[key]`): identifiers are fields. */
-const IDENT = /^[A-Za-z_$][A-Za-z0-9_$-]*$/;
-
-export function formatFieldPath(segments: readonly PathSegment[], mapKeys: ReadonlySet<number> = new Set()): string {
+/** Fields and map keys alike are joined with "." (the API server's OpenAPI validator builds
+ * `spec.portLevelMtls.8080.mode` so), list indexes in brackets. */
+export function formatFieldPath(segments: readonly PathSegment[]): string {
   let s = '';
-  segments.forEach((seg, i) => {
+  for (const seg of segments) {
     if (typeof seg === 'number') s += `[${seg}]`;
-    else if (mapKeys.has(i) || !IDENT.test(seg)) s += `[${seg}]`;
     else s += s ? `.${seg}` : seg;
-  });
+  }
   return s;
 }

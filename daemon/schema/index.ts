@@ -6,6 +6,7 @@
 import type { DetailedIssue } from './ajv-errors';
 import { crdKinds } from './crd-validator';
 import { modelFor, validateWithModel } from './model-validator';
+import { unknownMetadataFields } from './strict-fields';
 
 export interface SchemaIssue { readonly path: string; readonly message: string } // path as the API server prints it, e.g. "spec.rules[0].from[0].source.principal"
 
@@ -13,7 +14,13 @@ export type { DetailedIssue } from './ajv-errors';
 
 /** issues: [] = valid. schemaKnown false: no schema for this apiVersion/kind (not an error by itself). */
 export function validateObject(obj: unknown): { schemaKnown: boolean; issues: SchemaIssue[] } {
-  const r = validateObjectDetailed(obj);
+  let r: { schemaKnown: boolean; issues: DetailedIssue[] };
+  try {
+    r = validateObjectDetailed(obj);
+  } catch (e) {
+    // never a throw on the daemon's watch path: an object we cannot check is an invalid one
+    return { schemaKnown: true, issues: [{ path: '', message: `Internal error: the object could not be validated: ${(e as Error).message}` }] };
+  }
   return { schemaKnown: r.schemaKnown, issues: r.issues.map(({ path, message }) => ({ path, message })) };
 }
 
@@ -25,9 +32,13 @@ export function validateObjectDetailed(obj: unknown): { schemaKnown: boolean; is
   const o = obj as Record<string, unknown>;
   if (typeof o.apiVersion !== 'string' || typeof o.kind !== 'string') return { schemaKnown: false, issues: [] };
   const crd = crdKinds().get(`${o.apiVersion}/${o.kind}`);
-  if (crd) return { schemaKnown: true, issues: crd.validate(o) };
+  if (crd) return { schemaKnown: true, issues: [...unknownMetadataFields(o), ...crd.validate(o)] };
   const model = modelFor(o.apiVersion, o.kind);
-  if (model) return { schemaKnown: true, issues: validateWithModel(model, o) };
+  if (model) {
+    // built-in kinds' metadata is in their own field walk; Gateway API kinds leave it to us
+    const meta = model.apiVersion.startsWith('gateway.networking.k8s.io/') ? unknownMetadataFields(o) : [];
+    return { schemaKnown: true, issues: [...meta, ...validateWithModel(model, o)] };
+  }
   return { schemaKnown: false, issues: [] };
 }
 

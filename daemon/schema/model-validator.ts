@@ -11,8 +11,9 @@
 // These published schemas carry types, required fields and enums, but no list of allowed
 // fields: strict field validation of the built-in kinds is ./strict-fields.ts. The API
 // server's hand-written checks (name formats, port ranges) stay in daemon/state/manifest.ts.
-// Gateway API kinds get no unknown-field check (their package has no field lists).
+// Gateway API kinds are checked strictly from their package's schema (./gateway-schemas.ts).
 import { issuesFromAjv, type DetailedIssue } from './ajv-errors';
+import { validateGatewayStrict } from './gateway-schemas';
 import { unknownFields } from './strict-fields';
 
 interface ModelClass {
@@ -65,6 +66,10 @@ export function modelFor(apiVersion: string, kind: string): ModelClass | undefin
 
 export function validateWithModel(cls: ModelClass, obj: Record<string, unknown>): DetailedIssue[] {
   // The model's own apiVersion, so an aliased version is checked by the schema's enum.
+  if (cls.apiVersion.startsWith('gateway.networking.k8s.io/')) {
+    const strict = validateGatewayStrict(obj, cls.apiVersion, cls.kind);
+    if (strict) return strict;
+  }
   const data = { ...obj, apiVersion: cls.apiVersion };
   let issues: DetailedIssue[] = [];
   try {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { isNamespaced, validateObject, type SchemaIssue } from './index';
 import { compileRule } from './cel';
-import { crdDirectory, crdKinds } from './crd-validator';
+import { compileCrd, crdDirectory, crdKinds } from './crd-validator';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const AP = 'security.nodemesh.io/v1alpha1';
@@ -45,7 +45,7 @@ const cases: Case[] = [
   { name: 'wildcard in matchLabels key', obj: ap({ selector: { matchLabels: { 'a*': 'b' } } }), issues: [{ path: 'spec.selector.matchLabels', message: 'Invalid value: wildcards and empty keys are not allowed in matchLabels' }] },
   { name: 'portLevelMtls without selector', obj: pa({ portLevelMtls: { 8080: { mode: 'STRICT' } } }), issues: [{ path: 'spec', message: 'Invalid value: portLevelMtls requires selector: ports belong to particular workloads' }] },
   { name: 'mtls mode lower case', obj: pa({ mtls: { mode: 'strict' } }), issues: [{ path: 'spec.mtls.mode', message: 'Unsupported value: "strict": supported values: "UNSET", "DISABLE", "PERMISSIVE", "STRICT"' }] },
-  { name: 'portLevelMtls entry without mode', obj: pa({ selector: { matchLabels: { a: 'b' } }, portLevelMtls: { 8080: {} } }), issues: [{ path: 'spec.portLevelMtls[8080].mode', message: 'Required value' }] },
+  { name: 'portLevelMtls entry without mode', obj: pa({ selector: { matchLabels: { a: 'b' } }, portLevelMtls: { 8080: {} } }), issues: [{ path: 'spec.portLevelMtls.8080.mode', message: 'Required value' }] },
 
   // core and apps kinds (kubernetes-models)
   { name: 'a Deployment', obj: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { replicas: 3, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx' }] } } } }, issues: 'valid' },
@@ -53,7 +53,7 @@ const cases: Case[] = [
     name: 'a Deployment with replicas as a string and a nameless container',
     obj: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { replicas: '3', selector: {}, template: { spec: { containers: [{ image: 'nginx' }] } } } },
     issues: [
-      { path: 'spec.replicas', message: 'Invalid value: "string": spec.replicas in body must be of type integer: "3"' },
+      { path: 'spec.replicas', message: 'Invalid value: "string": spec.replicas in body must be of type integer: "string"' },
       { path: 'spec.template.spec.containers[0].name', message: 'Required value' },
     ],
   },
@@ -69,14 +69,25 @@ const cases: Case[] = [
   },
   { name: 'a Secret with stringData and a Pod with a fieldRef env are known fields', obj: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, type: 'Opaque', stringData: { a: 'b' } }, issues: 'valid' },
   { name: 'a Service port without port', obj: { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ targetPort: 'http' }] } }, issues: [{ path: 'spec.ports[0].port', message: 'Required value' }] },
-  { name: 'a ConfigMap with a non-string value', obj: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { n: 1 } }, issues: [{ path: 'spec'.replace('spec', 'data.n'), message: 'Invalid value: "number": data.n in body must be of type string: 1' }] },
+  { name: 'a ConfigMap with a non-string value', obj: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { n: 1 } }, issues: [{ path: 'data.n', message: 'Invalid value: "integer": data.n in body must be of type string: "integer"' }] },
   { name: 'a CronJob', obj: { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'c' }, spec: { schedule: '* * * * *', jobTemplate: { spec: { template: { spec: { containers: [{ name: 'a' }] } } } } } }, issues: 'valid' },
 
   // Gateway API kinds
   { name: 'an HTTPRoute', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { parentRefs: [{ name: 'w' }], rules: [{ backendRefs: [{ name: 'a', port: 80 }] }] } }, issues: 'valid' },
   { name: 'an HTTPRoute backend port out of range', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { rules: [{ backendRefs: [{ name: 'a', port: 70000 }] }] } }, issues: [{ path: 'spec.rules[0].backendRefs[0].port', message: 'Invalid value: 70000: spec.rules[0].backendRefs[0].port in body should be less than or equal to 65535' }] },
+  { name: 'strict fields of an HTTPRoute: a backendRef typo', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { parentRefs: [{ name: 'w' }], rules: [{ backendRef: [{ name: 'a', port: 80 }] }] } }, issues: [{ path: 'spec.rules[0].backendRef', message: 'unknown field "spec.rules[0].backendRef"' }] },
+  { name: 'strict metadata of a custom resource', obj: { apiVersion: AP, kind: 'AuthorizationPolicy', metadata: { name: 'p', namespace: 'shop', lables: { a: 'b' } }, spec: {} }, issues: [{ path: 'metadata.lables', message: 'unknown field "metadata.lables"' }] },
+  { name: 'an HTTPRoute with matches, headers and filters', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r', labels: { a: 'b' } }, spec: { parentRefs: [{ name: 'w' }], rules: [{ backendRefs: [{ name: 'a', port: 80 }], matches: [{ path: { type: 'PathPrefix', value: '/x' }, headers: [{ name: 'x-a', value: 'b' }] }], filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x', value: 'y' }] } }] }] } }, issues: 'valid' },
+  { name: 'an HTTPRoute rule with the newer name and experimental retry fields', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { parentRefs: [{ name: 'w' }], rules: [{ name: 'main', retry: { attempts: 2, backoff: '10ms', codes: [503] }, timeouts: { request: '500ms' }, backendRefs: [{ name: 'a', port: 80 }] }] } }, issues: 'valid' },
+  { name: 'an HTTPRoute retry with a code that is not an error', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' }, spec: { rules: [{ retry: { codes: [200] } }] } }, issues: [{ path: 'spec.rules[0].retry.codes[0]', message: 'Invalid value: 200: spec.rules[0].retry.codes[0] in body should be greater than or equal to 400' }] },
   { name: 'a Gateway without a class', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'w' }, spec: { listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } }, issues: [{ path: 'spec.gatewayClassName', message: 'Required value' }] },
-  { name: 'a v1 GRPCRoute (v1alpha2 schema)', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'g' }, spec: { rules: [{ backendRefs: [{ name: 'a', port: 0 }] }] } }, issues: [{ path: 'spec.rules[0].backendRefs[0].port', message: 'Invalid value: 0: spec.rules[0].backendRefs[0].port in body should be greater than or equal to 1' }] },
+  {
+    name: 'a v1 GRPCRoute (v1alpha2 schema, strict)', obj: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GRPCRoute', metadata: { name: 'g' }, spec: { rules: [{ backendRefs: [{ name: 'a', port: 0 }], matchez: [] }] } },
+    issues: [
+      { path: 'spec.rules[0].matchez', message: 'unknown field "spec.rules[0].matchez"' },
+      { path: 'spec.rules[0].backendRefs[0].port', message: 'Invalid value: 0: spec.rules[0].backendRefs[0].port in body should be greater than or equal to 1' },
+    ],
+  },
 ];
 
 for (const c of cases) {
@@ -93,9 +104,14 @@ test('validateObject: no schema is not an error by itself; not an object is', ()
   assert.equal(validateObject('x').issues.length, 1);
 });
 
-test('every CRD file in installer/crds loads, with no code per CRD', () => {
+test('every CRD file in installer/crds loads, with no code per CRD, and is itself a valid CustomResourceDefinition', () => {
   const files = fs.readdirSync(crdDirectory()).filter((f) => f.endsWith('.yaml'));
   assert.ok(files.length >= 2);
+  for (const f of files) {
+    for (const doc of parseAllDocuments(fs.readFileSync(path.join(crdDirectory(), f), 'utf8'))) {
+      assert.deepEqual(validateObject(doc.toJS()), { schemaKnown: true, issues: [] }, f);
+    }
+  }
   const kinds = [...crdKinds().keys()];
   assert.ok(kinds.includes(`${AP}/AuthorizationPolicy`) && kinds.includes(`${AP}/PeerAuthentication`), kinds.join(', '));
   assert.equal(isNamespaced(AP, 'AuthorizationPolicy'), true);
@@ -155,6 +171,19 @@ spec:
   }
 });
 
+test('a CRD whose schema is not structural fails to load, naming the path', () => {
+  const crd = (props: string) => ({
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'gadgets.example.com' },
+    spec: { group: 'example.com', scope: 'Namespaced', names: { plural: 'gadgets', kind: 'Gadget' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: JSON.parse(props) } } } }] },
+  });
+  assert.throws(() => compileCrd(crd('{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}') as never, 'g.yaml'),
+    /g\.yaml: version v1 is not a structural schema: openAPIV3Schema\.properties\[spec\]: properties and additionalProperties are mutually exclusive/);
+  assert.throws(() => compileCrd(crd('{"type":"object","properties":{"a":{"description":"no type"}}}') as never, 'g.yaml'),
+    /openAPIV3Schema\.properties\[spec\]\.properties\[a\]: type must be specified/);
+  assert.equal(compileCrd(crd('{"type":"object","properties":{"port":{"x-kubernetes-int-or-string":true}}}') as never, 'g.yaml').length, 1);
+});
+
 test('every example manifest in installer/examples validates', () => {
   const root = path.join(REPO, 'installer', 'examples');
   const files: string[] = [];
@@ -193,4 +222,24 @@ test('CEL subset: the functions our rules use; anything else refused at compile 
   assert.equal(t('self.x == 1', {}), false, 'a missing field fails the rule');
   assert.throws(() => compileRule('self.map(x, x)'), /unsupported|expected/);
   assert.throws(() => compileRule('self[0]'), /unsupported|expected/);
+});
+
+test('garbage never throws: every object gets an answer (the daemon validates what it watches)', () => {
+  const kinds: [string, string][] = [['v1', 'Pod'], ['apps/v1', 'Deployment'], [AP, 'AuthorizationPolicy'], [AP, 'PeerAuthentication'], ['gateway.networking.k8s.io/v1', 'HTTPRoute'], ['v1', 'Nope']];
+  const junk: unknown[] = [null, 0, -1, 1e308, '', 'x', true, [], [[]], {}, { a: { b: { c: [null] } } }, [1, 'a', null], { '': 1 }, { __proto__: { x: 1 } }];
+  let seed = 7;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const gen = (depth: number): unknown => {
+    if (depth > 5 || rnd(3) === 0) return junk[rnd(junk.length)];
+    if (rnd(2) === 0) return Array.from({ length: rnd(3) }, () => gen(depth + 1));
+    const fields = ['spec', 'rules', 'from', 'source', 'principals', 'ipBlocks', 'selector', 'matchLabels', 'targetRefs', 'containers', 'ports', 'metadata', 'mtls', 'portLevelMtls', 'x'];
+    return Object.fromEntries(Array.from({ length: rnd(4) }, () => [fields[rnd(fields.length)]!, gen(depth + 1)]));
+  };
+  for (let i = 0; i < 600; i++) {
+    const [apiVersion, kind] = kinds[i % kinds.length]!;
+    const obj = { apiVersion, kind, metadata: i % 5 === 0 ? gen(2) : { name: 'x' }, spec: gen(1), ...(i % 7 === 0 ? { status: gen(1) } : {}) };
+    const r = validateObject(obj);
+    assert.ok(Array.isArray(r.issues));
+    for (const is of r.issues) assert.ok(!is.message.startsWith('Internal error'), `${JSON.stringify(obj)}: ${is.message}`);
+  }
 });

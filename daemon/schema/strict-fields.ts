@@ -75,3 +75,11 @@ export function unknownFields(obj: Record<string, unknown>, apiVersion: string, 
   walk(obj, type, [], out);
   return out;
 }
+
+/** Unknown fields of an object's metadata (ObjectMeta), for kinds whose own schema leaves
+ * metadata to the API server (custom resources, Gateway API kinds). */
+export function unknownMetadataFields(obj: Record<string, unknown>): DetailedIssue[] {
+  const out: DetailedIssue[] = [];
+  walk(obj.metadata, 'V1ObjectMeta', ['metadata'], out);
+  return out;
+}

@@ -388,7 +388,7 @@ cases.push(
   { name: 'PeerAuthentication: portLevelMtls needs a selector', text: paSpec('  portLevelMtls: { 8080: { mode: DISABLE } }\n'), issue: { path: 'spec', problemIncludes: 'portLevelMtls requires selector' } },
   { name: 'PeerAuthentication: portLevelMtls key not a port', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { http: { mode: DISABLE } }\n'), issue: { path: 'spec.portLevelMtls', problemIncludes: 'port must be between 1 and 65535' } },
   { name: 'PeerAuthentication: portLevelMtls port out of range', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 70000: { mode: DISABLE } }\n'), issue: { path: 'spec.portLevelMtls', problemIncludes: 'port must be between 1 and 65535' } },
-  { name: 'PeerAuthentication: portLevelMtls entry without a mode', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 8080: {} }\n'), issue: { path: 'spec.portLevelMtls[8080].mode', problem: 'Required value' } },
+  { name: 'PeerAuthentication: portLevelMtls entry without a mode', text: paSpec('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 8080: {} }\n'), issue: { path: 'spec.portLevelMtls.8080.mode', problem: 'Required value' } },
   { name: 'PeerAuthentication: unknown spec field', text: paSpec('  mtls: { mode: STRICT }\n  action: ALLOW\n'), issue: { path: 'spec.action', problemIncludes: 'unknown field' } },
   { name: 'PeerAuthentication: no spec is accepted', text: PA.replace(/spec:\n[\s\S]*$/, ''), objects: ['PeerAuthentication shop/strict'] },
 );

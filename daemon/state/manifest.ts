@@ -6,9 +6,12 @@
 // Every issue names the file, the document (1-based, with its line), the object, the field
 // path (`spec.containers[0].command`), the bad value, what is wrong and what to do.
 //
-// Kinds are a table (KINDS): a new kind (Gateway, HTTPRoute) is one entry with its
-// apiVersions, scope and a validator. Kinds nodemesh knows
-// but does not accept yet, and kinds it does not know at all, are reported, never dropped.
+// Every object is checked against its schema (daemon/schema: the CRDs in installer/crds,
+// kubernetes-models for built-in kinds, @kubernetes-models/gateway-api), with the API
+// server's field paths and words; the scope (namespaced or not) comes from there too. KINDS
+// adds what the API server checks beyond a schema for the kinds nodemesh reads closely
+// (names, port ranges, the service range, the sandbox's runtime limits). A kind with no
+// schema at all is reported, never dropped.
 import { Document, LineCounter, isNode, parseAllDocuments } from 'yaml';
 import { isNamespaced, validateObjectDetailed as validateWithSchema, type DetailedIssue } from '../schema';
 import { SECURITY_API_VERSION, type Labels, type ObjectMeta, type Resource } from './resources';

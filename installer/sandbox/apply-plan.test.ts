@@ -278,6 +278,15 @@ test('a Deployment becomes a ReplicaSet and pods named as a ReplicaSet names the
   assert.deepEqual(plan.notices, []);
 });
 
+test('a long Deployment name: pods are cut as generateName cuts them (58 + 5)', () => {
+  const long = 'a'.repeat(60);
+  const plan = planApply(base(), entries(deployment(1).replace('name: web, namespace: shop', `name: ${long}, namespace: shop`)));
+  assert.deepEqual(plan.errors, []);
+  const name = plan.pods[0]!.object.metadata.name;
+  assert.equal(name.length, 63);
+  assert.ok(name.startsWith('a'.repeat(58)));
+});
+
 test('re-apply scales down and up; a changed template replaces the pods; delete takes them all', () => {
   let view = applied(base(), planApply(base(), entries(deployment(3))));
   assert.equal(view.pods.length, 3);

@@ -2,6 +2,11 @@
 // cluster-level check (the namespace exists, the node exists, the VIP is free, the pod spec
 // is unchanged) runs here, so a rejected input changes nothing, like an API server that
 // validates a whole request before it stores it.
+//
+// Besides Namespaces, Pods, Services and policies, every other kind with a schema is stored
+// (./stored-kinds.ts says which are acted on); Deployments and ReplicaSets are reconciled
+// here into ReplicaSets and pods as their controllers would (./workloads.ts), so scaling and
+// a changed template are part of the same all-or-nothing plan.
 import { randomUUID } from 'node:crypto';
 import {
   ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, ROOT_NAMESPACE, type AuthorizationPolicy, type Labels, type Namespace,

@@ -325,8 +325,10 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
   // Policies before pods: a pod that starts in this apply is covered from its first packet.
   for (const p of plan.policies) {
     if (p.action !== 'unchanged') put(l, p.object);
-    const refs = p.object.kind === 'AuthorizationPolicy' && (p.object.spec.targetRefs ?? []).length > 0;
-    out.result(`${label(p.object)} ${p.action}${refs && p.object.kind === 'AuthorizationPolicy' ? ` (enforced ${enforcementOf(p.object).detail})` : ''}`);
+    // Say where a policy holds whenever that is not simply "at L4 on what it selects".
+    const where = p.object.kind === 'AuthorizationPolicy' ? enforcementOf(p.object) : undefined;
+    const notable = where && (where.where !== 'node-l4' || where.detail.includes('waypoint'));
+    out.result(`${label(p.object)} ${p.action}${notable ? ` (enforced ${where.detail})` : ''}`);
   }
   const policyChanges = new Map<string, Policy | undefined>(plan.policies.filter((p) => p.action !== 'unchanged').map((p) => [policyKey(p.object), p.object]));
   await waitForPolicies(c.nodes, policyChanges, { info: out.info, checkpoint: () => intr?.check() });

@@ -9,11 +9,13 @@ export type StoredKindRole = 'workload' | 'kept' | 'not-acted-on';
 const WORKLOADS = new Set(['apps/v1/Deployment', 'apps/v1/ReplicaSet']);
 const KEPT = new Set(['v1/ServiceAccount', 'v1/ConfigMap', 'v1/Secret']);
 const GATEWAY_GROUP = 'gateway.networking.k8s.io/';
+/** nodemesh's own CRDs (installer/crds): read by its components (a waypoint's policies). */
+const NODEMESH_GROUP = /^([a-z0-9-]+\.)*nodemesh\.io\//;
 
 export function storedKindRole(o: { apiVersion: string; kind: string }): StoredKindRole {
   const k = `${o.apiVersion}/${o.kind}`;
   if (WORKLOADS.has(k)) return 'workload';
-  if (KEPT.has(k) || o.apiVersion.startsWith(GATEWAY_GROUP)) return 'kept';
+  if (KEPT.has(k) || o.apiVersion.startsWith(GATEWAY_GROUP) || NODEMESH_GROUP.test(o.apiVersion)) return 'kept';
   return 'not-acted-on';
 }
 

@@ -10,6 +10,8 @@ import type { OtherObject } from '../../daemon/state/manifest';
 import type { Labels, ObjectMeta, Pod } from '../../daemon/state/resources';
 
 export const LABEL_POD_TEMPLATE_HASH = 'pod-template-hash';
+/** names.SimpleNameGenerator: 63 - 5 random characters. */
+const MAX_GENERATE_NAME_BASE = 58;
 
 /** k8s.io/apimachinery/pkg/util/rand's alphabet: no vowels (no words), no 0/1/3 (look-alikes). */
 const SAFE_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
@@ -66,7 +68,9 @@ function canonicalJson(v: unknown): string {
       : val);
 }
 
-/** The pod-template-hash label value of a template (stable, DNS-label safe). */
+/** The pod-template-hash label value of a template (stable, DNS-label safe). The same
+ * shape as the Deployment controller's (FNV-32a, safe-encoded), not the same value: that
+ * hashes Go's printing of the template. */
 export function podTemplateHash(template: PodTemplate): string {
   return safeEncode(String(fnv1a32(canonicalJson(template))));
 }
@@ -104,7 +108,8 @@ export function podFor(rs: Workload, suffix = randomSuffix()): Pod {
   return {
     apiVersion: 'v1', kind: 'Pod',
     metadata: {
-      name: `${rs.metadata.name}-${suffix}`, namespace: rs.metadata.namespace,
+      // generateName as the API server completes it: the base cut to 58 characters, then 5 random
+      name: `${`${rs.metadata.name}-`.slice(0, MAX_GENERATE_NAME_BASE)}${suffix}`, namespace: rs.metadata.namespace,
       ...(t.metadata?.labels ? { labels: { ...t.metadata.labels } } : {}),
       ...(t.metadata?.annotations ? { annotations: { ...t.metadata.annotations } } : {}),
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs.metadata.name, uid: rs.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
