@@ -6,7 +6,8 @@ import { loadOrCreateMeshCA } from './identity/ca';
 import { IdentityServer } from './identity/identity-server';
 import { NodeCredentialAuthenticator } from './identity/node-credentials';
 import { SandboxSource } from './sources/sandbox-source';
-import { Snapshot, buildSnapshot } from './state/snapshot';
+import type { Snapshot } from './state/snapshot';
+import { followSource } from './sources/source';
 import { createLogger } from './log';
 import { NodemeshError } from './errors';
 
@@ -20,12 +21,9 @@ async function main(): Promise<void> {
   log.info({ caDir: cfg.caDir, trustDomain: ca.trustDomain, created, rootNotAfter: ca.rootNotAfter.toISOString() }, created ? 'mesh CA created' : 'mesh CA loaded');
 
   let snapshot: Snapshot | undefined;
-  let version = 0;
   const source = new SandboxSource(cfg.source.objectsDir);
-  await source.start((u) => {
-    snapshot = buildSnapshot(u.resources, ++version);
-    for (const e of u.errors) log.warn({ object: e.object, err: e.error }, 'state object unreadable; ignored');
-  });
+  await followSource(source, (s) => { snapshot = s; },
+    (e) => log.warn({ object: e.object, reason: e.reason, err: e.error }, 'state object skipped'));
 
   const authenticator = new NodeCredentialAuthenticator(cfg.nodeCredentialsFile,
     (e) => log.error({ err: e.message, code: e.code }, 'node credential file unreadable; keeping the previous credentials'));
