@@ -16,16 +16,18 @@ import type { StateSource } from './sources/source';
 import { KubeSource } from './sources/kube-source';
 import { KubeHttp, loadKubeConfig } from './sources/kube-client';
 import { PodLocator } from './redirection/pod-locator';
+import { validateObject } from './schema';
 import { CertificateManager } from './identity/certificate-manager';
 import { IdentityClient } from './identity/identity-client';
 import { HboneClient } from './tunnel/hbone-client';
 
 /** The sandbox's pods carry their namespaces as annotations; on a cluster they are found on the node. */
 function makeSource(cfg: ReturnType<typeof loadConfig>, log: Logger): { source: StateSource; podFinder?: PodLocator } {
-  if (cfg.source.kind === 'sandbox') return { source: new SandboxSource(cfg.source.objectsDir) };
+  // Every object is validated at the edge with the schemas `local apply` uses.
+  if (cfg.source.kind === 'sandbox') return { source: new SandboxSource(cfg.source.objectsDir, undefined, validateObject) };
   const http = new KubeHttp(loadKubeConfig(cfg.source.connection));
   return {
-    source: new KubeSource({ http, log: log.child({ component: 'kube-source' }) }),
+    source: new KubeSource({ http, log: log.child({ component: 'kube-source' }), validate: validateObject }),
     podFinder: new PodLocator({ root: cfg.source.hostRoot }),
   };
 }

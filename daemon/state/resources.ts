@@ -33,6 +33,7 @@ export interface OwnerReference {
   name: string;
   uid?: string;
   controller?: boolean;
+  blockOwnerDeletion?: boolean;
 }
 
 export interface Namespace {
