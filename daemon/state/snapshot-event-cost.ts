@@ -1,8 +1,10 @@
 // Measures what one watch event costs the snapshot in a 10,000-pod cluster (run:
 // `node dist/daemon/state/snapshot-event-cost.js [pods]`): the incremental apply against a
-// full rebuild from every object, as the source contract did before. Prints microseconds.
+// full rebuild from every object, as the source contract did before. Prints microseconds;
+// with --expose-gc also the memory each pod costs once trimmed and held.
 import { EMPTY_SNAPSHOT, SnapshotChange, applyChanges, buildSnapshot } from './snapshot';
 import type { EndpointSlice, Namespace, Pod, Resource, Service } from './resources';
+import { convertObject } from '../sources/convert';
 
 const PODS = Number(process.argv[2] ?? 10_000);
 const NAMESPACES = 100;
@@ -71,3 +73,32 @@ time('incremental: a namespace relabelled (100 pods re-derived)', 200, (i) => {
 });
 const full = time('full rebuild from every object (the old contract)', 5, (i) => { buildSnapshot(objects, i); });
 process.stdout.write(`ratio: one pod event is ${(full / inc).toFixed(0)}x cheaper than a rebuild\n`);
+
+// Memory per pod as the Kubernetes source keeps it: a recorded-shape pod (volumes, managedFields,
+// tolerations...) trimmed by the edge conversion, then held by the snapshot. Needs --expose-gc.
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc) {
+  const raw = (i: number) => ({
+    kind: 'Pod', apiVersion: 'v1',
+    metadata: { name: `api-7d4b9c-${i}`, namespace: `ns${i % 100}`, uid: `f97c76de-adc8-4a08-9a40-${String(i).padStart(12, '0')}`, resourceVersion: String(1000 + i),
+      labels: { app: 'api', 'pod-template-hash': '7d4b9c' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'api-7d4b9c', uid: 'x', controller: true, blockOwnerDeletion: true }],
+      managedFields: [{ manager: 'kubelet', operation: 'Update', fieldsV1: { 'f:status': { 'f:conditions': {} } } }] },
+    spec: { nodeName: `node-${i % 50}`, serviceAccountName: 'api', volumes: [{ name: 'kube-api-access', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } }],
+      containers: [{ name: 'app', image: 'registry.example/api:1.2.3', ports: [{ name: 'http', containerPort: 8080 }], env: [{ name: 'A', value: 'b' }] }],
+      tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }] },
+    status: { phase: 'Running', podIP: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, podIPs: [{ ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }], hostIP: '172.30.0.11',
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: '2026-11-29T10:38:20Z' }, { type: 'ContainersReady', status: 'True' }], qosClass: 'Burstable' },
+  });
+  gc();
+  const h0 = process.memoryUsage().heapUsed;
+  const changes: SnapshotChange[] = [];
+  for (let i = 0; i < PODS; i++) {
+    const c = convertObject(raw(i));
+    if (c?.ok) changes.push({ op: 'upsert', resource: c.resource });
+  }
+  const held = applyChanges(EMPTY_SNAPSHOT, changes, 1);
+  changes.length = 0;
+  gc();
+  const perPod = (process.memoryUsage().heapUsed - h0) / PODS;
+  process.stdout.write(`memory: ${perPod.toFixed(0)} bytes per pod held by the snapshot (${held.workloads.size} pods)\n`);
+}
