@@ -147,19 +147,28 @@ export class NodeAgent {
 
   private applySnapshot(changes: readonly SnapshotChange[]): void {
     if (changes.length === 0) return;
-    this.snapshot = applyChanges(this.snapshot, changes, this.snapshot.version + 1);
+    try {
+      this.snapshot = applyChanges(this.snapshot, changes, this.snapshot.version + 1);
+    } catch (err) {
+      // A bug here must not take the node down: the data path keeps the last good snapshot.
+      this.deps.log.error({ err, changes: changes.length }, 'cannot apply state changes; keeping the last good snapshot');
+      return;
+    }
     if (!this.synced) return;
     this.trackLocalPods();
     void this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
   }
 
-  /** Local pods the mesh should capture: the tracker finds their sandboxes (Kubernetes source only). */
+  /** Local pods the mesh should capture: the tracker finds their sandboxes (Kubernetes source
+   * only). Pods whose sandbox is given by annotation (the sandbox cluster publishing to an API
+   * server) are not looked for. */
   private trackLocalPods(): void {
-    if (!this.tracker) return;
+    const tracker = this.tracker;
+    if (!tracker) return;
     const want = workloadsOnNode(this.snapshot, this.cfg.nodeName)
-      .filter((w) => w.enrolled && (w.phase === 'Pending' || w.phase === 'Running'));
-    this.tracker.track(want);
-    this.podsUnlocated.set(this.tracker.unlocated().length);
+      .filter((w) => w.enrolled && (w.phase === 'Pending' || w.phase === 'Running') && (w.netnsPath === undefined || tracker.isTracking(w.uid)));
+    tracker.track(want);
+    this.podsUnlocated.set(tracker.unlocated().length);
   }
 
   /** Runtime facts arrive from the tracker while a snapshot is being applied: batch them. */

@@ -62,6 +62,10 @@ export class PodSandboxTracker {
     }
   }
 
+  isTracking(uid: string): boolean {
+    return this.pods.has(uid);
+  }
+
   unlocated(): UnlocatedPod[] {
     return [...this.pods.entries()].filter(([, t]) => !t.loc && t.attempts > 0).map(([uid, t]) => ({
       uid, pod: `${t.w.namespace}/${t.w.name}`, attempts: t.attempts, error: t.error ?? '',
