@@ -177,6 +177,15 @@ function endpointSlice(raw: Raw): EndpointSlice {
   return { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata, addressType, endpoints, ports };
 }
 
+/** Policies and Gateway API objects are few and read whole (the sandbox's `local apply` checks
+ * a daemon shows them exactly as stored): kept as they came, minus managedFields. */
+function whole<T>(raw: Raw, namespaced: boolean): T {
+  meta(raw, namespaced);
+  const { managedFields: _drop, ...m } = raw.metadata as Raw;
+  void _drop;
+  return { ...raw, metadata: m } as T;
+}
+
 function specObject(raw: Raw): Raw {
   need(isObj(raw.spec), 'spec is missing');
   return raw.spec;
@@ -204,26 +213,27 @@ export function convertObject(raw: unknown, validate: ObjectValidator = ACCEPT_A
     return { ok: false, kind, object, reason: 'schema', error: boundedError(issues.length > 3 ? `${text}; and ${issues.length - 3} more` : text) };
   }
   try {
-    const apiVersion = str(raw.apiVersion) ?? '';
     switch (kind) {
       case 'Namespace': return { ok: true, resource: { apiVersion: 'v1', kind, metadata: meta(raw, false) } as Namespace };
       case 'Pod': return { ok: true, resource: pod(raw) };
       case 'Service': return { ok: true, resource: service(raw) };
       case 'EndpointSlice': return { ok: true, resource: endpointSlice(raw) };
       case 'AuthorizationPolicy':
-        return { ok: true, resource: { apiVersion, kind, metadata: meta(raw, true), spec: raw.spec === undefined ? {} : specObject(raw) } as AuthorizationPolicy };
+        need(raw.spec === undefined || isObj(raw.spec), 'spec must be an object');
+        return { ok: true, resource: whole<AuthorizationPolicy>(raw, true) };
       case 'PeerAuthentication':
-        return { ok: true, resource: { apiVersion, kind, metadata: meta(raw, true), spec: raw.spec === undefined ? {} : specObject(raw) } as PeerAuthentication };
+        need(raw.spec === undefined || isObj(raw.spec), 'spec must be an object');
+        return { ok: true, resource: whole<PeerAuthentication>(raw, true) };
       case 'Gateway': {
         const spec = specObject(raw);
-        const metadata = meta(raw, true);
+        const gw = whole<Gateway>(raw, true);
         if (spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) {
           return { ok: false, kind, object, reason: 'gateway-class', error: boundedError(`gatewayClassName ${JSON.stringify(spec.gatewayClassName)} is not ${WAYPOINT_GATEWAY_CLASS}; not a waypoint, ignored`) };
         }
-        return { ok: true, resource: { apiVersion, kind, metadata, spec } as Gateway };
+        return { ok: true, resource: gw };
       }
-      case 'HTTPRoute': return { ok: true, resource: { apiVersion, kind, metadata: meta(raw, true), spec: specObject(raw) } as HTTPRoute };
-      case 'GRPCRoute': return { ok: true, resource: { apiVersion, kind, metadata: meta(raw, true), spec: specObject(raw) } as GRPCRoute };
+      case 'HTTPRoute': specObject(raw); return { ok: true, resource: whole<HTTPRoute>(raw, true) };
+      case 'GRPCRoute': specObject(raw); return { ok: true, resource: whole<GRPCRoute>(raw, true) };
     }
   } catch (e) {
     if (!(e instanceof Malformed)) throw e;
