@@ -123,3 +123,14 @@ test('convert: owners for metric labels (Deployment through its ReplicaSet, othe
   assert.deepEqual(withOwner('Job', 'migrate-28391234'), { kind: 'Job', name: 'migrate-28391234' });
   assert.equal(withOwner('Node', 'node-1'), undefined, 'a static pod mirrored from a node has no workload owner');
 });
+
+test('convert: policies come through whole (minus managedFields), as the sandbox checks them', () => {
+  const ap = { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy',
+    metadata: { name: 'allow-web', namespace: 'shop', uid: 'u1', resourceVersion: '7', annotations: { team: 'payments' }, managedFields: [{ manager: 'kubectl' }] },
+    spec: { selector: { matchLabels: { app: 'api' } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/web'] } }] }] } };
+  const { managedFields: _m, ...meta } = ap.metadata;
+  void _m;
+  assert.deepEqual(ok(ap), { ...ap, metadata: meta });
+  const badSpec = convertObject({ ...ap, spec: 'ALLOW' });
+  assert.ok(badSpec && !badSpec.ok && badSpec.reason === 'malformed');
+});
