@@ -107,19 +107,19 @@ function ruleMatches(rule: NonNullable<AuthorizationPolicy['spec']['rules']>[num
   return true;
 }
 
-const hasTargetRefs = (p: AuthorizationPolicy): boolean => (p.spec.targetRefs ?? []).length > 0;
+const hasTargetRefs = (p: AuthorizationPolicy): boolean => (p.spec?.targetRefs ?? []).length > 0;
 
 /** Whether a targetRefs policy attaches to this workload and port through a Service. */
 function targetsService(p: AuthorizationPolicy, target: AuthzTarget): boolean {
   const ns = p.metadata.namespace ?? 'default';
-  return (p.spec.targetRefs ?? []).some((r) => r.kind === 'Service' && (target.services ?? []).includes(`${ns}/${r.name}`));
+  return (p.spec?.targetRefs ?? []).some((r) => r.kind === 'Service' && (target.services ?? []).includes(`${ns}/${r.name}`));
 }
 
 /** Whether a targetRefs policy names the waypoint this workload uses. */
 export function targetsWaypoint(p: AuthorizationPolicy, target: Pick<AuthzTarget, 'namespace' | 'waypoint'>): boolean {
   const ns = p.metadata.namespace ?? 'default';
   return target.waypoint !== undefined && ns === target.namespace &&
-    (p.spec.targetRefs ?? []).some((r) => r.kind === 'Gateway' && r.name === target.waypoint);
+    (p.spec?.targetRefs ?? []).some((r) => r.kind === 'Gateway' && r.name === target.waypoint);
 }
 
 /** Policies that take effect at L4 for a workload and port: selected ones, and those

@@ -28,12 +28,12 @@ export interface PolicyEnforcement extends Enforcement {
 }
 
 const refText = (p: AuthorizationPolicy, kind: string): string =>
-  (p.spec.targetRefs ?? []).filter((r) => r.kind === kind).map((r) => `${kind}/${r.name}`).join(', ');
+  (p.spec?.targetRefs ?? []).filter((r) => r.kind === kind).map((r) => `${kind}/${r.name}`).join(', ');
 
 /** Where an AuthorizationPolicy is enforced, from the policy alone. */
 export function enforcementOf(p: AuthorizationPolicy): Enforcement {
-  const l7 = (p.spec.rules ?? []).some((r) => (r.to ?? []).some((t) => hasL7(t.operation ?? {})));
-  const action = p.spec.action ?? 'ALLOW';
+  const l7 = (p.spec?.rules ?? []).some((r) => (r.to ?? []).some((t) => hasL7(t.operation ?? {})));
+  const action = p.spec?.action ?? 'ALLOW';
   const l7Note = !l7 ? '' : action === 'ALLOW'
     ? '; its rules with methods/paths/hosts need a waypoint and match nothing at L4 (fail closed)'
     : '; its methods/paths/hosts need a waypoint: at L4 its DENY rules match on their ports alone (fail closed)';
@@ -46,7 +46,7 @@ export function enforcementOf(p: AuthorizationPolicy): Enforcement {
     return { where: 'node-l4-service', detail: `at L4 by the node daemons, on the pods ${services} selects, on its target ports${l7Note}` };
   }
   const ns = p.metadata.namespace ?? 'default';
-  const sel = Object.entries(p.spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const sel = Object.entries(p.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
   const scope = sel ? `workloads with ${sel}${ns === ROOT_NAMESPACE ? ' in any namespace' : ` in ${ns}`}` : ns === ROOT_NAMESPACE ? 'every workload (mesh-wide)' : `every workload in ${ns}`;
   return { where: 'node-l4', detail: `at L4 by the node daemons, on ${scope}${l7Note}` };
 }
@@ -67,7 +67,7 @@ export function policyEnforcement(s: Snapshot): PolicyEnforcement[] {
     if (e.where === 'waypoint') {
       applies = workloads.filter((w) => targetsWaypoint(p, { namespace: w.namespace, waypoint: waypointOf(s, w) }));
     } else if (e.where === 'node-l4-service') {
-      const names = new Set((p.spec.targetRefs ?? []).filter((r) => r.kind === 'Service').map((r) => `${ns}/${r.name}`));
+      const names = new Set((p.spec?.targetRefs ?? []).filter((r) => r.kind === 'Service').map((r) => `${ns}/${r.name}`));
       const uids = new Set<string>();
       for (const svc of s.services.values()) if (names.has(`${svc.namespace}/${svc.name}`)) for (const ep of svc.endpoints) uids.add(ep.workloadUid);
       applies = workloads.filter((w) => uids.has(w.uid));

@@ -23,7 +23,7 @@ export function inboundVerdict(s: Snapshot, dest: Workload, subj: InboundSubject
     return { allow: false, reason: 'peer-authentication-strict', message: `PeerAuthentication STRICT for ${dest.namespace}/${dest.name} port ${port}: plaintext from ${subj.ip} refused; the client must be in the mesh` };
   }
   // Services and waypoint matter only to targetRefs policies; skip the lookup without them.
-  const facts = s.authorizationPolicies.some((p) => (p.spec.targetRefs ?? []).length > 0) ? targetFacts(s, dest, port) : {};
+  const facts = s.authorizationPolicies.some((p) => (p.spec?.targetRefs ?? []).length > 0) ? targetFacts(s, dest, port) : {};
   const v = authorize(s.authorizationPolicies, subj, { ...target, ...facts });
   if (!v.allow) return v;
   return { allow: true, policy: v.policy, mode };

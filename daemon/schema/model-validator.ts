@@ -8,10 +8,12 @@
 // v1alpha2 schema (apiVersion aside); a GRPCRoute field added after v1alpha2 would be
 // reported as unknown.
 //
-// These published schemas carry types, required fields and enums, not the API server's
-// hand-written checks (name formats, port ranges, unknown fields); those stay in
-// daemon/state/manifest.ts.
+// These published schemas carry types, required fields and enums, but no list of allowed
+// fields: strict field validation of the built-in kinds is ./strict-fields.ts. The API
+// server's hand-written checks (name formats, port ranges) stay in daemon/state/manifest.ts.
+// Gateway API kinds get no unknown-field check (their package has no field lists).
 import { issuesFromAjv, type DetailedIssue } from './ajv-errors';
+import { unknownFields } from './strict-fields';
 
 interface ModelClass {
   apiVersion: string;
@@ -64,12 +66,17 @@ export function modelFor(apiVersion: string, kind: string): ModelClass | undefin
 export function validateWithModel(cls: ModelClass, obj: Record<string, unknown>): DetailedIssue[] {
   // The model's own apiVersion, so an aliased version is checked by the schema's enum.
   const data = { ...obj, apiVersion: cls.apiVersion };
+  let issues: DetailedIssue[] = [];
   try {
     new cls(data).validate();
-    return [];
   } catch (e) {
     const errors = (e as { errors?: import('ajv').ErrorObject[] }).errors;
     if (!Array.isArray(errors)) throw e;
-    return issuesFromAjv(errors, data);
+    issues = issuesFromAjv(errors, data);
   }
+  if (!cls.apiVersion.startsWith('gateway.networking.k8s.io/')) {
+    const seen = new Set(issues.map((i) => i.path));
+    issues.push(...unknownFields(data, cls.apiVersion, cls.kind).filter((i) => !seen.has(i.path)));
+  }
+  return issues;
 }

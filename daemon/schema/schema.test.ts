@@ -57,6 +57,17 @@ const cases: Case[] = [
       { path: 'spec.template.spec.containers[0].name', message: 'Required value' },
     ],
   },
+  {
+    name: 'strict field validation of a Deployment: misspelt fields anywhere, as kubectl apply reports them',
+    obj: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', lables: { a: 'b' } }, spec: { replica: 3, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx', comand: ['x'], ports: [{ containerPort: 80, nme: 'http' }] }] } } } },
+    issues: [
+      { path: 'metadata.lables', message: 'unknown field "metadata.lables"' },
+      { path: 'spec.replica', message: 'unknown field "spec.replica"' },
+      { path: 'spec.template.spec.containers[0].comand', message: 'unknown field "spec.template.spec.containers[0].comand"' },
+      { path: 'spec.template.spec.containers[0].ports[0].nme', message: 'unknown field "spec.template.spec.containers[0].ports[0].nme"' },
+    ],
+  },
+  { name: 'a Secret with stringData and a Pod with a fieldRef env are known fields', obj: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, type: 'Opaque', stringData: { a: 'b' } }, issues: 'valid' },
   { name: 'a Service port without port', obj: { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ targetPort: 'http' }] } }, issues: [{ path: 'spec.ports[0].port', message: 'Required value' }] },
   { name: 'a ConfigMap with a non-string value', obj: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' }, data: { n: 1 } }, issues: [{ path: 'spec'.replace('spec', 'data.n'), message: 'Invalid value: "number": data.n in body must be of type string: 1' }] },
   { name: 'a CronJob', obj: { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'c' }, spec: { schedule: '* * * * *', jobTemplate: { spec: { template: { spec: { containers: [{ name: 'a' }] } } } } } }, issues: 'valid' },

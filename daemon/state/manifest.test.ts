@@ -177,6 +177,11 @@ const cases: Case[] = [
     issue: { path: 'spec.replicas', line: 5, value: '3' },
   },
   {
+    name: 'a misspelt Deployment field is an unknown field, with the likely one (strict field validation)',
+    text: 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec:\n  replica: 3\n  selector: { matchLabels: { app: web } }\n  template:\n    metadata: { labels: { app: web } }\n    spec: { containers: [{ name: web, command: ["x"] }] }\n',
+    issue: { path: 'spec.replica', line: 5, problem: 'unknown field "spec.replica"', fixIncludes: 'did you mean replicas?' },
+  },
+  {
     name: 'a Deployment container without a name',
     text: 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec:\n  selector: { matchLabels: { app: web } }\n  template:\n    metadata: { labels: { app: web } }\n    spec: { containers: [{ command: ["x"] }] }\n',
     issue: { path: 'spec.template.spec.containers[0].name' },

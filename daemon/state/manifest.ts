@@ -453,7 +453,9 @@ function validateObject(raw: unknown, ctx: DocContext, root: Path): Validated {
   for (const i of schema.issues) {
     const at = [...root, ...i.segments];
     if (faulted.has(formatPath(at))) continue;
-    v.fail(i.segments as Path, valueAt(raw, i.segments), i.message, fixFor(i));
+    // an unknown field's "value" is its name, as written
+    const value = i.message.startsWith('unknown field') ? String(i.segments[i.segments.length - 1]) : valueAt(raw, i.segments);
+    v.fail(i.segments as Path, value, i.message, fixFor(i));
     // the API server's spelling of the path (map keys in plain brackets)
     v.issues[v.issues.length - 1]!.path = root.length ? `${formatPath(root)}${i.path && !i.path.startsWith('[') ? '.' : ''}${i.path}` : i.path;
   }

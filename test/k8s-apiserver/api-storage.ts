@@ -64,11 +64,12 @@ function specOf(o: KubeObject | undefined): string {
   return JSON.stringify(rest);
 }
 
-/** The object minus what a no-op write would still change. */
+/** The object minus what a no-op write would still change (ownership counts, its timestamps
+ * do not: the real server skips writes that only move managedFields times). */
 function comparable(o: KubeObject): string {
   const c = structuredClone(o);
   delete c.metadata.resourceVersion;
-  delete c.metadata.managedFields;
+  for (const e of c.metadata.managedFields ?? []) delete e.time;
   return JSON.stringify(c);
 }
 

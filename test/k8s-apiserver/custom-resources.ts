@@ -25,7 +25,7 @@ export interface CustomResourceSchema {
 const K8S_FORMATS = ['int32', 'int64', 'float', 'double', 'byte', 'binary', 'password', 'bsonobjectid', 'isbn', 'isbn10', 'isbn13', 'creditcard', 'ssn', 'hexcolor', 'rgbcolor', 'cidr', 'mac', 'k8s-short-name', 'k8s-long-name', 'dns1123-label', 'dns1123-subdomain'];
 
 function makeAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true });
+  const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true, verbose: true });
   addFormats(ajv);
   for (const f of K8S_FORMATS) ajv.addFormat(f, true);
   return ajv;

@@ -227,7 +227,7 @@ export async function startTestApiServer(opts: TestApiServerOptions = {}): Promi
 
   function sendStatus(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, s: Status, headers: Record<string, string> = {}): void {
     const extra: Record<string, string> = { ...headers };
-    if (s.code === 403 || s.code === 401) extra['X-Content-Type-Options'] = 'nosniff';
+    if (s.code === 403) extra['X-Content-Type-Options'] = 'nosniff';
     if (s.details?.retryAfterSeconds !== undefined && (s.code === 429 || s.code === 503 || s.code === 504)) extra['Retry-After'] = String(s.details.retryAfterSeconds);
     send(req, res, q, s.code, s, extra);
   }
