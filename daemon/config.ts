@@ -3,10 +3,14 @@
 import * as path from 'node:path';
 import { DaemonErrors } from './errors';
 import { IdentityClientConfig, loadIdentityClientConfig, trustDomainFrom } from './identity/identity-client-config';
+import type { KubeConnection } from './sources/kube-client';
 
 export interface NodeConfig {
   nodeName: string;
-  source: { kind: 'sandbox'; objectsDir: string } | { kind: 'kube' };
+  /** sandbox: the local sandbox's object directory; kube: a Kubernetes API server, through a
+   * kubeconfig file (NODEMESH_KUBECONFIG, NODEMESH_KUBE_CONTEXT) or in-cluster (the pod's
+   * service account), and this node's pods are found under hostRoot's /proc and cgroups. */
+  source: { kind: 'sandbox'; objectsDir: string } | { kind: 'kube'; connection: KubeConnection; hostRoot: string };
   datapath: 'ebpf' | 'memory';
   /** cgroup v2 directory the socket programs attach to; undefined = the detected cgroup2 root. */
   cgroupPath: string | undefined;
@@ -64,7 +68,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<NodeC
     if (!objectsDir) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SANDBOX_OBJECTS', value: '', expected: 'the sandbox object directory (set by nodemesh local up)' });
     source = { kind: 'sandbox', objectsDir };
   } else if (src === 'kube') {
-    source = { kind: 'kube' };
+    const kubeconfig = env.NODEMESH_KUBECONFIG || '';
+    const hostRoot = env.NODEMESH_HOST_ROOT || '/';
+    if (!path.isAbsolute(hostRoot)) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_HOST_ROOT', value: hostRoot, expected: "an absolute path where the host's /proc and cgroup filesystem are visible (default /, with hostPID)" });
+    if (kubeconfig && !path.isAbsolute(kubeconfig)) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_KUBECONFIG', value: kubeconfig, expected: 'an absolute path to a kubeconfig file (unset: the pod\'s service account)' });
+    if (env.NODEMESH_KUBE_CONTEXT && !kubeconfig) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_KUBE_CONTEXT', value: env.NODEMESH_KUBE_CONTEXT, expected: 'unset, or NODEMESH_KUBECONFIG set too' });
+    source = {
+      kind: 'kube', hostRoot,
+      connection: kubeconfig ? { kind: 'kubeconfig', path: kubeconfig, ...(env.NODEMESH_KUBE_CONTEXT ? { context: env.NODEMESH_KUBE_CONTEXT } : {}) } : { kind: 'in-cluster' },
+    };
   } else {
     throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SOURCE', value: src, expected: "'kube' or 'sandbox'" });
   }

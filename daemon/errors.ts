@@ -147,3 +147,14 @@ export const DatapathErrors = defineErrors({
   NODEMESH_E_ENROL: (a: { pod: string; reason: string }) =>
     `cannot enrol pod ${a.pod}: ${a.reason}`,
 });
+
+// State from Kubernetes (daemon/sources/kube-*.ts) and finding pods on the node
+// (daemon/redirection/pod-locator.ts).
+export const KubeSourceErrors = defineErrors({
+  NODEMESH_E_KUBE_CONFIG: (a: { from: string; reason: string }) =>
+    `cannot configure the Kubernetes client from ${a.from}: ${a.reason}; in a pod, keep the service account token mounted (automountServiceAccountToken) or set NODEMESH_KUBECONFIG to a readable kubeconfig file`,
+  NODEMESH_E_KUBE_API: (a: { resource: string; status: string; reason: string }) =>
+    `Kubernetes API request for ${a.resource} failed (${a.status}): ${a.reason}; the daemon keeps serving its last state and retries with backoff: check the API server address, the token and RBAC (list and watch on ${a.resource})`,
+  NODEMESH_E_POD_SANDBOX_NOT_FOUND: (a: { pod: string; uid: string; reason: string }) =>
+    `cannot find the sandbox of pod ${a.pod} (uid ${a.uid}) on this node: ${a.reason}; it is retried with backoff. nodemesh-node needs hostPID and the host's /proc and cgroup filesystem; a pod still starting appears once its containers run`,
+});

@@ -13,7 +13,8 @@ import { loadOrCreateCaFromSecret, publishCaRoot } from './identity/kube-ca';
 import type { BindingDecision } from './identity/node-binding';
 import type { MeshCA } from './identity/ca';
 import { SandboxSource } from './sources/sandbox-source';
-import { Snapshot, buildSnapshot } from './state/snapshot';
+import type { Snapshot } from './state/snapshot';
+import { followSource } from './sources/source';
 import { createLogger } from './log';
 import { DaemonErrors, NodemeshError } from './errors';
 
@@ -48,12 +49,9 @@ async function main(): Promise<void> {
     describe = { source: 'kube', server: kc.getCurrentCluster()?.server, audience: src.audience, nodeServiceAccount: `${src.nodeServiceAccount.namespace}/${src.nodeServiceAccount.name}` };
   } else {
     ({ ca, created } = await loadOrCreateMeshCA(cfg.caDir, cfg.trustDomain));
-    let version = 0;
     const source = new SandboxSource(src.objectsDir);
-    await source.start((u) => {
-      snapshot = buildSnapshot(u.resources, ++version);
-      for (const e of u.errors) log.warn({ object: e.object, err: e.error }, 'state object unreadable; ignored');
-    });
+    await followSource(source, (s) => { snapshot = s; },
+      (e) => log.warn({ object: e.object, reason: e.reason, err: e.error }, 'state object skipped'));
     stopSource = () => source.stop();
     const creds = new NodeCredentialAuthenticator(cfg.nodeCredentialsFile,
       (e) => log.error({ err: e.message, code: e.code }, 'node credential file unreadable; keeping the previous credentials'));

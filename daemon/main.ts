@@ -10,17 +10,31 @@ import { MemoryDatapath } from './redirection/memory-datapath';
 import { NetnsSocketFactory } from './redirection/socket-factory';
 import { SandboxSource } from './sources/sandbox-source';
 import { detectCgroup2Root } from './redirection/cgroup';
-import { DaemonErrors, NodemeshError } from './errors';
+import { NodemeshError } from './errors';
+import type { Logger } from 'pino';
+import type { StateSource } from './sources/source';
+import { KubeSource } from './sources/kube-source';
+import { KubeHttp, loadKubeConfig } from './sources/kube-client';
+import { PodLocator } from './redirection/pod-locator';
+import { validateObject } from './schema';
 import { CertificateManager } from './identity/certificate-manager';
 import { IdentityClient } from './identity/identity-client';
 import { HboneClient } from './tunnel/hbone-client';
 
+/** The sandbox's pods carry their namespaces as annotations; on a cluster they are found on the node. */
+function makeSource(cfg: ReturnType<typeof loadConfig>, log: Logger): { source: StateSource; podFinder?: PodLocator } {
+  // Every object is validated at the edge with the schemas `local apply` uses.
+  if (cfg.source.kind === 'sandbox') return { source: new SandboxSource(cfg.source.objectsDir, undefined, validateObject) };
+  const http = new KubeHttp(loadKubeConfig(cfg.source.connection));
+  return {
+    source: new KubeSource({ http, log: log.child({ component: 'kube-source' }), validate: validateObject }),
+    podFinder: new PodLocator({ root: cfg.source.hostRoot }),
+  };
+}
+
 async function main(): Promise<void> {
   const cfg = loadConfig();
   const log = createLogger(cfg.logLevel, { node: cfg.nodeName });
-  if (cfg.source.kind !== 'sandbox') {
-    throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SOURCE', value: 'kube', expected: "'sandbox' (the Kubernetes source is not in this build yet)" });
-  }
   const native = loadNative();
   const datapath = cfg.datapath === 'memory' ? new MemoryDatapath() : new EbpfDatapath({
     objectDir: cfg.bpfObjectDir, pinRoot: cfg.bpfPinRoot, cgroupPath: cfg.cgroupPath ?? detectCgroup2Root(),
@@ -34,8 +48,9 @@ async function main(): Promise<void> {
     identities = new CertificateManager({ fetch: (id) => client.fetchIdentity(id, idc.certTtlSeconds), logger: log.child({ component: 'certificates' }) });
     hbone = new HboneClient({ log: log.child({ component: 'hbone-client' }) });
   }
+  const { source, podFinder } = makeSource(cfg, log);
   const agent = new NodeAgent(cfg, {
-    datapath, sockets: new NetnsSocketFactory(native), source: new SandboxSource(cfg.source.objectsDir), log, identities, hbone,
+    datapath, sockets: new NetnsSocketFactory(native), source, podFinder, log, identities, hbone,
   });
   if (process.argv.includes('--uninstall')) {
     await datapath.start();

@@ -6,8 +6,10 @@ import type { Logger } from 'pino';
 import type { NodeConfig } from './config';
 import type { Datapath } from './redirection/datapath';
 import type { SocketFactory } from './redirection/socket-factory';
-import type { StateSource, SourceUpdate } from './sources/source';
-import { EMPTY_SNAPSHOT, Snapshot, buildSnapshot } from './state/snapshot';
+import { Counter, Gauge } from 'prom-client';
+import type { SkippedObject, SourceBatch, StateSource } from './sources/source';
+import { EMPTY_SNAPSHOT, PodRuntime, Snapshot, SnapshotChange, applyChanges, workloadsOnNode } from './state/snapshot';
+import { PodFinder, PodSandboxTracker } from './redirection/pod-sandbox-tracker';
 import { EnrolmentController } from './redirection/enrolment';
 import { ConnectionTable } from './proxy/connection-table';
 import { handleOutbound, IdentitySource, ProxyDeps } from './proxy/outbound';
@@ -36,12 +38,25 @@ export interface NodeAgentDeps {
   /** Certificates and the tunnel; without them meshed destinations are refused. */
   identities?: NodeIdentities;
   hbone?: HboneClient;
+  /** Finds this node's pods' sandboxes (Kubernetes source); the sandbox's pods carry theirs as annotations. */
+  podFinder?: PodFinder;
 }
+
+/** Skipped objects kept for /debug/snapshot (the metric counts them all). */
+const RECENT_SKIPPED = 50;
 
 export class NodeAgent {
   private snapshot: Snapshot = EMPTY_SNAPSHOT;
-  private sourceErrors: SourceUpdate['errors'] = [];
+  private recentSkipped: SkippedObject[] = [];
+  /** Until the source has synced every kind, the snapshot is not acted on (no enrolment, no
+   * unenrolment of pods a previous run left enrolled: the cluster is only half known). */
+  private synced = false;
+  private readonly tracker: PodSandboxTracker | undefined;
+  private pendingRuntime: SnapshotChange[] = [];
   private readonly metrics = new NodeMetrics();
+  private readonly skippedObjects = new Counter({ name: 'nodemesh_source_objects_skipped_total', help: 'Objects from the state source that failed validation or conversion and were skipped, by kind and reason', labelNames: ['kind', 'reason'], registers: [this.metrics.registry] });
+  private readonly sandboxLookupFailures = new Counter({ name: 'nodemesh_pod_sandbox_lookup_failures_total', help: 'Attempts to find a local pod\'s network namespace that failed (retried with backoff)', registers: [this.metrics.registry] });
+  private readonly podsUnlocated = new Gauge({ name: 'nodemesh_pods_sandbox_not_found', help: 'Local pods to enrol whose network namespace is not found yet (see /debug/workloads)', registers: [this.metrics.registry] });
   readonly connections: ConnectionTable;
   readonly enrolment: EnrolmentController;
   private readonly openInbound = new OpenInboundSet();
@@ -78,6 +93,13 @@ export class NodeAgent {
       },
     });
     this.metrics.certificates = () => deps.identities?.status() ?? [];
+    if (deps.podFinder) {
+      this.tracker = new PodSandboxTracker({
+        finder: deps.podFinder, log: deps.log.child({ component: 'pod-locator' }),
+        onChange: (uid, runtime) => this.queueRuntime(uid, runtime),
+        onFailure: () => this.sandboxLookupFailures.inc(),
+      });
+    }
   }
 
   currentSnapshot(): Snapshot { return this.snapshot; }
@@ -85,16 +107,13 @@ export class NodeAgent {
   async start(): Promise<void> {
     await this.deps.datapath.start();
     if (!this.deps.identities) this.deps.log.warn('no identity service configured (NODEMESH_IDENTITY_ADDRESS): connections to meshed pods are refused');
-    let version = 0;
-    let first: Promise<void> | undefined;
-    await this.deps.source.start((u) => {
-      this.sourceErrors = u.errors;
-      for (const e of u.errors) this.deps.log.warn({ object: e.object, error: e.error }, 'object ignored: cannot be read');
-      this.snapshot = buildSnapshot(u.resources, ++version);
-      const p = this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
-      first ??= p;
-    });
-    await first;
+    await this.deps.source.start((b) => this.onBatch(b));
+    this.synced = true;
+    // Pods already running here are located before the first reconcile, so a restart does not
+    // unenrol them for want of a network namespace.
+    this.trackLocalPods();
+    this.flushRuntime();
+    await this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
     // Pods that failed to enrol (namespace not there yet, transient errors) are retried.
     this.resync = setInterval(() => {
       if (this.enrolment.status().failed.length > 0) void this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
@@ -103,7 +122,7 @@ export class NodeAgent {
     this.servers = await startAdminServers(this.cfg, {
       ready: () => ({ ready: this.ready, reasons: this.ready ? [] : ['starting'] }),
       json: {
-        '/debug/workloads': () => ({ node: this.cfg.nodeName, snapshotVersion: this.snapshot.version, ...this.enrolment.status() }),
+        '/debug/workloads': () => ({ node: this.cfg.nodeName, snapshotVersion: this.snapshot.version, ...this.enrolment.status(), sandboxNotFound: this.tracker?.unlocated() ?? [] }),
         '/debug/connections': () => this.connections.list(),
         '/debug/datapath': () => this.deps.datapath.status(),
         '/debug/snapshot': () => this.snapshotSummary(),
@@ -114,6 +133,54 @@ export class NodeAgent {
     }, this.metrics.registry);
     this.ready = true;
     this.deps.log.info({ node: this.cfg.nodeName, source: this.deps.source.name }, 'nodemesh-node ready');
+  }
+
+  private onBatch(b: SourceBatch): void {
+    for (const e of b.skipped) {
+      this.skippedObjects.inc({ kind: e.kind, reason: e.reason });
+      this.deps.log.warn({ kind: e.kind, object: e.object, reason: e.reason, error: e.error }, 'object skipped; the last good state stays in force');
+      this.recentSkipped.push(e);
+    }
+    if (this.recentSkipped.length > RECENT_SKIPPED) this.recentSkipped = this.recentSkipped.slice(-RECENT_SKIPPED);
+    this.applySnapshot(b.changes);
+  }
+
+  private applySnapshot(changes: readonly SnapshotChange[]): void {
+    if (changes.length === 0) return;
+    try {
+      this.snapshot = applyChanges(this.snapshot, changes, this.snapshot.version + 1);
+    } catch (err) {
+      // A bug here must not take the node down: the data path keeps the last good snapshot.
+      this.deps.log.error({ err, changes: changes.length }, 'cannot apply state changes; keeping the last good snapshot');
+      return;
+    }
+    if (!this.synced) return;
+    this.trackLocalPods();
+    void this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
+  }
+
+  /** Local pods the mesh should capture: the tracker finds their sandboxes (Kubernetes source
+   * only). Pods whose sandbox is given by annotation (the sandbox cluster publishing to an API
+   * server) are not looked for. */
+  private trackLocalPods(): void {
+    const tracker = this.tracker;
+    if (!tracker) return;
+    const want = workloadsOnNode(this.snapshot, this.cfg.nodeName)
+      .filter((w) => w.enrolled && (w.phase === 'Pending' || w.phase === 'Running') && (w.netnsPath === undefined || tracker.isTracking(w.uid)));
+    tracker.track(want);
+    this.podsUnlocated.set(tracker.unlocated().length);
+  }
+
+  /** Runtime facts arrive from the tracker while a snapshot is being applied: batch them. */
+  private queueRuntime(uid: string, runtime: PodRuntime | undefined): void {
+    this.pendingRuntime.push({ op: 'pod-runtime', uid, runtime });
+    if (this.pendingRuntime.length === 1) queueMicrotask(() => this.flushRuntime());
+  }
+
+  private flushRuntime(): void {
+    const changes = this.pendingRuntime;
+    this.pendingRuntime = [];
+    this.applySnapshot(changes);
   }
 
   /** After enrolment caught up with a snapshot: certificates for the enrolled pods' service
@@ -147,7 +214,7 @@ export class NodeAgent {
     const s = this.snapshot;
     return {
       version: s.version,
-      sourceErrors: this.sourceErrors,
+      skipped: this.recentSkipped,
       workloads: [...s.workloads.values()],
       services: [...s.services.values()].map((e) => ({ ...e, endpoints: e.endpoints.map((x) => ({ ...x, ports: Object.fromEntries(x.ports) })) })),
       authorizationPolicies: s.authorizationPolicies,
@@ -162,6 +229,7 @@ export class NodeAgent {
     this.ready = false;
     if (this.resync) clearInterval(this.resync);
     this.deps.source.stop();
+    this.tracker?.stop();
     for (const s of this.servers) s.close();
     await this.hboneInbound?.close();
     await this.deps.hbone?.close();

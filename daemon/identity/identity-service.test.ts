@@ -19,7 +19,8 @@ import { NodeCredentialAuthenticator, mintNodeCredentials, writeNodeCredentialsF
 import { CertificateManager, IssuedIdentity } from './certificate-manager';
 import { SandboxSource } from '../sources/sandbox-source';
 import { removeObject, writeObject } from '../sources/object-directory';
-import { Snapshot, buildSnapshot } from '../state/snapshot';
+import type { Snapshot } from '../state/snapshot';
+import { followSource } from '../sources/source';
 import { NodemeshError } from '../errors';
 
 const TD = 'cluster.local';
@@ -74,9 +75,8 @@ async function startHarness(name: string, opts: { maxTtlSeconds?: number; servin
   const logger = pino({ level: 'info' }, sink);
 
   let snapshot: Snapshot | undefined;
-  let version = 0;
   const source = new SandboxSource(objects, 50);
-  await source.start((u) => { snapshot = buildSnapshot(u.resources, ++version); });
+  await followSource(source, (s) => { snapshot = s; });
 
   const clients: IdentityClient[] = [];
   const make = (): IdentityServer => new IdentityServer({

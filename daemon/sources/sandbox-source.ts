@@ -1,24 +1,35 @@
 // State source for the sandbox cluster: watches the object directory that
 // `nodemesh local apply` writes (object-directory.ts). fs.watch gives low latency; a slow
-// poll covers events fs.watch can miss. Unchanged content is not re-delivered.
+// poll covers events fs.watch can miss. Each refresh is compared with the last one and only
+// what changed is delivered. The sandbox has no EndpointSlice controller, so this source
+// derives the slices from Services and Pods as the controller would (state/endpoint-slices.ts):
+// the snapshot reads endpoints from EndpointSlices for both sources.
 import * as fs from 'node:fs';
 import { readAllObjects } from './object-directory';
-import { SourceUpdate, StateSource, toResources } from './source';
+import { SkippedObject, SourceBatch, SourceChange, StateSource, boundedError } from './source';
+import { ACCEPT_ALL, ObjectValidator, convertObject } from './convert';
+import { deriveEndpointSlices } from '../state/endpoint-slices';
+import { RESOURCE_KINDS, Pod, Resource, Service } from '../state/resources';
+
+const keyOf = (r: Resource): string => `${r.kind}/${r.metadata.namespace ?? ''}/${r.metadata.name}`;
 
 export class SandboxSource implements StateSource {
   readonly name: string;
   private watcher: fs.FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
-  private last = '';
-  private onUpdate: ((u: SourceUpdate) => void) | undefined;
+  /** What was delivered last, by kind/ns/name, with its JSON text. */
+  private last = new Map<string, { resource: Resource; text: string }>();
+  private lastSkipped = '';
+  private synced = false;
+  private onBatch: ((b: SourceBatch) => void) | undefined;
 
-  constructor(private readonly dir: string, private readonly pollMs = 1000) {
+  constructor(private readonly dir: string, private readonly pollMs = 1000, private readonly validate: ObjectValidator = ACCEPT_ALL) {
     this.name = `sandbox:${dir}`;
   }
 
-  async start(onUpdate: (u: SourceUpdate) => void): Promise<void> {
-    this.onUpdate = onUpdate;
+  async start(onBatch: (b: SourceBatch) => void): Promise<void> {
+    this.onBatch = onBatch;
     fs.mkdirSync(this.dir, { recursive: true });
     this.watcher = fs.watch(this.dir, () => this.schedule());
     this.watcher.on('error', () => undefined); // the poll keeps us going
@@ -31,7 +42,7 @@ export class SandboxSource implements StateSource {
     this.watcher?.close();
     if (this.poll) clearInterval(this.poll);
     if (this.debounce) clearTimeout(this.debounce);
-    this.onUpdate = undefined;
+    this.onBatch = undefined;
   }
 
   private schedule(): void {
@@ -40,11 +51,37 @@ export class SandboxSource implements StateSource {
   }
 
   private refresh(): void {
-    if (!this.onUpdate) return;
+    if (!this.onBatch) return;
     const { objects, errors } = readAllObjects(this.dir);
-    const text = JSON.stringify(objects) + JSON.stringify(errors);
-    if (text === this.last) return;
-    this.last = text;
-    this.onUpdate({ resources: toResources(objects), errors: errors.map((e) => ({ object: e.file, error: e.error })) });
+    const skipped: SkippedObject[] = errors.map((e) => ({ kind: 'unknown', object: e.file, reason: 'unreadable', error: boundedError(e.error) }));
+    const resources: Resource[] = [];
+    for (const o of objects) {
+      const c = convertObject(o, this.validate);
+      if (c === null) continue;
+      if (c.ok) resources.push(c.resource);
+      else skipped.push({ kind: c.kind, object: c.object, reason: c.reason, error: c.error });
+    }
+    const pods = resources.filter((r): r is Pod => r.kind === 'Pod');
+    for (const s of resources.filter((r): r is Service => r.kind === 'Service')) resources.push(...deriveEndpointSlices(s, pods));
+
+    const next = new Map<string, { resource: Resource; text: string }>();
+    const changes: SourceChange[] = [];
+    for (const r of resources) {
+      const key = keyOf(r);
+      const text = JSON.stringify(r);
+      next.set(key, { resource: r, text });
+      if (this.last.get(key)?.text !== text) changes.push({ op: 'upsert', resource: r });
+    }
+    for (const [key, { resource: r }] of this.last) {
+      if (!next.has(key)) changes.push({ op: 'delete', kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name });
+    }
+    this.last = next;
+    const skippedText = JSON.stringify(skipped);
+    const newSkipped = skippedText !== this.lastSkipped;
+    this.lastSkipped = skippedText;
+    const synced = this.synced ? [] : RESOURCE_KINDS;
+    this.synced = true;
+    if (changes.length === 0 && !newSkipped && synced.length === 0) return;
+    this.onBatch({ changes, synced, skipped: newSkipped ? skipped : [] });
   }
 }

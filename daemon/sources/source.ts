@@ -1,27 +1,62 @@
 // Where the daemon's view of the cluster comes from. Two implementations: the sandbox's
-// object directory (sandbox-source.ts) and Kubernetes informers (a later kube-source.ts).
-// A source delivers the full set of resources on every change; the daemon rebuilds an
-// immutable snapshot from it.
-import type { Resource } from '../state/resources';
+// object directory (sandbox-source.ts) and Kubernetes informers (kube-source.ts). A source
+// delivers incremental batches: objects added or changed (upsert) and removed (delete), the
+// kinds whose first complete list has been delivered (synced), and the objects it skipped.
+// The daemon applies each batch into its immutable snapshot (state/snapshot.ts
+// applyChanges), so an event costs what it touches, not a rebuild of the cluster.
+import type { ResourceKind } from '../state/resources';
+import { EMPTY_SNAPSHOT, Snapshot, SnapshotChange, applyChanges } from '../state/snapshot';
 
-export interface SourceUpdate {
-  resources: Resource[];
-  /** Objects the source could not read; reported, never fatal for the rest. */
-  errors: { object: string; error: string }[];
+/** What a source reports: object upserts and deletes (never pod-runtime facts, which are the node's). */
+export type SourceChange = Extract<SnapshotChange, { op: 'upsert' | 'delete' }>;
+
+/** Why an object was skipped; a fixed set, so it can be a metric label. */
+export type SkipReason = 'unreadable' | 'schema' | 'malformed' | 'gateway-class';
+export const SKIP_REASONS: readonly SkipReason[] = ['unreadable', 'schema', 'malformed', 'gateway-class'];
+
+export interface SkippedObject {
+  /** The object's kind when known (a fixed set, else 'unknown'). */
+  kind: ResourceKind | 'unknown';
+  /** `kind ns/name` or a file name: for logs only, never a metric label. */
+  object: string;
+  reason: SkipReason;
+  /** Bounded in length. */
+  error: string;
+}
+
+export interface SourceBatch {
+  changes: readonly SourceChange[];
+  /** Kinds whose first complete list is in this batch or before it. */
+  synced: readonly ResourceKind[];
+  skipped: readonly SkippedObject[];
 }
 
 export interface StateSource {
   readonly name: string;
-  /** Starts watching; resolves after the first full update has been delivered. */
-  start(onUpdate: (u: SourceUpdate) => void): Promise<void>;
+  /** Starts watching; resolves once every kind it serves has been synced (its first complete
+   * list delivered), so nothing acts on a half-known cluster. */
+  start(onBatch: (b: SourceBatch) => void): Promise<void>;
   stop(): void;
 }
 
-const KINDS = new Set(['Namespace', 'Pod', 'Service', 'AuthorizationPolicy', 'PeerAuthentication']);
+const MAX_ERROR_CHARS = 300;
 
-/** Keeps the kinds the daemon understands; the rest is ignored here (other parts of the
- * system, such as the waypoint, read their own kinds). */
-export function toResources(objects: readonly { kind?: unknown; metadata?: unknown }[]): Resource[] {
-  return objects.filter((o) => typeof o.kind === 'string' && KINDS.has(o.kind) &&
-    typeof o.metadata === 'object' && o.metadata !== null) as unknown as Resource[];
+/** Error text fit for a log line: one line, bounded. */
+export function boundedError(text: string): string {
+  const one = text.replace(/\s+/g, ' ');
+  return one.length > MAX_ERROR_CHARS ? `${one.slice(0, MAX_ERROR_CHARS)}...` : one;
+}
+
+/** Keeps a snapshot up to date from a source, for consumers that only read it (the identity
+ * service's node binding). Resolves when the source has synced. */
+export async function followSource(source: StateSource, onSnapshot: (s: Snapshot) => void,
+  onSkipped: (s: SkippedObject) => void = () => undefined): Promise<() => Snapshot> {
+  let snapshot = EMPTY_SNAPSHOT;
+  await source.start((b) => {
+    for (const s of b.skipped) onSkipped(s);
+    if (b.changes.length === 0 && b.synced.length === 0) return;
+    snapshot = applyChanges(snapshot, b.changes, snapshot.version + 1);
+    onSnapshot(snapshot);
+  });
+  return () => snapshot;
 }

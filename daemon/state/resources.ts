@@ -22,6 +22,18 @@ export interface ObjectMeta {
   annotations?: Labels;
   resourceVersion?: string;
   generation?: number;
+  /** Set when deletion was asked; the object stays until its finalizers and kubelet let go. */
+  deletionTimestamp?: string;
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion?: string;
+  kind: string;
+  name: string;
+  uid?: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
 }
 
 export interface Namespace {
@@ -57,6 +69,8 @@ export interface Pod {
   spec: {
     nodeName?: string;
     serviceAccountName?: string;
+    /** A host-network pod shares the node's namespace and IP: never enrolled, never addressed by IP. */
+    hostNetwork?: boolean;
     containers: Container[];
   };
   status?: {
@@ -64,7 +78,74 @@ export interface Pod {
     podIP?: string;
     podIPs?: { ip: string }[];
     hostIP?: string;
+    conditions?: PodCondition[];
   };
+}
+
+export interface PodCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+}
+
+/** The label an EndpointSlice names its Service with. */
+export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
+export const LABEL_MANAGED_BY = 'endpointslice.kubernetes.io/managed-by';
+
+export interface EndpointConditions {
+  /** nil means ready (API conventions for EndpointConditions). */
+  ready?: boolean;
+  serving?: boolean;
+  terminating?: boolean;
+}
+
+export interface SliceEndpoint {
+  addresses: string[];
+  conditions?: EndpointConditions;
+  nodeName?: string;
+  targetRef?: { kind?: string; namespace?: string; name?: string; uid?: string };
+}
+
+export interface EndpointPort {
+  /** Matches the Service port's name ('' or absent for a single unnamed port). */
+  name?: string;
+  port?: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  appProtocol?: string;
+}
+
+export interface EndpointSlice {
+  apiVersion: 'discovery.k8s.io/v1';
+  kind: 'EndpointSlice';
+  metadata: ObjectMeta;
+  addressType: 'IPv4' | 'IPv6' | 'FQDN';
+  endpoints: SliceEndpoint[];
+  ports?: EndpointPort[];
+}
+
+// --- gateway.networking.k8s.io, stored for the waypoint ------------------------------------
+
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+export const WAYPOINT_GATEWAY_CLASS = 'nodemesh-waypoint';
+
+export interface Gateway {
+  apiVersion: string;
+  kind: 'Gateway';
+  metadata: ObjectMeta;
+  spec: { gatewayClassName: string; listeners?: unknown[]; [k: string]: unknown };
+}
+
+export interface HTTPRoute {
+  apiVersion: string;
+  kind: 'HTTPRoute';
+  metadata: ObjectMeta;
+  spec: { parentRefs?: unknown[]; rules?: unknown[]; [k: string]: unknown };
+}
+
+export interface GRPCRoute {
+  apiVersion: string;
+  kind: 'GRPCRoute';
+  metadata: ObjectMeta;
+  spec: { parentRefs?: unknown[]; rules?: unknown[]; [k: string]: unknown };
 }
 
 export interface ServicePort {
@@ -87,7 +168,17 @@ export interface Service {
   };
 }
 
-export type Resource = Namespace | Pod | Service | AuthorizationPolicy | PeerAuthentication;
+export type Resource = Namespace | Pod | Service | EndpointSlice | AuthorizationPolicy | PeerAuthentication | Gateway | HTTPRoute | GRPCRoute;
+export type ResourceKind = Resource['kind'];
+export const RESOURCE_KINDS: readonly ResourceKind[] = Object.freeze([
+  'Namespace', 'Pod', 'Service', 'EndpointSlice', 'AuthorizationPolicy', 'PeerAuthentication', 'Gateway', 'HTTPRoute', 'GRPCRoute',
+] as ResourceKind[]);
+
+/** The Pod's Ready condition; undefined when the kubelet has not reported one. */
+export function podReadyCondition(pod: Pod): boolean | undefined {
+  const c = pod.status?.conditions?.find((x) => x.type === 'Ready');
+  return c ? c.status === 'True' : undefined;
+}
 
 /** Kubernetes equality-based selector semantics: every key must be present with that value. */
 export function labelsMatch(selector: Labels | undefined, labels: Labels | undefined): boolean {
