@@ -69,7 +69,16 @@ export interface Outcome { verdict: Verdict; cause: ConnectionCause; reason: str
 export const CONNECT_TIMEOUT_MS = 5_000;
 const MAX_ATTEMPTS = 3;
 
-export const peerWorkload = (w: Workload): PeerWorkload => ({ uid: w.uid, namespace: w.namespace, name: w.name, owner: workloadOwner(w) });
+/** Snapshot workloads are immutable and live until the next snapshot: one ref each. */
+const refs = new WeakMap<Workload, PeerWorkload>();
+export function peerWorkload(w: Workload): PeerWorkload {
+  let r = refs.get(w);
+  if (!r) {
+    r = Object.freeze({ uid: w.uid, namespace: w.namespace, name: w.name, owner: workloadOwner(w) });
+    refs.set(w, r);
+  }
+  return r;
+}
 
 const family = (s: net.Socket): 4 | 6 => (s.remoteFamily === 'IPv6' && !s.remoteAddress?.startsWith('::ffff:') ? 6 : 4);
 
