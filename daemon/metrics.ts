@@ -1,7 +1,10 @@
-// Prometheus metrics of the node daemon (served on 15020). Labels are bounded: workload
-// names and verdicts, never addresses or ports.
+// Prometheus metrics of the node daemon (served on 15020). Labels are bounded: every value
+// comes from the mesh's own state (workload owners from the snapshot, identities that passed
+// verification, causes from a fixed list), never addresses, ports or anything a peer sent.
+// The label children of each (direction, workloads, identities) are bound once and kept, so a
+// connection costs a map lookup and a few increments, not a label hash per counter.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ConnectionRecord } from './proxy/connection-table';
+import type { LiveConnection, Peer, Verdict } from './proxy/connection-table';
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -33,24 +36,61 @@ export class NodeMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_node_' });
   }
 
-  private labels(r: ConnectionRecord) {
-    const name = (p?: { workload?: { namespace: string; name: string }; service?: { namespace: string; name: string } }) =>
-      p?.workload ? `${p.workload.namespace}/${p.workload.name}` : p?.service ? `${p.service.namespace}/${p.service.name}` : 'unknown';
-    return {
-      direction: r.direction, source_workload: name(r.source), destination_workload: name(r.originalDestination),
-      source_identity: r.sourceIdentity ?? 'none', destination_identity: r.destinationIdentity ?? 'none',
-    };
+  /** Bound label children per connection kind; as bounded as the label values themselves. */
+  private readonly series = new Map<string, Series>();
+
+  private seriesOf(r: LiveConnection): Series {
+    const src = name(r.source);
+    const dst = name(r.originalDestination);
+    const sid = r.sourceIdentity ?? 'none';
+    const did = r.destinationIdentity ?? 'none';
+    const key = `${r.direction}|${src}|${dst}|${sid}|${did}`;
+    let s = this.series.get(key);
+    if (!s) {
+      const l = { direction: r.direction, source_workload: src, destination_workload: dst, source_identity: sid, destination_identity: did };
+      s = {
+        labels: l, opened: {}, closed: {}, denied: new Map(),
+        sent: this.bytesSent.labels(l), received: this.bytesReceived.labels(l),
+      };
+      this.series.set(key, s);
+    }
+    return s;
   }
 
-  opened(r: ConnectionRecord): void {
-    this.connectionsOpened.inc({ ...this.labels(r), verdict: r.verdict });
+  opened(r: LiveConnection): void {
+    const s = this.seriesOf(r);
+    (s.opened[r.verdict] ??= this.connectionsOpened.labels({ ...s.labels, verdict: r.verdict })).inc();
   }
 
-  closed(r: ConnectionRecord): void {
-    const l = this.labels(r);
-    this.connectionsClosed.inc({ ...l, verdict: r.verdict });
-    if (r.verdict === 'deny') this.denied.inc({ direction: r.direction, destination_workload: l.destination_workload, reason: r.reason.split(':')[0] });
-    if (r.bytesSent) this.bytesSent.inc(l, r.bytesSent);
-    if (r.bytesReceived) this.bytesReceived.inc(l, r.bytesReceived);
+  closed(r: LiveConnection): void {
+    const s = this.seriesOf(r);
+    (s.closed[r.verdict] ??= this.connectionsClosed.labels({ ...s.labels, verdict: r.verdict })).inc();
+    if (r.verdict === 'deny') {
+      let d = s.denied.get(r.cause);
+      if (!d) {
+        d = this.denied.labels({ direction: r.direction, destination_workload: s.labels.destination_workload, reason: r.cause });
+        s.denied.set(r.cause, d);
+      }
+      d.inc();
+    }
+    if (r.bytesSent) s.sent.inc(r.bytesSent);
+    if (r.bytesReceived) s.received.inc(r.bytesReceived);
   }
+}
+
+interface Bound { inc(v?: number): void }
+interface Series {
+  labels: { direction: string; source_workload: string; destination_workload: string; source_identity: string; destination_identity: string };
+  opened: Partial<Record<Verdict, Bound>>;
+  closed: Partial<Record<Verdict, Bound>>;
+  denied: Map<string, Bound>;
+  sent: Bound;
+  received: Bound;
+}
+
+/** A peer's metric name: `namespace/owner` of its workload, else the Service, else 'unknown'. */
+function name(p: Peer): string {
+  if (p.workload) return `${p.workload.namespace}/${p.workload.owner ?? p.workload.name}`;
+  if (p.service) return `${p.service.namespace}/${p.service.name}`;
+  return 'unknown';
 }

@@ -77,7 +77,9 @@ test('node agent: enrolment follows labels; outbound goes to the recorded origin
 
   // No record from the hook: refused (fail closed), never forwarded somewhere by guess.
   const stray = net.connect({ port: outboundPort, host: '127.0.0.1' });
+  const strayError = new Promise<string | undefined>((r) => stray.once('error', (e: NodeJS.ErrnoException) => r(e.code)));
   await new Promise((r) => stray.once('close', r));
+  assert.equal(await strayError, 'ECONNRESET', 'the refusal is a reset the app sees');
   await until(() => agent.connections.list().closed.length === 2);
   assert.equal(agent.connections.list().closed[1].reason, 'NODEMESH_E_ORIGINAL_DST_MISSING');
 

@@ -94,4 +94,20 @@ describe('native addon: arguments and errors', () => {
       n.closeFd(fd);
     }
   });
+
+  it('creates sockets through a namespace fd kept open (socketInNetnsFd)', () => {
+    const own = n.netnsCookie('/proc/self/ns/net');
+    const ns = n.netnsOpen('/proc/self/ns/net');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const fd = n.socketInNetnsFd(ns, 4, '127.0.0.1', 0, 0, -1, 0);
+        try { assert.equal(n.socketNetnsCookie(fd), own); } finally { n.closeFd(fd); }
+      }
+      assert.throws(() => n.socketInNetnsFd(ns, 4, '::1', 0, 0, -1, 0), /not an IPv4 address.*usage: socketInNetnsFd/);
+      assert.throws(() => n.socketInNetnsFd(ns, 5, '', 0, 0, -1, 0), /usage: socketInNetnsFd/);
+    } finally {
+      n.closeFd(ns);
+    }
+    assert.throws(() => n.netnsOpen('/nonexistent/netns'), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT');
+  });
 });

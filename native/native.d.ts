@@ -68,6 +68,13 @@ export interface NativeBinding {
    */
   socketInNetns(netnsPath: string, family: number, bindAddress: string, bindPort: number,
     mark: number, backlog: number, flags: number): number;
+  /** Opens the namespace at netnsPath (O_RDONLY | O_CLOEXEC) for socketInNetnsFd; the caller
+   * keeps the fd per pod and closes it with closeFd when the pod goes. */
+  netnsOpen(netnsPath: string): number;
+  /** socketInNetns with the namespace already open (netnsOpen): no path lookups per socket,
+   * only the two setns calls (none when it is the caller's own namespace). */
+  socketInNetnsFd(netnsFd: number, family: number, bindAddress: string, bindPort: number,
+    mark: number, backlog: number, flags: number): number;
   /** SO_NETNS_COOKIE of the namespace at netnsPath (through a throwaway socket in it). */
   netnsCookie(netnsPath: string): bigint;
   /** SO_NETNS_COOKIE of the namespace a socket lives in. */

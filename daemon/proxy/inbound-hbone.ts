@@ -9,10 +9,10 @@ import type { IssuedIdentity } from '../tunnel/tls-identity';
 import { INBOUND_PASSTHROUGH_SOURCE_V4 } from '../redirection/datapath';
 import type { SocketFactory } from '../redirection/socket-factory';
 import { inboundVerdict } from '../policy/inbound';
-import { workloadRef } from '../routing/decide';
+import { spiffeIdOf } from '../routing/decide';
 import type { Snapshot } from '../state/snapshot';
-import type { ConnectionTable } from './connection-table';
-import type { IdentitySource, PodContext } from './outbound';
+import type { ConnectionCause, ConnectionTable } from './connection-table';
+import { peerWorkload, type IdentitySource, type PodContext } from './outbound';
 
 interface Entry { ctx: PodContext; server?: HboneServer; pending?: Promise<void>; removed?: boolean }
 
@@ -54,6 +54,7 @@ export class HboneInbound {
     e.removed = true;
     this.pods.delete(uid);
     await e.server?.close({ timeoutMs: 2000 });
+    this.deps.sockets.release(e.ctx.netnsPath);
   }
 
   uids(): string[] { return [...this.pods.keys()]; }
@@ -89,7 +90,7 @@ export class HboneInbound {
         const s = this.deps.snapshot();
         const dest = s.workloads.get(w.uid) ?? w;
         const v = inboundVerdict(s, dest, { principal: c.sourceId, ip: c.sourceAddress }, c.destination.port);
-        return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}` };
+        return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}`, code: v.reason };
       },
       connectApp: (port) => this.deps.sockets.connect(e.ctx.netnsPath, { family: 4, host: w.ips[0], port, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 }),
       onConnection: (ev) => this.record(e.ctx, ev),
@@ -97,16 +98,29 @@ export class HboneInbound {
   }
 
   private record(ctx: PodContext, ev: HboneConnectionEvent): void {
-    const s = this.deps.snapshot();
-    const from = s.workloadsByIP.get(ev.sourceAddress);
-    const podRef = workloadRef(ctx.workload);
+    const from = this.deps.snapshot().workloadsByIP.get(ev.sourceAddress);
+    const me = peerWorkload(ctx.workload);
     this.deps.connections.addFinished({
-      direction: 'inbound-hbone', pod: podRef,
-      source: { address: ev.sourceAddress, workload: from && workloadRef(from) },
-      originalDestination: { address: ev.destination ?? '-', workload: podRef },
+      direction: 'inbound-hbone', pod: me,
+      source: { address: ev.sourceAddress, workload: from && peerWorkload(from) },
+      originalDestination: { address: ev.destination ?? '-', workload: me },
       upstream: ev.destination, path: 'hbone', sourceIdentity: ev.sourceId,
-      destinationIdentity: `spiffe://${this.deps.trustDomain}/ns/${ctx.workload.namespace}/sa/${ctx.workload.serviceAccount}`,
-      verdict: ev.verdict, reason: ev.reason,
-    }, { sent: ev.bytesSent, received: ev.bytesReceived }, ev.openedAt, ev.error ? new Error(ev.error) : undefined);
+      destinationIdentity: spiffeIdOf(this.deps.trustDomain, ctx.workload),
+      verdict: ev.verdict, cause: causeOf(ev), reason: ev.reason,
+    }, ev.bytesSent, ev.bytesReceived, ev.openedAtMs, ev.error ? new Error(ev.error) : undefined);
+  }
+}
+
+const POLICY_CODES: ReadonlySet<string> = new Set<ConnectionCause>(['peer-authentication-strict', 'denied-by-policy', 'no-allow-policy-matched']);
+
+/** The server's outcome as a connection cause; the deny code is ours (authorize above). */
+function causeOf(ev: HboneConnectionEvent): ConnectionCause {
+  switch (ev.outcome) {
+    case 'allowed': return 'allowed';
+    case 'bad-request': return 'bad-request';
+    case 'denied': return ev.denyCode && POLICY_CODES.has(ev.denyCode) ? ev.denyCode as ConnectionCause : 'denied-by-policy';
+    case 'upstream-failed': return 'upstream-failed';
+    case 'tunnel-failed': return 'tunnel-failed';
+    case 'closed': return 'closed-by-policy';
   }
 }

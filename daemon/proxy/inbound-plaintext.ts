@@ -7,9 +7,9 @@
 import type * as net from 'node:net';
 import { INBOUND_PASSTHROUGH_SOURCE_V4, MESH_PORTS } from '../redirection/datapath';
 import { inboundVerdict } from '../policy/inbound';
-import { workloadRef } from '../routing/decide';
 import { formatAuthority } from '../tunnel/authority';
-import type { PodContext, ProxyDeps } from './outbound';
+import { peerWorkload, reset, type PodContext, type ProxyDeps } from './outbound';
+import type { ConnectionCause } from './connection-table';
 import { pipeBoth } from './pipe';
 import { whenConnected } from './connect';
 
@@ -20,26 +20,26 @@ export function handleInboundPlaintext(deps: Pick<ProxyDeps, 'sockets' | 'snapsh
   client.on('error', () => undefined);
   const snapshot = deps.snapshot();
   const w = snapshot.workloads.get(pod.workload.uid) ?? pod.workload;
-  const podRef = workloadRef(w);
+  const podRef = peerWorkload(w);
   const srcIP = bare(client.remoteAddress ?? '');
   const from = snapshot.workloadsByIP.get(srcIP);
-  const source = { address: formatAuthority(srcIP, client.remotePort ?? 0), workload: from && workloadRef(from) };
+  const source = { address: formatAuthority(srcIP, client.remotePort ?? 0), workload: from && peerWorkload(from) };
   const dstIP = bare(client.localAddress ?? '');
   const dstPort = client.localPort ?? 0;
   const originalDestination = { address: formatAuthority(dstIP, dstPort), workload: podRef };
-  const deny = (reason: string) => {
-    const rec = deps.connections.add({ direction: 'inbound-plaintext', pod: podRef, source, originalDestination, verdict: 'deny', reason });
-    client.destroy();
-    deps.connections.close(rec, { sent: 0, received: 0 });
+  const deny = (cause: ConnectionCause, reason: string) => {
+    const rec = deps.connections.add({ direction: 'inbound-plaintext', pod: podRef, source, originalDestination, verdict: 'deny', cause, reason });
+    reset(client);
+    deps.connections.close(rec, 0, 0);
   };
-  if (MESH.has(dstPort) || !w.ips.includes(dstIP)) return deny('destination is not an app port of this pod');
+  if (MESH.has(dstPort) || !w.ips.includes(dstIP)) return deny('not-an-app-port', 'destination is not an app port of this pod');
   const subject = { ip: srcIP };
   const v = inboundVerdict(snapshot, w, subject, dstPort);
-  if (!v.allow) return deny(`${v.reason}: ${v.message}`);
+  if (!v.allow) return deny(v.reason, `${v.reason}: ${v.message}`);
 
   const rec = deps.connections.add({
     direction: 'inbound-plaintext', pod: podRef, source, originalDestination, upstream: originalDestination.address, path: 'passthrough',
-    verdict: 'allow', reason: `plaintext accepted (PeerAuthentication ${v.mode}${v.policy ? `, AuthorizationPolicy ${v.policy}` : ''})`,
+    verdict: 'allow', cause: 'allowed', reason: `plaintext accepted (PeerAuthentication ${v.mode}${v.policy ? `, AuthorizationPolicy ${v.policy}` : ''})`,
   });
   client.pause();
   let closedBy: string | undefined;
@@ -48,8 +48,8 @@ export function handleInboundPlaintext(deps: Pick<ProxyDeps, 'sockets' | 'snapsh
   whenConnected(app, 5_000, originalDestination.address).then(() => client.resume(), () => undefined);
   void pipeBoth(client, app).then(({ error }) => {
     forget();
-    if (closedBy) { rec.verdict = 'deny'; rec.reason = `closed: ${closedBy}`; }
-    else if (error && !app.bytesWritten && !app.bytesRead) rec.verdict = 'error';
-    deps.connections.close(rec, { sent: client.bytesRead, received: client.bytesWritten }, error);
+    if (closedBy) { rec.verdict = 'deny'; rec.cause = 'closed-by-policy'; rec.reason = `closed: ${closedBy}`; }
+    else if (error && !app.bytesWritten && !app.bytesRead) { rec.verdict = 'error'; rec.cause = 'upstream-failed'; }
+    deps.connections.close(rec, client.bytesRead, client.bytesWritten, error);
   });
 }

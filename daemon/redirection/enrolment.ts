@@ -153,6 +153,7 @@ export class EnrolmentController {
     // Kernel first, so no new connection is steered to a listener that is going away.
     await this.deps.datapath.unenrol(uid);
     for (const s of p.servers) s.close(); // open connections finish on their own
+    this.deps.sockets.release(p.ctx.netnsPath);
     const w = p.ctx.workload;
     this.deps.log.info({ pod: `${w.namespace}/${w.name}`, uid }, 'pod unenrolled');
   }

@@ -15,6 +15,8 @@ export interface SocketFactory {
   /** Starts an outbound connection from inside the namespace (listen for 'connect'/'error'). */
   connect(netnsPath: string, opts: ConnectOptions): net.Socket;
   netnsCookie(netnsPath: string): bigint;
+  /** The pod at netnsPath is gone: drop what the factory keeps for its namespace. */
+  release(netnsPath: string): void;
 }
 
 const SO_REUSEADDR = 1;
@@ -34,7 +36,27 @@ function adoptListener(fd: number, onConnection: (s: net.Socket) => void): Promi
 }
 
 export class NetnsSocketFactory implements SocketFactory {
+  /** One open fd per pod namespace: a socket then costs socket() and two setns, not two
+   * procfs opens as well. Held until release() (the pod left this node). */
+  private readonly nsFds = new Map<string, number>();
+
   constructor(private readonly native: NativeBinding, private readonly mark = DAEMON_SOCKET_MARK) {}
+
+  private nsFd(netnsPath: string): number {
+    let fd = this.nsFds.get(netnsPath);
+    if (fd === undefined) {
+      fd = this.native.netnsOpen(netnsPath);
+      this.nsFds.set(netnsPath, fd);
+    }
+    return fd;
+  }
+
+  release(netnsPath: string): void {
+    const fd = this.nsFds.get(netnsPath);
+    if (fd === undefined) return;
+    this.nsFds.delete(netnsPath);
+    this.native.closeFd(fd);
+  }
 
   async listen(netnsPath: string, opts: ListenOptions, onConnection: (s: net.Socket) => void) {
     const fd = this.native.socketInNetns(netnsPath, opts.family, opts.host, opts.port, this.mark,
@@ -50,7 +72,7 @@ export class NetnsSocketFactory implements SocketFactory {
   }
 
   connect(netnsPath: string, opts: ConnectOptions): net.Socket {
-    const fd = this.native.socketInNetns(netnsPath, opts.family, opts.localAddress ?? '', 0, this.mark, -1, 0);
+    const fd = this.native.socketInNetnsFd(this.nsFd(netnsPath), opts.family, opts.localAddress ?? '', 0, this.mark, -1, 0);
     const s = new net.Socket({ fd, allowHalfOpen: true });
     s.connect({ port: opts.port, host: opts.host });
     return s;
@@ -80,6 +102,10 @@ export class LoopbackSocketFactory implements SocketFactory {
     // Tests run in the host namespace: never let a pod address leak out as real traffic.
     if (!/^(127\.|::1$|::ffff:127\.)/.test(opts.host)) throw new Error(`LoopbackSocketFactory refuses ${opts.host}: only loopback addresses in tests`);
     return net.connect({ port: opts.port, host: opts.host, allowHalfOpen: true });
+  }
+
+  release(netnsPath: string): void {
+    this.cookies.delete(netnsPath);
   }
 
   netnsCookie(netnsPath: string): bigint {

@@ -46,3 +46,9 @@ export function canonicalIp(ip: string): string {
     return ip.toLowerCase();
   }
 }
+
+/** The key of one endpoint (ip and port) in sets of endpoints, e.g. those a connection has
+ * already tried (routing/decide.ts builds the same key). */
+export function endpointKey(address: string, port: number): string {
+  return `${address}:${port}`;
+}

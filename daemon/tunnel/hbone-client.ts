@@ -118,8 +118,8 @@ export class HboneClient {
     if (expectedTrustDomains(req.expectedServerIds).length === 0) {
       throw new TypeError(`HboneConnectRequest.expectedServerIds ${JSON.stringify(req.expectedServerIds)} holds no SPIFFE ID: the destination identity must be known`);
     }
-    for (const name of Object.keys(req.headers ?? {})) {
-      if (name.startsWith(':')) throw new TypeError(`HboneConnectRequest.headers may not set pseudo-header ${name}`);
+    for (const name in req.headers) {
+      if (name.charCodeAt(0) === 58 /* ':' */) throw new TypeError(`HboneConnectRequest.headers may not set pseudo-header ${name}`);
     }
     const cred = this.credentialsFor(req.source);
     const key = poolKey(req);
@@ -519,10 +519,28 @@ class ClientSession {
 
 function noop(): void { /* see callers */ }
 
+/** Trust domain per SPIFFE ID seen (null: not a SPIFFE ID). Bounded by the identities the
+ * mesh knows; parsing on every connect showed in the new-connection profile. */
+const trustDomainCache = new Map<string, string | null>();
+
+function trustDomainOfId(id: string): string | null {
+  let td = trustDomainCache.get(id);
+  if (td === undefined) {
+    td = parseSpiffeId(id)?.trustDomain ?? null;
+    if (trustDomainCache.size >= 10_000) trustDomainCache.clear();
+    trustDomainCache.set(id, td);
+  }
+  return td;
+}
+
 function expectedTrustDomains(ids: string[]): string[] {
+  if (ids.length === 1) {
+    const td = trustDomainOfId(ids[0]);
+    return td ? [td] : [];
+  }
   const out: string[] = [];
   for (const id of ids) {
-    const td = parseSpiffeId(id)?.trustDomain;
+    const td = trustDomainOfId(id);
     if (td && !out.includes(td)) out.push(td);
   }
   return out;

@@ -3,8 +3,9 @@
 // with the 64 KiB HTTP/2 default a single stream could not fill a fast link, and the
 // connection window would serialise all of them (ztunnel uses MiB-sized windows too).
 import type * as http2 from 'node:http2';
+import { MESH_PORTS } from '../redirection/datapath';
 
-export const HBONE_PORT = 15008;
+export const HBONE_PORT = MESH_PORTS.inboundHbone;
 export const HBONE_ALPN = 'h2';
 
 /** Response header carrying why a CONNECT was refused (400/403/503). */

@@ -26,7 +26,11 @@ import {
 
 const { NGHTTP2_CANCEL, NGHTTP2_INADEQUATE_SECURITY } = http2.constants;
 
-export type AuthorizeVerdict = { allow: true } | { allow: false; reason: string };
+/** `code`: why, from the authorizer's fixed list (reported as `denyCode`; never peer text). */
+export type AuthorizeVerdict = { allow: true } | { allow: false; reason: string; code?: string };
+
+/** How a stream ended, from a fixed list: what metrics may use (`reason` is for people). */
+export type HboneOutcome = 'allowed' | 'bad-request' | 'denied' | 'upstream-failed' | 'tunnel-failed' | 'closed';
 
 export interface HboneRequestContext {
   /** Verified SPIFFE ID of the client certificate. */
@@ -44,13 +48,17 @@ export interface HboneConnectionEvent {
   /** The `:authority` as sent. */
   destination?: string;
   verdict: 'allow' | 'deny' | 'error';
+  outcome: HboneOutcome;
+  /** The authorizer's code when it denied. */
+  denyCode?: string;
   /** The HTTP status answered (0 when the client went away before an answer). */
   status: number;
   reason: string;
   /** Bytes from the source to the app, and back. */
   bytesSent: number;
   bytesReceived: number;
-  openedAt: Date;
+  /** Epoch milliseconds. */
+  openedAtMs: number;
   durationMs: number;
   error?: string;
 }
@@ -275,27 +283,27 @@ export class HboneServer {
   }
 
   private async onStream(s: InboundSession, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): Promise<void> {
-    const openedAt = this.now();
+    const openedAtMs = Date.now();
     const authority = headers[':authority'];
     const method = headers[':method'];
     stream.on('error', (e) => this.log.debug({ peer: s.peer, authority, err: e.message }, 'HBONE stream error'));
-    const refuse = (status: number, verdict: 'deny' | 'error', reason: string, extra: http2.OutgoingHttpHeaders = {}): void => {
+    const refuse = (status: number, verdict: 'deny' | 'error', outcome: HboneOutcome, reason: string, extra: http2.OutgoingHttpHeaders = {}, denyCode?: string): void => {
       if (verdict === 'deny') this.counters.denied++; else this.counters.failed++;
       if (!stream.closed && !stream.destroyed && !stream.headersSent) {
         stream.respond({ ':status': status, [REASON_HEADER]: headerSafe(reason), ...extra }, { endStream: true });
       }
-      this.report({ sourceId: s.sourceId, sourceAddress: s.sourceAddress, destination: authority, verdict, status, reason, bytesSent: 0, bytesReceived: 0, openedAt, durationMs: this.now().getTime() - openedAt.getTime() });
+      this.report({ sourceId: s.sourceId, sourceAddress: s.sourceAddress, destination: authority, verdict, outcome, denyCode, status, reason, bytesSent: 0, bytesReceived: 0, openedAtMs, durationMs: Date.now() - openedAtMs });
     };
 
     if (method !== 'CONNECT') {
-      refuse(405, 'deny', `method ${method} is not allowed: the HBONE port only tunnels CONNECT`, { allow: 'CONNECT' });
+      refuse(405, 'deny', 'bad-request', `method ${method} is not allowed: the HBONE port only tunnels CONNECT`, { allow: 'CONNECT' });
       return;
     }
     const parsed = parseAuthority(authority);
-    if (!parsed.ok) { refuse(400, 'deny', parsed.reason); return; }
+    if (!parsed.ok) { refuse(400, 'deny', 'bad-request', parsed.reason); return; }
     const destination = parsed.value;
     if (!this.podIPs.has(destination.address)) {
-      refuse(400, 'deny', `authority ${authority} names another pod; this HBONE listener serves ${[...this.podIPs].join(', ')}`);
+      refuse(400, 'deny', 'bad-request', `authority ${authority} names another pod; this HBONE listener serves ${[...this.podIPs].join(', ')}`);
       return;
     }
     let sourceId: string;
@@ -314,12 +322,12 @@ export class HboneServer {
     } catch (e) {
       verdict = { allow: false, reason: `authorization could not be evaluated (${(e as Error).message}); failing closed` };
     }
-    if (!verdict.allow) { refuse(403, 'deny', verdict.reason); return; }
+    if (!verdict.allow) { refuse(403, 'deny', 'denied', verdict.reason, {}, verdict.code); return; }
     if (stream.closed || stream.destroyed) return;
 
     const connected = await this.connectApp(destination.port, stream);
     if (!connected.ok) {
-      if (connected.reason) refuse(503, 'error', connected.reason);
+      if (connected.reason) refuse(503, 'error', 'upstream-failed', connected.reason);
       return;
     }
     const app = connected.app;
@@ -335,10 +343,11 @@ export class HboneServer {
     this.report({
       sourceId, sourceAddress: s.sourceAddress, destination: authority,
       verdict: rec.closedReason !== undefined ? 'deny' : error ? 'error' : 'allow',
+      outcome: rec.closedReason !== undefined ? 'closed' : error ? 'tunnel-failed' : 'allowed',
       status: 200,
       reason: rec.closedReason ?? (error ? (result.failedSide === 'socket' ? `the app connection failed: ${error.message}` : error.message) : 'allowed'),
       bytesSent: app.bytesWritten, bytesReceived: app.bytesRead,
-      openedAt, durationMs: this.now().getTime() - openedAt.getTime(),
+      openedAtMs, durationMs: Date.now() - openedAtMs,
       ...(error ? { error: error.message } : {}),
     });
   }

@@ -93,6 +93,47 @@ bool InNetns(const std::string& path, SysErr* e, Fn fn) {
   return ok;
 }
 
+// The calling thread's own namespace, opened once: the daemon creates a socket in a pod's
+// namespace per upstream connection, and opening /proc/thread-self/ns/net (a procfs walk and
+// an nsfs inode) every time cost more than the two setns calls themselves.
+struct SelfNs {
+  int fd = -1;
+  struct stat st {};
+};
+thread_local SelfNs self_ns;
+
+bool SelfNetns(SysErr* e) {
+  if (self_ns.fd >= 0) return true;
+  int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return e->Set("open", "/proc/thread-self/ns/net");
+  if (fstat(fd, &self_ns.st) != 0) {
+    e->Set("fstat", "/proc/thread-self/ns/net");
+    close(fd);
+    return false;
+  }
+  self_ns.fd = fd;
+  return true;
+}
+
+// Like InNetns, with the target namespace already open (an fd the caller keeps per pod).
+template <typename Fn>
+bool InNetnsFd(int target, const std::string& what, SysErr* e, Fn fn) {
+  if (!SelfNetns(e)) return false;
+  struct stat st_target {};
+  if (fstat(target, &st_target) != 0) return e->Set("fstat", what);
+  if (st_target.st_dev == self_ns.st.st_dev && st_target.st_ino == self_ns.st.st_ino) return fn(e);
+  if (setns(target, CLONE_NEWNET) != 0) return e->Set("setns", what);
+  bool ok = fn(e);
+  int saved = errno;
+  if (setns(self_ns.fd, CLONE_NEWNET) != 0) {
+    fprintf(stderr, "nodemesh native: FATAL: cannot return to the original network namespace after entering %s: %s\n",
+            what.c_str(), strerror(errno));
+    abort();
+  }
+  errno = saved;
+  return ok;
+}
+
 bool SetOpt(int fd, int level, int name, int value, const char* what, SysErr* e) {
   if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) return e->Set("setsockopt", what);
   return true;
@@ -146,37 +187,88 @@ bool MakeSocket(int family, const std::string& bind_addr, int port, uint32_t mar
 constexpr const char* kSocketUsage =
     "socketInNetns(netnsPath: string, family: 4 | 6, bindAddress: string, bindPort: number, mark: number, "
     "backlog: number, flags: number): number  (flags: 1 SO_REUSEADDR, 2 IP_FREEBIND, 4 IPV6_V6ONLY, 8 IP_TRANSPARENT)";
+constexpr const char* kSocketFdUsage =
+    "socketInNetnsFd(netnsFd: number, family: 4 | 6, bindAddress: string, bindPort: number, mark: number, "
+    "backlog: number, flags: number): number  (flags: 1 SO_REUSEADDR, 2 IP_FREEBIND, 4 IPV6_V6ONLY, 8 IP_TRANSPARENT)";
+
+struct SocketArgs {
+  std::string addr;
+  int64_t family, port, mark, backlog, flags;
+};
+
+// Arguments 1..6 of socketInNetns / socketInNetnsFd (argument 0 names the namespace).
+bool ParseSocketArgs(const Napi::CallbackInfo& info, const char* fn, const char* usage, SocketArgs* a) {
+  Napi::Env env = info.Env();
+  if (!ArgInt(info, 1, 4, 6, &a->family, usage) || !ArgString(info, 2, &a->addr, usage) ||
+      !ArgInt(info, 3, 0, 65535, &a->port, usage) || !ArgInt(info, 4, 0, UINT32_MAX, &a->mark, usage) ||
+      !ArgInt(info, 5, INT32_MIN, INT32_MAX, &a->backlog, usage) || !ArgInt(info, 6, 0, kFlagsAll, &a->flags, usage))
+    return false;
+  if (a->family != 4 && a->family != 6) {
+    ThrowType(env, usage);
+    return false;
+  }
+  if (!a->addr.empty()) {
+    unsigned char probe[sizeof(in6_addr)];
+    if (inet_pton(a->family == 4 ? AF_INET : AF_INET6, a->addr.c_str(), probe) != 1) {
+      Napi::TypeError::New(env, std::string(fn) + ": bindAddress " + a->addr + " is not an IPv" + std::to_string(a->family) +
+                                    " address; usage: " + usage).ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  return true;
+}
+
+// Creates the socket inside the namespace open as nsfd; throws and returns undefined on failure.
+Napi::Value SocketIn(Napi::Env env, int nsfd, const std::string& what, const SocketArgs& a) {
+  SysErr e;
+  int fd = -1;
+  bool ok = InNetnsFd(nsfd, what, &e, [&](SysErr* err) {
+    return MakeSocket(static_cast<int>(a.family), a.addr, static_cast<int>(a.port), static_cast<uint32_t>(a.mark),
+                      static_cast<int>(a.backlog), static_cast<int>(a.flags), &fd, err);
+  });
+  if (!ok) {
+    ThrowErrno(env, e.err, e.syscall, e.what + " in " + what);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
 
 Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path, addr;
-  int64_t family, port, mark, backlog, flags;
+  std::string path;
+  SocketArgs a;
   if (!ArgCount(info, 7, kSocketUsage) || !ArgString(info, 0, &path, kSocketUsage) ||
-      !ArgInt(info, 1, 4, 6, &family, kSocketUsage) || !ArgString(info, 2, &addr, kSocketUsage) ||
-      !ArgInt(info, 3, 0, 65535, &port, kSocketUsage) || !ArgInt(info, 4, 0, UINT32_MAX, &mark, kSocketUsage) ||
-      !ArgInt(info, 5, INT32_MIN, INT32_MAX, &backlog, kSocketUsage) ||
-      !ArgInt(info, 6, 0, kFlagsAll, &flags, kSocketUsage))
+      !ParseSocketArgs(info, "socketInNetns", kSocketUsage, &a))
     return env.Undefined();
-  if (family != 4 && family != 6) {
-    ThrowType(env, kSocketUsage);
+  int nsfd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) {
+    ThrowErrno(env, errno, "open", path);
     return env.Undefined();
   }
-  if (!addr.empty()) {
-    unsigned char probe[sizeof(in6_addr)];
-    if (inet_pton(family == 4 ? AF_INET : AF_INET6, addr.c_str(), probe) != 1) {
-      Napi::TypeError::New(env, "socketInNetns: bindAddress " + addr + " is not an IPv" + std::to_string(family) +
-                                    " address; usage: " + kSocketUsage).ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
-  SysErr e;
-  int fd = -1;
-  bool ok = InNetns(path, &e, [&](SysErr* err) {
-    return MakeSocket(static_cast<int>(family), addr, static_cast<int>(port), static_cast<uint32_t>(mark),
-                      static_cast<int>(backlog), static_cast<int>(flags), &fd, err);
-  });
-  if (!ok) {
-    ThrowErrno(env, e.err, e.syscall, e.what + " in " + path);
+  Napi::Value r = SocketIn(env, nsfd, path, a);
+  close(nsfd);
+  return r;
+}
+
+Napi::Value SocketInNetnsFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t nsfd;
+  SocketArgs a;
+  if (!ArgCount(info, 7, kSocketFdUsage) || !ArgInt(info, 0, 0, INT32_MAX, &nsfd, kSocketFdUsage) ||
+      !ParseSocketArgs(info, "socketInNetnsFd", kSocketFdUsage, &a))
+    return env.Undefined();
+  return SocketIn(env, static_cast<int>(nsfd), "namespace fd " + std::to_string(nsfd), a);
+}
+
+constexpr const char* kNetnsOpenUsage = "netnsOpen(netnsPath: string): number";
+
+Napi::Value NetnsOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!ArgCount(info, 1, kNetnsOpenUsage) || !ArgString(info, 0, &path, kNetnsOpenUsage)) return env.Undefined();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    ThrowErrno(env, errno, "open", path);
     return env.Undefined();
   }
   return Napi::Number::New(env, fd);
@@ -260,6 +352,8 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 
 void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("socketInNetns", Napi::Function::New(env, SocketInNetns, "socketInNetns"));
+  exports.Set("socketInNetnsFd", Napi::Function::New(env, SocketInNetnsFd, "socketInNetnsFd"));
+  exports.Set("netnsOpen", Napi::Function::New(env, NetnsOpen, "netnsOpen"));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookie, "netnsCookie"));
   exports.Set("socketNetnsCookie", Napi::Function::New(env, SocketNetnsCookie, "socketNetnsCookie"));
   exports.Set("socketCookie", Napi::Function::New(env, SocketCookie, "socketCookie"));
