@@ -238,7 +238,7 @@ export class WaypointController {
     return this.write(`${path}/status`, {
       method: 'PATCH', path: `${path}/status`, contentType: 'application/merge-patch+json',
       body: { metadata: { resourceVersion: obj.metadata.resourceVersion }, status }, query: { fieldManager: FIELD_MANAGER },
-    }, [200]);
+    }, [200, 404]); // 404: deleted meanwhile; its watch event follows
   }
 
   private async deleteWaypoint(d: KubeObject): Promise<boolean> {
