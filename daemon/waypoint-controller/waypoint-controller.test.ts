@@ -13,6 +13,7 @@ import { waypointControllerRbac, WAYPOINT_CONTROLLER_NAME } from '../../installe
 import { toPlain } from '../../installer/manifests/render';
 import { defaultValues } from '../../installer/manifests/values';
 import { WaypointController } from './waypoint-controller';
+import { desiredWaypointObjects } from './gateway-objects';
 import type { KubeObject } from './kube-object';
 
 const NS = 'nodemesh-system';
@@ -181,6 +182,15 @@ test('deleting the Gateway deletes its waypoint objects', async () => {
   s.store.delete(GW_API, 'Gateway', 'waypoint', 'shop');
   await until('objects deleted', () => ['v1/Service', 'v1/ServiceAccount', 'apps/v1/Deployment']
     .every((k) => !get(k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1), 'waypoint', 'shop')));
+});
+
+test('objects a Gateway left behind (deleted while no controller ran) are deleted; look-alikes it does not own stay', async () => {
+  const [sa, , svc] = desiredWaypointObjects(defaultValues(), { metadata: { name: 'ghost', namespace: 'shop', uid: 'gone-uid' } });
+  s.store.create(sa as never);
+  s.store.create(svc as never);
+  s.store.create({ ...sa, metadata: { ...sa.metadata, name: 'look-alike', ownerReferences: undefined } } as never);
+  await until('left-overs deleted', () => !get('v1', 'ServiceAccount', 'ghost', 'shop') && !get('v1', 'Service', 'ghost', 'shop'));
+  assert.ok(get('v1', 'ServiceAccount', 'look-alike', 'shop'));
 });
 
 test('two controllers, one Lease: only the leader writes; the other takes over when it stops', async () => {

@@ -23,6 +23,8 @@ const GW = '/apis/gateway.networking.k8s.io/v1';
 export const WAYPOINT_CONTROLLER_DEFAULTS = Object.freeze({
   leaseName: WAYPOINT_CONTROLLER_NAME,
   leaseDurationSeconds: 15,
+  /** Everything is applied again this often, so a hand edit of a waypoint object is put back. */
+  resyncMs: 300_000,
   retryPeriodMs: 2000,
   backoff: { initialMs: 500, maxMs: 30_000 },
 });
@@ -39,6 +41,7 @@ export interface WaypointControllerOptions {
   leaseDurationSeconds?: number;
   retryPeriodMs?: number;
   backoff?: { initialMs: number; maxMs: number };
+  resyncMs?: number;
 }
 
 export interface WaypointControllerStats {
@@ -59,13 +62,14 @@ function objectPath(o: KubeObject): string {
 
 export class WaypointController {
   readonly stats: WaypointControllerStats = { reconciles: 0, writes: 0, writeFailures: 0, malformedObjects: 0, otherClassGateways: 0 };
-  private readonly caches: Record<'gateways' | 'gatewayClasses' | 'httpRoutes' | 'grpcRoutes' | 'services' | 'namespaces' | 'deployments', ResourceCache>;
+  private readonly caches: Record<'gateways' | 'gatewayClasses' | 'httpRoutes' | 'grpcRoutes' | 'services' | 'namespaces' | 'deployments' | 'serviceAccounts', ResourceCache>;
   private readonly lease: LeaderLease;
   private readonly log: Logger;
   /** What was last applied per object, so an unchanged object is not applied again. */
   private readonly applied = new Map<string, string>();
   private readonly reported = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private resync: NodeJS.Timeout | undefined;
   private running = false;
   private dirty = false;
   private stopped = true;
@@ -86,6 +90,7 @@ export class WaypointController {
       services: cache('/api/v1/services'),
       namespaces: cache('/api/v1/namespaces'),
       deployments: cache('/apis/apps/v1/deployments', WAYPOINT_OBJECT_SELECTOR),
+      serviceAccounts: cache('/api/v1/serviceaccounts', WAYPOINT_OBJECT_SELECTOR),
     };
     this.lease = new LeaderLease(o.kc, {
       namespace: o.leaseNamespace, name: o.leaseName ?? WAYPOINT_CONTROLLER_DEFAULTS.leaseName, identity: o.identity,
@@ -102,11 +107,14 @@ export class WaypointController {
     this.stopped = false;
     for (const c of Object.values(this.caches)) c.start();
     this.lease.start();
+    this.resync = setInterval(() => { this.applied.clear(); this.schedule(); }, this.o.resyncMs ?? WAYPOINT_CONTROLLER_DEFAULTS.resyncMs);
+    this.resync.unref?.();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.resync) clearInterval(this.resync);
     for (const c of Object.values(this.caches)) c.stop();
     await this.lease.stop();
   }
@@ -154,7 +162,7 @@ export class WaypointController {
     if (!this.lease.isLeader()) return true;
     const c = this.caches;
     // Never delete what a Gateway owns before every Gateway is known.
-    if (!c.gateways.synced || !c.deployments.synced || !c.services.synced) return true;
+    if (![c.gateways, c.deployments, c.services, c.serviceAccounts].every((x) => x.synced)) return true;
     this.stats.reconciles++;
     const now = kubeTime(Date.now());
     let ok = true;
@@ -178,9 +186,14 @@ export class WaypointController {
         ok = (await this.patchStatus(`${GW}/namespaces/${gw.metadata.namespace}/gateways/${gw.metadata.name}`, gw, status)) && ok;
       }
     }
-    for (const d of c.deployments.all()) {
-      const owner = owningGateway(d);
-      if (owner && !wanted.has(owner)) ok = (await this.deleteWaypoint(d)) && ok;
+    // What a Gateway that is gone (or changed class) left behind, kind by kind: a delete that
+    // failed half way is found again on the next pass.
+    // Items of built-in lists carry no kind, hence the explicit one. The Deployment goes last.
+    for (const [cache, apiVersion, kind] of [[c.services, 'v1', 'Service'], [c.serviceAccounts, 'v1', 'ServiceAccount'], [c.deployments, 'apps/v1', 'Deployment']] as const) {
+      for (const o of cache.all()) {
+        const owner = owningGateway(o);
+        if (owner && !wanted.has(owner)) ok = (await this.deleteOrphan({ ...o, apiVersion, kind })) && ok;
+      }
     }
     const gc = c.gatewayClasses.get(undefined, WAYPOINT_CLASS);
     const gcStatus = gc && gatewayClassStatus(gc, now);
@@ -221,8 +234,8 @@ export class WaypointController {
   private async applyIfChanged(obj: KubeObject): Promise<boolean> {
     const path = objectPath(obj);
     const body = JSON.stringify(obj);
-    const cached = obj.kind === 'Deployment' ? this.caches.deployments.get(obj.metadata.namespace, obj.metadata.name)
-      : obj.kind === 'Service' ? this.caches.services.get(obj.metadata.namespace, obj.metadata.name) : true;
+    const cache = { Deployment: this.caches.deployments, Service: this.caches.services, ServiceAccount: this.caches.serviceAccounts }[obj.kind ?? ''];
+    const cached = cache?.get(obj.metadata.namespace, obj.metadata.name);
     if (this.applied.get(path) === body && cached) return true;
     // force: these objects are the controller's; a hand edit of a field it sets is put back.
     const ok = await this.write(path, {
@@ -241,17 +254,11 @@ export class WaypointController {
     }, [200, 404]); // 404: deleted meanwhile; its watch event follows
   }
 
-  private async deleteWaypoint(d: KubeObject): Promise<boolean> {
-    // Service and ServiceAccount first, the Deployment last: it is what finds the rest on the
-    // next pass if a delete fails half way.
-    let ok = true;
-    for (const obj of [{ apiVersion: 'v1', kind: 'Service' }, { apiVersion: 'v1', kind: 'ServiceAccount' }, { apiVersion: 'apps/v1', kind: 'Deployment' }]) {
-      const path = objectPath({ ...obj, metadata: { name: d.metadata.name, namespace: d.metadata.namespace } });
-      this.applied.delete(path);
-      if (!ok) break;
-      ok = await this.write(path, { method: 'DELETE', path, query: { propagationPolicy: 'Background' } }, [200, 202, 404]);
-    }
-    if (ok) this.log.info({ waypoint: keyOf(d.metadata.namespace, d.metadata.name) }, 'Gateway gone; waypoint objects deleted');
+  private async deleteOrphan(o: KubeObject): Promise<boolean> {
+    const path = objectPath(o);
+    this.applied.delete(path);
+    const ok = await this.write(path, { method: 'DELETE', path, query: { propagationPolicy: 'Background' } }, [200, 202, 404]);
+    if (ok) this.log.info({ object: `${o.kind} ${keyOf(o.metadata.namespace, o.metadata.name)}` }, 'waypoint object of a Gateway that is gone deleted');
     return ok;
   }
 }

@@ -1,5 +1,6 @@
 // RBAC for the waypoint controller that runs inside nodemesh-identity (its ServiceAccount):
-// read Gateways, GatewayClasses, routes, Services and Namespaces; write only status on the
+// read Gateways, GatewayClasses, routes, Services and Namespaces (and list what it made, to find
+// what a deleted Gateway left behind); write only status on the
 // Gateway API objects; create, apply and delete the waypoint Deployment, Service and
 // ServiceAccount (server-side apply is a patch; an apply that creates also needs create); no
 // get/update of those, no Secrets, no pods. The leader-election Lease is one object, by name,
@@ -27,7 +28,7 @@ export function waypointControllerRbac(v: ManifestValues): [ClusterRole, Cluster
         // Which Services and namespaces use a waypoint; a waypoint Service's cluster IP.
         { apiGroups: [''], resources: ['namespaces'], verbs: WATCH },
         { apiGroups: [''], resources: ['services'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
-        { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['create', 'patch', 'delete'] },
+        { apiGroups: [''], resources: ['serviceaccounts'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
         { apiGroups: ['apps'], resources: ['deployments'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
       ],
     }),
