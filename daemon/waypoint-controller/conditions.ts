@@ -23,8 +23,12 @@ export function condition(
 
 /** Equal but for transition times: whether a write would change anything that matters. */
 export function sameIgnoringTimes(a: unknown, b: unknown): boolean {
-  const strip = (v: unknown): unknown => JSON.parse(JSON.stringify(v ?? null, (k, x) => (k === 'lastTransitionTime' ? undefined : x)));
-  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
+  return withoutTimes(a) === withoutTimes(b);
+}
+
+/** JSON of a status without its transition times. */
+export function withoutTimes(v: unknown): string {
+  return JSON.stringify(v ?? null, (k, x) => (k === 'lastTransitionTime' ? undefined : x));
 }
 
 /** metav1.Time: RFC 3339 in seconds, as the API server stores it. */

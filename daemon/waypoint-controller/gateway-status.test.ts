@@ -5,7 +5,8 @@ import type { KubeObject } from './kube-object';
 
 const NOW = '2026-01-01T00:00:10Z';
 const BEFORE = '2026-01-01T00:00:00Z';
-const gw = (status?: unknown): KubeObject => ({ metadata: { name: 'wp', namespace: 'shop', generation: 3 }, spec: { gatewayClassName: 'nodemesh-waypoint' }, status });
+const MESH = [{ name: 'mesh', port: 15008, protocol: 'HBONE' }];
+const gw = (status?: unknown, listeners: unknown[] = MESH): KubeObject => ({ metadata: { name: 'wp', namespace: 'shop', generation: 3 }, spec: { gatewayClassName: 'nodemesh-waypoint', listeners }, status });
 const dep = (availableReplicas?: number): KubeObject => ({ metadata: { name: 'wp', namespace: 'shop' }, status: { availableReplicas } });
 const svc = (clusterIP?: string): KubeObject => ({ metadata: { name: 'wp', namespace: 'shop' }, spec: { clusterIP } });
 
@@ -25,6 +26,27 @@ test('Programmed follows the Deployment and the Service address', () => {
     assert.deepEqual([accepted.status, accepted.reason, accepted.observedGeneration], ['True', 'Accepted', 3], name);
     assert.deepEqual([programmed.status, programmed.reason, programmed.observedGeneration], [status, reason, 3], name);
     assert.deepEqual(st.addresses, addrs.map((value) => ({ type: 'IPAddress', value })), name);
+    const [mesh] = st.listeners;
+    assert.deepEqual([mesh.name, mesh.attachedRoutes], ['mesh', 0], name);
+    assert.deepEqual(mesh.conditions.map((c) => [c.type, c.status, c.reason]),
+      [['Accepted', 'True', 'Accepted'], ['Programmed', status, status === 'True' ? 'Programmed' : 'Pending'], ['ResolvedRefs', 'True', 'ResolvedRefs']], name);
+  }
+});
+
+test('listeners other than HBONE are not accepted', () => {
+  const cases: [string, unknown[], [string, string]][] = [
+    ['HBONE only', MESH, ['True', 'Accepted']],
+    ['no listeners', [], ['True', 'Accepted']],
+    ['one HTTP listener next to HBONE', [...MESH, { name: 'http', port: 80, protocol: 'HTTP' }], ['True', 'ListenersNotValid']],
+    ['HTTP only', [{ name: 'http', port: 80, protocol: 'HTTP' }], ['False', 'ListenersNotValid']],
+  ];
+  for (const [name, listeners, accepted] of cases) {
+    const st = gatewayStatus(gw(undefined, listeners), dep(1), svc('10.96.0.20'), NOW);
+    assert.deepEqual([st.conditions[0].status, st.conditions[0].reason], accepted, name);
+    for (const l of st.listeners) {
+      const a = l.conditions.find((c) => c.type === 'Accepted')!;
+      assert.deepEqual([a.status, a.reason], l.name === 'mesh' ? ['True', 'Accepted'] : ['False', 'UnsupportedProtocol'], `${name}: ${l.name}`);
+    }
   }
 });
 

@@ -1,8 +1,8 @@
 // Leader election for the controller's writers: the replicas of nodemesh-identity all watch,
 // only the holder of one coordination.k8s.io/v1 Lease writes. Every retryPeriod a candidate
 // reads the Lease and acts (lease-decision.ts); writes carry the resourceVersion read, so a
-// 409 means another candidate won. A leader that could not renew within the Lease's duration
-// steps down before anyone else may take over.
+// 409 means another candidate won. A leader that could not renew within two thirds of the
+// Lease's duration (client-go's renew deadline) steps down before anyone else may take over.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { kubeRequest, statusMessage } from '../identity/kube-rest';
@@ -28,7 +28,7 @@ export class LeaderLease {
   constructor(private readonly kc: KubeConfig, private readonly o: LeaderLeaseOptions) {}
 
   isLeader(): boolean {
-    return this.leader && Date.now() - this.lastRenewMs < this.o.leaseDurationSeconds * 1000;
+    return this.leader && Date.now() - this.lastRenewMs < (this.o.leaseDurationSeconds * 1000 * 2) / 3;
   }
 
   start(): void {

@@ -78,7 +78,9 @@ export class ResourceCache {
     if (this.stopped) return;
     this.failures++;
     const delay = backoffDelay(this.failures - 1, this.o.backoff ?? { initialMs: 500, maxMs: 30_000 });
-    this.o.log.warn({ path: this.o.path, status: e.statusCode, err: e.message, retryInMs: Math.round(delay), failures: this.failures },
+    // Loud on the first failure and every tenth (a missing CRD fails for as long as it is missing).
+    const level = this.failures === 1 || this.failures % 10 === 0 ? 'warn' : 'debug';
+    this.o.log[level]({ path: this.o.path, status: e.statusCode, err: e.message, retryInMs: Math.round(delay), failures: this.failures },
       'list/watch failed; keeping the last state and retrying');
     this.retry = setTimeout(() => { this.retry = undefined; if (!this.stopped) this.start(); }, delay);
     this.retry.unref?.();

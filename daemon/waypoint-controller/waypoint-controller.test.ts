@@ -68,7 +68,7 @@ function controller(kubeconfig: string, identity: string): WaypointController {
   kc.loadFromFile(kubeconfig);
   const c = new WaypointController({
     kc, values: defaultValues(), log, leaseNamespace: NS, identity,
-    leaseDurationSeconds: 2, retryPeriodMs: 200, backoff: { initialMs: 100, maxMs: 1000 },
+    leaseDurationSeconds: 5, retryPeriodMs: 200, backoff: { initialMs: 100, maxMs: 1000 },
   });
   controllers.push(c);
   c.start();
@@ -127,6 +127,8 @@ test('a nodemesh-waypoint Gateway becomes a Deployment, Service and ServiceAccou
   assert.equal(condition(ready, 'Programmed').reason, 'Programmed');
   assert.equal(condition(ready, 'Programmed').observedGeneration, gw.metadata.generation);
   assert.deepEqual(ready.status.addresses, [{ type: 'IPAddress', value: objs[2].spec.clusterIP }]);
+  assert.deepEqual(ready.status.listeners.map((l: { name: string; conditions: { type: string; status: string }[] }) => [l.name, l.conditions.map((c) => `${c.type}=${c.status}`)]),
+    [['mesh', ['Accepted=True', 'Programmed=True', 'ResolvedRefs=True']]]);
 });
 
 test('a Gateway of another class or without a class gets nothing', async () => {
@@ -169,9 +171,11 @@ test('routes with Service parents: Accepted/ResolvedRefs with a waypoint, NoMatc
 test('the API server going away and compacting history: the controller relists and catches up', async () => {
   const gatewayLists = () => s.requests.filter((r) => r.resource === 'gateways' && r.method === 'GET' && !/watch=/.test(r.query) && r.code === 200).length;
   const listsBefore = gatewayLists();
-  await s.faults.goAway(500);
-  s.faults.compact();
+  const away = s.faults.goAway(1000); // every connection is dropped at once
+  // A change the watches miss, then compaction: resuming a watch from before it is 410 Gone.
   gateway('after-outage', 'nodemesh-waypoint');
+  s.faults.compact();
+  await away;
   await until('objects for a Gateway made while away', () => get('apps/v1', 'Deployment', 'after-outage', 'shop'));
   assert.ok(gatewayLists() > listsBefore, 'relisted after 410');
   s.store.delete(GW_API, 'Gateway', 'after-outage', 'shop');

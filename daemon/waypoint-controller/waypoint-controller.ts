@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { ManifestValues } from '../../installer/manifests/values';
 import { WAYPOINT_CONTROLLER_NAME } from '../../installer/manifests/waypoint-controller-rbac';
 import { kubeRequest, statusMessage } from '../identity/kube-rest';
-import { kubeTime, sameIgnoringTimes } from './conditions';
+import { kubeTime, sameIgnoringTimes, withoutTimes } from './conditions';
 import { classifyGateway, desiredWaypointObjects, owningGateway, WAYPOINT_OBJECT_SELECTOR } from './gateway-objects';
 import { gatewayClassStatus, gatewayStatus } from './gateway-status';
 import { FIELD_MANAGER, WAYPOINT_CLASS, keyOf, type KubeObject } from './kube-object';
@@ -67,6 +67,9 @@ export class WaypointController {
   private readonly log: Logger;
   /** What was last applied per object, so an unchanged object is not applied again. */
   private readonly applied = new Map<string, string>();
+  /** The status last written per object version: a pass that runs before the object's own
+   * watch event arrives does not write it again (it would only get a 409). */
+  private readonly statusWritten = new Map<string, string>();
   private readonly reported = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private resync: NodeJS.Timeout | undefined;
@@ -97,7 +100,7 @@ export class WaypointController {
       leaseDurationSeconds: o.leaseDurationSeconds ?? WAYPOINT_CONTROLLER_DEFAULTS.leaseDurationSeconds,
       retryPeriodMs: o.retryPeriodMs ?? WAYPOINT_CONTROLLER_DEFAULTS.retryPeriodMs,
       log: this.log,
-      onLeadershipChange: (leader) => { if (leader) { this.applied.clear(); this.schedule(); } },
+      onLeadershipChange: (leader) => { if (leader) { this.applied.clear(); this.statusWritten.clear(); this.schedule(); } },
     });
   }
 
@@ -182,7 +185,7 @@ export class WaypointController {
       wanted.add(keyOf(gw.metadata.namespace, gw.metadata.name));
       for (const obj of desiredWaypointObjects(this.o.values, gw)) ok = (await this.applyIfChanged(obj)) && ok;
       const status = gatewayStatus(gw, c.deployments.get(gw.metadata.namespace, gw.metadata.name), c.services.get(gw.metadata.namespace, gw.metadata.name), now);
-      if (!sameIgnoringTimes(status, { conditions: gw.status?.conditions, addresses: gw.status?.addresses ?? [] })) {
+      if (!sameIgnoringTimes(status, { conditions: gw.status?.conditions, addresses: gw.status?.addresses ?? [], listeners: gw.status?.listeners ?? [] })) {
         ok = (await this.patchStatus(`${GW}/namespaces/${gw.metadata.namespace}/gateways/${gw.metadata.name}`, gw, status)) && ok;
       }
     }
@@ -248,10 +251,15 @@ export class WaypointController {
   private async patchStatus(path: string, obj: KubeObject, status: unknown): Promise<boolean> {
     // The resourceVersion makes the patch conditional: status computed from a stale object
     // gets a 409 and is recomputed, never overwrites someone else's newer entries.
-    return this.write(`${path}/status`, {
+    const memo = `${obj.metadata.resourceVersion}|${withoutTimes(status)}`;
+    if (this.statusWritten.get(path) === memo) return true;
+    const ok = await this.write(`${path}/status`, {
       method: 'PATCH', path: `${path}/status`, contentType: 'application/merge-patch+json',
       body: { metadata: { resourceVersion: obj.metadata.resourceVersion }, status }, query: { fieldManager: FIELD_MANAGER },
     }, [200, 404]); // 404: deleted meanwhile; its watch event follows
+    if (this.statusWritten.size > 10_000) this.statusWritten.clear();
+    if (ok) this.statusWritten.set(path, memo);
+    return ok;
   }
 
   private async deleteOrphan(o: KubeObject): Promise<boolean> {
