@@ -17,6 +17,7 @@ import type { Snapshot } from './state/snapshot';
 import { followSource } from './sources/source';
 import { createLogger } from './log';
 import { DaemonErrors, NodemeshError } from './errors';
+import { startWaypointController } from './waypoint-controller/start-controller';
 
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -47,6 +48,8 @@ async function main(): Promise<void> {
     const nodes = new KubeNodeBinding(kubeListNodePods(kc));
     binding = (node, ns, sa) => nodes.check(node, ns, sa);
     describe = { source: 'kube', server: kc.getCurrentCluster()?.server, audience: src.audience, nodeServiceAccount: `${src.nodeServiceAccount.namespace}/${src.nodeServiceAccount.name}` };
+    // Gateways of class nodemesh-waypoint -> waypoint Deployments; only the Lease holder writes.
+    stopSource = startWaypointController(kc, process.env, { trustDomain: cfg.trustDomain, logLevel: cfg.logLevel, namespace: src.caSecret.namespace }, log);
   } else {
     ({ ca, created } = await loadOrCreateMeshCA(cfg.caDir, cfg.trustDomain));
     const source = new SandboxSource(src.objectsDir);

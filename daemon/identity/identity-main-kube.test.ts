@@ -15,6 +15,7 @@ import { IdentityClient } from './identity-client';
 import { loadIdentityClientConfig } from './identity-client-config';
 import { verifyPeerChain } from './ca';
 import { identityRbac, serviceAccounts } from '../../installer/manifests/rbac';
+import { waypointControllerRbac } from '../../installer/manifests/waypoint-controller-rbac';
 import { toPlain } from '../../installer/manifests/render';
 import { defaultValues } from '../../installer/manifests/values';
 import { NodemeshError } from '../errors';
@@ -31,7 +32,7 @@ before(async () => {
   const s = server.store;
   for (const ns of [NS, 'shop']) s.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   const v = defaultValues();
-  for (const o of toPlain([...serviceAccounts(v), ...identityRbac(v)])) s.apply(o as never);
+  for (const o of toPlain([...serviceAccounts(v), ...identityRbac(v), ...waypointControllerRbac(v)])) s.apply(o as never);
   s.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'api', namespace: 'shop' } });
   s.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'nodemesh-ca', namespace: NS }, type: 'Opaque' });
   s.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'nodemesh-ca-root', namespace: NS } });
@@ -113,6 +114,10 @@ test('two kube-mode replicas, least-privilege RBAC, one CA; TokenReview and node
       client.close();
     }
   }
+  // The waypoint controller inside: of the two replicas exactly one holds its Lease.
+  const leaders = () => replicas.filter((r) => r.lines.some((l) => l.msg === 'became the waypoint controller leader')).length;
+  for (const end = Date.now() + 10_000; leaders() === 0 && Date.now() < end;) await new Promise((res) => setTimeout(res, 100));
+  assert.equal(leaders(), 1);
   // Nothing was refused for lack of RBAC: the rendered Roles are enough.
   const forbidden = server.requests.filter((r) => r.user.includes('nodemesh-identity') && r.code === 403);
   assert.deepEqual(forbidden, []);

@@ -47,6 +47,11 @@ export function identityDeployment(v: ManifestValues): Deployment {
               { name: 'NODEMESH_TOKEN_AUDIENCE', value: IDENTITY_TOKEN_AUDIENCE },
               { name: 'NODEMESH_NODE_SERVICE_ACCOUNT', value: `${NAMESPACE}/${NODE_NAME}` },
               { name: 'NODEMESH_IDENTITY_DNS_NAMES', value: IDENTITY_DNS_NAMES.join(',') },
+              // The waypoint controller renders waypoints with this install's image.
+              { name: 'NODEMESH_IMAGE_REPOSITORY', value: v.imageRepository },
+              { name: 'NODEMESH_VERSION', value: v.version },
+              { name: 'NODEMESH_IMAGE_PULL_POLICY', value: v.imagePullPolicy },
+              { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
             ],
             ports: [{ name: 'grpc-identity', containerPort: IDENTITY_PORT, protocol: 'TCP' }],
             readinessProbe: { tcpSocket: { port: IDENTITY_PORT }, periodSeconds: 5 },

@@ -5,6 +5,7 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { commonLabels } from './labels';
 import { loadCrds } from './crd-objects';
 import { serviceAccounts, nodeRbac, identityRbac } from './rbac';
+import { waypointControllerRbac } from './waypoint-controller-rbac';
 import { caRootConfigMap, caSecret } from './ca-objects';
 import { identityDeployment, identityPdb, identityService } from './identity-objects';
 import { nodeDaemonSet } from './node-daemonset';
@@ -43,6 +44,7 @@ export function installModels(v: ManifestValues, opts: { crdDir?: string } = {})
     ...serviceAccounts(v),
     ...nodeRbac(v),
     ...identityRbac(v),
+    ...waypointControllerRbac(v),
     caSecret(v),
     caRootConfigMap(v),
     identityService(v),

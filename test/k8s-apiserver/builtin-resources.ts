@@ -220,6 +220,8 @@ export const BUILTIN_RESOURCES: ResourceType[] = [
       ? [FieldErrors.invalid('spec', obj.spec, 'minAvailable and maxUnavailable cannot be both set')]
       : []),
   }),
+  // Leader election (the waypoint controller in nodemesh-identity): plain storage, as the real one.
+  builtin({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true }),
   builtin({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', kind: 'Role', namespaced: true, nameRule: 'path-segment' }),
   builtin({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', kind: 'RoleBinding', namespaced: true, nameRule: 'path-segment', validate: roleRefProblems }),
   builtin({ group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterroles', kind: 'ClusterRole', namespaced: false, nameRule: 'path-segment' }),

@@ -1,0 +1,37 @@
+// What a Gateway of class nodemesh-waypoint should become: the installer's waypoint template
+// (installer/manifests/waypoint-objects.ts) rendered for it, owned by it. Pure.
+import { waypointObjects, GATEWAY_NAME_LABEL, WAYPOINT_COMPONENT } from '../../installer/manifests/waypoint-objects';
+import { toPlain } from '../../installer/manifests/render';
+import type { ManifestValues } from '../../installer/manifests/values';
+import { WAYPOINT_CLASS, type KubeObject } from './kube-object';
+
+export type GatewayVerdict =
+  | { kind: 'waypoint' }
+  | { kind: 'other-class'; className: string }
+  | { kind: 'malformed'; reason: string };
+
+export function classifyGateway(gw: KubeObject): GatewayVerdict {
+  const cls = gw.spec?.gatewayClassName;
+  if (typeof cls !== 'string' || cls === '') return { kind: 'malformed', reason: 'spec.gatewayClassName missing' };
+  if (cls !== WAYPOINT_CLASS) return { kind: 'other-class', className: cls };
+  if (!gw.metadata.namespace) return { kind: 'malformed', reason: 'metadata.namespace missing' };
+  if (!gw.metadata.uid) return { kind: 'malformed', reason: 'metadata.uid missing' };
+  return { kind: 'waypoint' };
+}
+
+/** ServiceAccount, Deployment, Service for the Gateway, as plain JSON ready to apply. */
+export function desiredWaypointObjects(values: ManifestValues, gw: KubeObject): KubeObject[] {
+  return toPlain(waypointObjects(values, { name: gw.metadata.name, namespace: gw.metadata.namespace ?? '', uid: gw.metadata.uid })) as KubeObject[];
+}
+
+/** The Gateway (namespace/name) an object was made for, if the controller made it. */
+export function owningGateway(o: KubeObject): string | undefined {
+  const labels = o.metadata.labels ?? {};
+  if (labels['app.kubernetes.io/component'] !== WAYPOINT_COMPONENT || !labels[GATEWAY_NAME_LABEL]) return undefined;
+  const owner = (o.metadata.ownerReferences ?? []).find((r) => r.kind === 'Gateway' && r.controller === true);
+  if (!owner) return undefined;
+  return `${o.metadata.namespace ?? ''}/${owner.name}`;
+}
+
+/** The label selector that finds what the controller made. */
+export const WAYPOINT_OBJECT_SELECTOR = `app.kubernetes.io/component=${WAYPOINT_COMPONENT},${GATEWAY_NAME_LABEL}`;
