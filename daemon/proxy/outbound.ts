@@ -6,7 +6,7 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Datapath } from '../redirection/datapath';
-import { INBOUND_PASSTHROUGH_SOURCE_V4 } from '../redirection/datapath';
+import { appConnection } from '../redirection/datapath';
 import type { SocketFactory } from '../redirection/socket-factory';
 import { decide, spiffeIdOf, workloadRef } from '../routing/decide';
 import type { PowerOfTwoChoices } from '../routing/balancer';
@@ -142,7 +142,7 @@ async function run(deps: ProxyDeps, pod: PodContext, client: net.Socket, dst: { 
       const subject = { principal: rec.sourceIdentity, ip: w.ips[0] ?? '' };
       const v = inboundVerdict(snapshot, d.destination, subject, d.authority.port);
       if (!v.allow) { untrack(); return finish('deny', `${v.reason}: ${v.message}`); }
-      const app = await whenConnected(deps.sockets.connect(dest.netnsPath, { family: 4, host: d.authority.address, port: d.authority.port, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 }), CONNECT_TIMEOUT_MS, endpointText);
+      const app = await whenConnected(deps.sockets.connect(dest.netnsPath, { ...appConnection(d.authority.address), host: d.authority.address, port: d.authority.port }), CONNECT_TIMEOUT_MS, endpointText);
       Object.assign(rec, { upstream: endpointText, path: 'local', reason: 'same node' });
       let closedBy: string | undefined;
       const forget = deps.openInbound.add({

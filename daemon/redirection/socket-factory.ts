@@ -1,10 +1,10 @@
 // How the daemon gets sockets inside pods' network namespaces. The netns implementation
-// creates them natively (setns there and back on one thread) and hands the fd to Node;
-// every socket is marked so the capture programs skip it (no loop). Tests use the loopback
-// implementation, which ignores namespaces.
+// creates them natively (setns there and back on one thread) and hands the fd to Node; the
+// capture programs skip them because they are connected from the daemon's cgroup (no mark:
+// a pod could set the same mark). Tests use the loopback implementation, which ignores
+// namespaces.
 import * as net from 'node:net';
 import type { NativeBinding } from '../../native/native';
-import { DAEMON_SOCKET_MARK } from './datapath';
 
 export interface ListenOptions { family: 4 | 6; host: string; port: number; backlog?: number }
 export interface ConnectOptions { family: 4 | 6; host: string; port: number; localAddress?: string }
@@ -17,8 +17,15 @@ export interface SocketFactory {
   netnsCookie(netnsPath: string): bigint;
 }
 
-const SO_REUSEADDR = 1;
-const V6ONLY = 4;
+/** socketInNetns flags (native/native.d.ts). */
+export const SOCKET_FLAGS = Object.freeze({ reuseAddr: 1, v6Only: 4, reusePort: 16 });
+
+/** Every listener the daemon owns is SO_REUSEPORT: during a restart the new daemon binds the
+ * same addresses while the old one still serves, and the kernel (net.ipv4.tcp_migrate_req)
+ * moves what is queued on the old listener to the new one when the old closes. */
+export function listenerFlags(family: 4 | 6): number {
+  return SOCKET_FLAGS.reuseAddr | SOCKET_FLAGS.reusePort | (family === 6 ? SOCKET_FLAGS.v6Only : 0);
+}
 
 function serverFd(server: net.Server): number {
   const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -34,11 +41,11 @@ function adoptListener(fd: number, onConnection: (s: net.Socket) => void): Promi
 }
 
 export class NetnsSocketFactory implements SocketFactory {
-  constructor(private readonly native: NativeBinding, private readonly mark = DAEMON_SOCKET_MARK) {}
+  constructor(private readonly native: NativeBinding) {}
 
   async listen(netnsPath: string, opts: ListenOptions, onConnection: (s: net.Socket) => void) {
-    const fd = this.native.socketInNetns(netnsPath, opts.family, opts.host, opts.port, this.mark,
-      opts.backlog ?? 511, SO_REUSEADDR | (opts.family === 6 ? V6ONLY : 0));
+    const fd = this.native.socketInNetns(netnsPath, opts.family, opts.host, opts.port, 0,
+      opts.backlog ?? 511, listenerFlags(opts.family));
     let server: net.Server;
     try {
       server = await adoptListener(fd, onConnection);
@@ -50,7 +57,7 @@ export class NetnsSocketFactory implements SocketFactory {
   }
 
   connect(netnsPath: string, opts: ConnectOptions): net.Socket {
-    const fd = this.native.socketInNetns(netnsPath, opts.family, opts.localAddress ?? '', 0, this.mark, -1, 0);
+    const fd = this.native.socketInNetns(netnsPath, opts.family, opts.localAddress ?? '', 0, 0, -1, 0);
     const s = new net.Socket({ fd, allowHalfOpen: true });
     s.connect({ port: opts.port, host: opts.host });
     return s;
@@ -87,4 +94,23 @@ export class LoopbackSocketFactory implements SocketFactory {
     if (c === undefined) { c = BigInt(this.cookies.size + 1000); this.cookies.set(netnsPath, c); }
     return c;
   }
+}
+
+/** Listeners in the daemon's own namespace (admin, metrics, readiness): SO_REUSEPORT like the
+ * in-pod ones; an IPv6 one is dual-stack, so '::' serves IPv4 and IPv6. */
+export function ownNamespaceListener(native: NativeBinding): (family: 4 | 6, host: string, port: number) => number {
+  return (family, host, port) => native.socketInNetns('/proc/self/ns/net', family, host, port, 0, 511, SOCKET_FLAGS.reuseAddr | SOCKET_FLAGS.reusePort);
+}
+
+/** This node's own addresses (where kubelet probes come from): every non-loopback,
+ * non-link-local address of the daemon's namespace (a DaemonSet runs in the host's). */
+export function nodeAddresses(ifaces: NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(ifaces)) {
+    for (const a of list ?? []) {
+      if (a.internal || a.address.toLowerCase().startsWith('fe80:')) continue;
+      out.push(a.address);
+    }
+  }
+  return [...new Set(out)];
 }

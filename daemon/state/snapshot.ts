@@ -21,6 +21,8 @@ export interface Workload {
   /** Path of the pod's network namespace, where the runtime tells us (sandbox annotation). */
   readonly netnsPath: string | undefined;
   readonly cgroupPath: string | undefined;
+  /** The pod's annotations (port exclusions are read from them at enrolment). */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export interface Endpoint {
@@ -108,6 +110,7 @@ export function buildSnapshot(resources: readonly Resource[], version: number): 
       ...enrolmentOf(p, namespaces.get(namespace)),
       netnsPath: p.metadata.annotations?.[ANNOTATION_SANDBOX_NETNS],
       cgroupPath: p.metadata.annotations?.[ANNOTATION_SANDBOX_CGROUP],
+      annotations: Object.freeze({ ...(p.metadata.annotations ?? {}) }),
     });
     workloads.set(w.uid, w);
     if (LIVE_PHASES.has(phase)) for (const ip of w.ips) workloadsByIP.set(ip, w);
