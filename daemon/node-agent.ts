@@ -119,6 +119,8 @@ export class NodeAgent {
         '/debug/certificates': () => ({ trustDomain: this.cfg.trustDomain, identities: this.deps.identities?.status() ?? [] }),
         '/debug/pools': () => ({ client: this.deps.hbone?.stats() ?? null, servers: this.hboneInbound?.stats() ?? [] }),
         '/debug/config': () => this.cfg,
+        // Which process answers (a hitless restart waits until the new one does).
+        '/debug/process': () => ({ pid: process.pid, phase: this.phase }),
       },
     }, this.metrics.registry, this.deps.bindListener);
     this.phase = 'running';
