@@ -198,7 +198,9 @@ export class NodeAgent {
     this.deps.log.info({ open: left.open, waitedMs: left.waitedMs, deadlineMs: drainMs },
       left.open === 0 ? 'drained: no connection left open' : 'drain deadline reached: closing the connections still open');
     for (const s of this.servers) s.close();
-    await this.deps.hbone?.close();
+    // Past the deadline, tunnels still open are cancelled: their peers end the app
+    // connections at once instead of waiting for a session that will never answer.
+    await this.deps.hbone?.close({ force: left.open > 0 });
     this.deps.identities?.stop();
     await this.deps.datapath.stop(opts);
   }
