@@ -11,10 +11,11 @@
  *   - loopback sources: the kernel drops packets from 127/8 or ::1 arriving on a real
  *     interface (martian source), so only the pod's own processes (talking to themselves)
  *     and the daemon (connecting to the app from 127.0.0.6 / ::1) have them;
- *   - sources in nm_probe_src, the node's own addresses (kubelet probes, as Istio ambient's
- *     probe exemption): a node drops a packet arriving from a pod or a peer with one of its
- *     own addresses as source (fib_validate_source, accept_local=0), so only processes of
- *     the node itself (kubelet, host-network pods) send from them;
+ *   - sources in nm_probe_src, the node's own IPv4 addresses (kubelet probes, as Istio
+ *     ambient's probe exemption): a node drops an IPv4 packet arriving from a pod or a peer
+ *     with one of its own addresses as source (fib_validate_source, accept_local=0), so only
+ *     processes of the node itself (kubelet, host-network pods) send from them. IPv6 has no
+ *     such check, so the daemon puts no IPv6 address here by default;
  *   - the HBONE port (mutual TLS, the daemon's own listener) and ports the pod excluded
  *     by annotation (nm_in_excl); no other port, so an app listening on 15020 or 15001 of
  *     its pod IP still gets its plaintext through the daemon;

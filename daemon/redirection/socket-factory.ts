@@ -102,13 +102,17 @@ export function ownNamespaceListener(native: NativeBinding): (family: 4 | 6, hos
   return (family, host, port) => native.socketInNetns('/proc/self/ns/net', family, host, port, 0, 511, SOCKET_FLAGS.reuseAddr | SOCKET_FLAGS.reusePort);
 }
 
-/** This node's own addresses (where kubelet probes come from): every non-loopback,
- * non-link-local address of the daemon's namespace (a DaemonSet runs in the host's). */
+/** The default probe sources: this node's own IPv4 addresses (every non-loopback one of the
+ * daemon's namespace; a DaemonSet runs in the host's). IPv4 only: a node drops a forwarded
+ * IPv4 packet whose source is one of its own addresses (accept_local=0), so no pod can send
+ * from them; IPv6 has no such check, so a pod could forge the node's IPv6 address, and
+ * IPv6 kubelet probes to STRICT pods are not exempted (set NODEMESH_PROBE_SOURCES only where
+ * the network drops such packets). */
 export function nodeAddresses(ifaces: NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>): string[] {
   const out: string[] = [];
   for (const list of Object.values(ifaces)) {
     for (const a of list ?? []) {
-      if (a.internal || a.address.toLowerCase().startsWith('fe80:')) continue;
+      if (a.internal || a.family !== 'IPv4') continue;
       out.push(a.address);
     }
   }

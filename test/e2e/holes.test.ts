@@ -41,13 +41,18 @@ spec: { nodeName: node-2, serviceAccountName: echo, containers: [{ name: c, comm
 ---
 apiVersion: v1
 kind: Pod
-metadata: { name: web, namespace: mesh, labels: { app: web } }
-spec: { nodeName: node-2, serviceAccountName: web, containers: [{ name: c, command: [nodemesh-sample-app, http, --port, "8080"] }] }
+metadata: { name: web, namespace: mesh, labels: { app: web }, annotations: ${DUAL} }
+spec: { nodeName: node-2, serviceAccountName: web, containers: [{ name: c, command: [nodemesh-sample-app, http, --port, "8080", --host, "::"] }] }
 ---
 apiVersion: v1
 kind: Pod
 metadata: { name: client-p, namespace: plain, annotations: ${DUAL} }
 spec: { nodeName: node-1, containers: [{ name: c, command: [sleep, "3600"] }] }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: spoofer, namespace: plain, annotations: ${DUAL} }
+spec: { nodeName: node-2, containers: [{ name: c, command: [sleep, "3600"] }] }
 ---
 apiVersion: v1
 kind: Pod
@@ -206,6 +211,18 @@ spec: { mtls: { mode: STRICT } }
     assert.equal(probe.stdout, '200', `kubelet-style probe from node-2's address: ${probe.stdout} ${probe.stderr}`);
     const refused = await echoProbe('plain/client-p', ips['mesh/echo']!, 9000);
     assert.ok(refused.error, `plaintext from a pod under STRICT: ${JSON.stringify(refused)}`);
+    // A pod on the same node that takes the node's addresses as its own: node-2 drops its IPv4
+    // packets (a local address as source), and IPv6 node addresses are not probe sources.
+    const web = ips['mesh/web']!;
+    for (const [addr, url] of [['172.30.0.12/32', `http://${web}:8080/`], ['fd00:172:30::c/128', `http://[${v6('mesh/web')}]:8080/`]] as const) {
+      const src = addr.split('/')[0]!;
+      const add = await exec('plain/spoofer', ['ip', 'addr', 'add', addr, 'dev', 'eth0', ...(src.includes(':') ? ['nodad'] : [])]);
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+      const spoofed = await exec('plain/spoofer', ['curl', '-gs', '--max-time', '3', '--interface', src, '-o', '/dev/null', '-w', '%{http_code}', url]);
+      assert.notEqual(spoofed.stdout, '200', `a pod sending from the node's address ${src} is not let through as a probe: ${spoofed.stdout} ${spoofed.stderr}`);
+    }
+    const v6probe = await inNodeNetns('node-2', ['curl', '-gs', '--max-time', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://[${v6('mesh/web')}]:8080/`]);
+    assert.notEqual(v6probe.stdout, '200', 'IPv6 probes are not exempted (documented)');
     const fromNode1 = await inNodeNetns('node-1', ['curl', '-s', '--max-time', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${ips['mesh/web']}:8080/`]);
     assert.notEqual(fromNode1.stdout, '200', 'another node\'s address is not a probe source for node-2\'s pods');
     const rec = await eventually('a STRICT deny record', async () =>
