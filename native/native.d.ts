@@ -76,6 +76,9 @@ export interface NativeBinding {
   /** SO_COOKIE of a socket. */
   socketCookie(fd: number): bigint;
   setSocketMark(fd: number, mark: number): void;
+  /** Writes /proc/sys/net/<name> as seen from the network namespace at netnsPath (e.g.
+   * 'ipv4/tcp_migrate_req', '1'); name is [a-z0-9_./-] without '..'. */
+  writeNetSysctlInNetns(netnsPath: string, name: string, value: string): void;
   /** Closes an fd this process owns (for fds never handed to Node). */
   closeFd(fd: number): void;
 }

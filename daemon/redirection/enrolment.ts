@@ -136,6 +136,13 @@ export class EnrolmentController {
     try {
       const ctx: PodContext = { workload: w, netnsPath, netnsCookie: this.deps.sockets.netnsCookie(netnsPath) };
       const h = this.deps.handlers;
+      try {
+        this.deps.sockets.prepareNamespace?.(netnsPath);
+      } catch (e) {
+        // Not fatal: the pod is served; only a restart may reset connections queued at the
+        // moment the old daemon's listeners close.
+        this.deps.log.warn({ pod: `${w.namespace}/${w.name}`, err: (e as Error).message }, 'cannot set net.ipv4.tcp_migrate_req in the pod namespace; a daemon restart may reset connections being accepted');
+      }
       const listen = async (family: 4 | 6, host: string, port: number, handler: (pod: PodContext, s: net.Socket) => void) => {
         const l = await this.deps.sockets.listen(netnsPath, { family, host, port }, (c) => handler(ctx, c));
         servers.push(l.server);

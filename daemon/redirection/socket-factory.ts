@@ -15,6 +15,10 @@ export interface SocketFactory {
   /** Starts an outbound connection from inside the namespace (listen for 'connect'/'error'). */
   connect(netnsPath: string, opts: ConnectOptions): net.Socket;
   netnsCookie(netnsPath: string): bigint;
+  /** Readies a pod's namespace for the daemon's listeners: net.ipv4.tcp_migrate_req=1, so
+   * when a restarting daemon's old listener closes, what is queued on it moves to the new
+   * daemon's listener on the same address instead of being reset. */
+  prepareNamespace?(netnsPath: string): void;
 }
 
 /** socketInNetns flags (native/native.d.ts). */
@@ -65,6 +69,10 @@ export class NetnsSocketFactory implements SocketFactory {
 
   netnsCookie(netnsPath: string): bigint {
     return this.native.netnsCookie(netnsPath);
+  }
+
+  prepareNamespace(netnsPath: string): void {
+    this.native.writeNetSysctlInNetns(netnsPath, 'ipv4/tcp_migrate_req', '1');
   }
 }
 

@@ -118,15 +118,11 @@ export function createNode(i: number, nodeCount: number): void {
   });
 }
 
-/** Creates a pod's namespace with a routed /32 veth to its node (and a /128 with ip6).
- * net.ipv4.tcp_migrate_req (IPv4 and IPv6 TCP alike): when a node daemon that is being
- * replaced closes its in-pod listeners, connections queued on them move to the new daemon's
- * listeners on the same address (SO_REUSEPORT) instead of being reset, as a CNI plugin sets
- * up a pod's namespace for the mesh. */
+/** Creates a pod's namespace with a routed /32 veth to its node (and a /128 with ip6). */
 export function createPodNetwork(p: { netns: string; nodeNetns: string; hostVeth: string; ip: string; ip6?: string }): void {
   if (fs.existsSync(netnsPath(p.netns))) deleteNetns(p.netns); // a leftover of an earlier incarnation
   run('ip', ['netns', 'add', p.netns]);
-  setSysctls(p.netns, { ...NO_DAD, 'net.ipv4.tcp_migrate_req': '1' });
+  setSysctls(p.netns, NO_DAD);
   ipBatch(p.nodeNetns, [
     `link add ${p.hostVeth} type veth peer name eth0 netns ${p.netns}`,
     `link set ${p.hostVeth} up`,

@@ -393,6 +393,14 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
       { uid: 'shop/pod-a', netnsCookie: cookies.a.toString(), ips: [IP.a, IP.a6] });
   });
 
+  it('a pod namespace\'s net sysctls are set from the daemon (tcp_migrate_req, for hitless restarts)', () => {
+    const read = () => sh('nsenter', [`--net=${nsPath(NS.b)}`, 'cat', '/proc/sys/net/ipv4/tcp_migrate_req']).trim();
+    const own = fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+    native.writeNetSysctlInNetns(nsPath(NS.b), 'ipv4/tcp_migrate_req', '1');
+    assert.equal(read(), '1');
+    assert.equal(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim(), own, 'this process\'s own namespace is untouched');
+  });
+
   it('an enrolled pod\'s connect lands on 127.0.0.1:15001 in its own namespace, with its original destination', async () => {
     const before = { srv: srvA.connections, out: outA.connections, fixture: fixtureCount() };
     const r = await runClient(NS.a, { host: IP.srvA, port: PORT.srv });
