@@ -6,6 +6,14 @@
  * that same namespace. sockops then re-keys the record by what the daemon can see after
  * accept(): (netns cookie, app's local port, family). Shared structs: nodemesh.h.
  *
+ * The daemon's own sockets are recognised by the cgroup of the task that connects them
+ * (nm_daemon_cg, filled by the daemon at start), never by anything the socket carries: a
+ * process in a pod cannot move itself into the daemon's cgroup, while it can set SO_MARK
+ * with CAP_NET_ADMIN. No mark is used anywhere.
+ *
+ * UDP (DNS included) is not captured: it passes through unchanged and is counted per
+ * family and DNS/other in nm_udp_stats (the daemon exports it as a metric).
+ *
  * Never blocks a connect: every program returns 1 (allow). Failure is closed anyway: if the
  * daemon is down there is nothing on loopback:15001 and the app's connect is refused.
  */
@@ -15,7 +23,6 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Load-time constants (daemon/redirection/ebpf-datapath.ts sets them before load). */
-const volatile __u32 nm_daemon_mark = 0x539; /* SO_MARK of the daemon's own sockets */
 const volatile __u16 nm_outbound_port = 15001; /* daemon's outbound listener, loopback */
 
 /* Enrolled pod namespaces: netns cookie -> flags. */
@@ -27,11 +34,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_enrolled SEC(".maps");
 
-/* Destination ports never captured. */
+/* cgroup v2 ids of the daemon's processes (a restart may run two at once, in two cgroups). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, struct nm_daemon_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_daemon_cg SEC(".maps");
+
+/* UDP sockets connected, or datagrams sent unconnected, by enrolled pods: passed through. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NM_UDP_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_udp_stats SEC(".maps");
+
+/* Destination ports never captured: node-wide (cookie 0) or per pod (annotations). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, struct nm_port_key);
+	__type(key, struct nm_out_excl_key);
 	__type(value, __u8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_out_excl SEC(".maps");
@@ -66,28 +91,54 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nm_pods SEC(".maps");
 
-NM_INLINE bool nm_should_capture(struct bpf_sock_addr *ctx)
+/* The task connecting is one of the daemon's: its cgroup was registered by the daemon. */
+NM_INLINE bool nm_is_daemon(void)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+
+	return bpf_map_lookup_elem(&nm_daemon_cg, &cg) != NULL;
+}
+
+NM_INLINE bool nm_enrolled_netns(struct bpf_sock_addr *ctx)
 {
 	struct nm_netns_info *info;
-	struct bpf_sock *sk;
-	__u64 netns;
+	__u64 netns = bpf_get_netns_cookie(ctx);
 
-	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
-		return false;
-	sk = ctx->sk;
-	if (!sk)
-		return false;
-	if (nm_daemon_mark != 0 && sk->mark == nm_daemon_mark)
-		return false;
-	netns = bpf_get_netns_cookie(ctx);
 	info = bpf_map_lookup_elem(&nm_enrolled, &netns);
 	return info && (info->flags & NM_NETNS_CAPTURE_OUTBOUND);
 }
 
-NM_INLINE bool nm_port_excluded(__u16 port)
+NM_INLINE bool nm_should_capture(struct bpf_sock_addr *ctx)
 {
-	struct nm_port_key k = { .port = port };
+	if (ctx->type != SOCK_STREAM || ctx->protocol != IPPROTO_TCP)
+		return false;
+	if (!ctx->sk)
+		return false;
+	return !nm_is_daemon() && nm_enrolled_netns(ctx);
+}
 
+/* An enrolled pod's UDP goes out unchanged; count it (slot: family, DNS or not). */
+NM_INLINE void nm_count_udp(struct bpf_sock_addr *ctx, __u32 v6, __u16 port)
+{
+	__u32 slot;
+	__u64 *n;
+
+	if (ctx->protocol != IPPROTO_UDP || nm_is_daemon() || !nm_enrolled_netns(ctx))
+		return;
+	slot = v6 * 2 + (port == 53 ? 1 : 0);
+	n = bpf_map_lookup_elem(&nm_udp_stats, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+NM_INLINE bool nm_port_excluded(struct bpf_sock_addr *ctx, __u16 port)
+{
+	struct nm_out_excl_key k = {};
+
+	k.port = port;
+	if (bpf_map_lookup_elem(&nm_out_excl, &k))
+		return true;
+	k.netns_cookie = bpf_get_netns_cookie(ctx);
 	return bpf_map_lookup_elem(&nm_out_excl, &k) != NULL;
 }
 
@@ -112,7 +163,12 @@ NM_INLINE int nm_capture4(struct bpf_sock_addr *ctx)
 	__u32 ip = ctx->user_ip4;
 	__u16 port = nm_user_port(ctx);
 
-	if (nm_v4_is_loopback(ip) || nm_port_excluded(port) || !nm_should_capture(ctx))
+	if (ctx->protocol == IPPROTO_UDP) {
+		if (!nm_v4_is_loopback(ip))
+			nm_count_udp(ctx, 0, port);
+		return 1;
+	}
+	if (nm_v4_is_loopback(ip) || nm_port_excluded(ctx, port) || !nm_should_capture(ctx))
 		return 1;
 	nm_addr_set_v4(dst.addr, ip);
 	dst.port = port;
@@ -133,7 +189,12 @@ NM_INLINE int nm_capture6(struct bpf_sock_addr *ctx)
 	ip[1] = ctx->user_ip6[1];
 	ip[2] = ctx->user_ip6[2];
 	ip[3] = ctx->user_ip6[3];
-	if (nm_v6_is_loopback(ip) || nm_port_excluded(port) || !nm_should_capture(ctx))
+	if (ctx->protocol == IPPROTO_UDP) {
+		if (!nm_v6_is_loopback(ip))
+			nm_count_udp(ctx, nm_v6_is_v4_mapped(ip) ? 0 : 1, port);
+		return 1;
+	}
+	if (nm_v6_is_loopback(ip) || nm_port_excluded(ctx, port) || !nm_should_capture(ctx))
 		return 1;
 	dst.port = port;
 	if (nm_v6_is_v4_mapped(ip)) {
@@ -262,6 +323,29 @@ SEC("cgroup/connect6")
 int nm_connect6(struct bpf_sock_addr *ctx)
 {
 	return nm_capture6(ctx);
+}
+
+/* Unconnected UDP sends (sendto with an address): counted, never changed. */
+SEC("cgroup/sendmsg4")
+int nm_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	if (!nm_v4_is_loopback(ctx->user_ip4))
+		nm_count_udp(ctx, 0, nm_user_port(ctx));
+	return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int nm_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 ip[4];
+
+	ip[0] = ctx->user_ip6[0];
+	ip[1] = ctx->user_ip6[1];
+	ip[2] = ctx->user_ip6[2];
+	ip[3] = ctx->user_ip6[3];
+	if (!nm_v6_is_loopback(ip))
+		nm_count_udp(ctx, nm_v6_is_v4_mapped(ip) ? 0 : 1, nm_user_port(ctx));
+	return 1;
 }
 
 SEC("sockops")

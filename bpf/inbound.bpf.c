@@ -6,6 +6,20 @@
  * (15006) inside that namespace, whatever port the app listens on. If the listener is gone
  * (daemon down) the SYN is dropped: plaintext never reaches the app behind the mesh's back.
  * Shared structs: nodemesh.h.
+ *
+ * What is not steered, and why nobody outside the pod can use it:
+ *   - loopback sources: the kernel drops packets from 127/8 or ::1 arriving on a real
+ *     interface (martian source), so only the pod's own processes (talking to themselves)
+ *     and the daemon (connecting to the app from 127.0.0.6 / ::1) have them;
+ *   - sources in nm_probe_src, the node's own IPv4 addresses (kubelet probes, as Istio
+ *     ambient's probe exemption): a node drops an IPv4 packet arriving from a pod or a peer
+ *     with one of its own addresses as source (fib_validate_source, accept_local=0), so only
+ *     processes of the node itself (kubelet, host-network pods) send from them. IPv6 has no
+ *     such check, so the daemon puts no IPv6 address here by default;
+ *   - the HBONE port (mutual TLS, the daemon's own listener) and ports the pod excluded
+ *     by annotation (nm_in_excl); no other port, so an app listening on 15020 or 15001 of
+ *     its pod IP still gets its plaintext through the daemon;
+ *   - UDP: not captured (documented in capture.bpf.c).
  */
 #include "vmlinux.h"
 #include "nodemesh_bpf.h"
@@ -14,9 +28,19 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define NM_SKIP_PORTS 8
 
-/* Destination ports that belong to the mesh itself (admin, outbound, inbound plaintext,
- * HBONE, metrics, readiness); 0 = unused slot. Set by ebpf-datapath.ts before load. */
-const volatile __u16 nm_skip_ports[NM_SKIP_PORTS] = { 15000, 15001, 15006, 15008, 15020, 15021, 0, 0 };
+/* Destination ports the daemon itself listens on at the pod IP (HBONE); 0 = unused slot.
+ * Set by ebpf-datapath.ts before load. */
+const volatile __u16 nm_skip_ports[NM_SKIP_PORTS] = { 15008, 0, 0, 0, 0, 0, 0, 0 };
+
+/* Source addresses whose plaintext reaches an enrolled pod's app directly: the node's own
+ * addresses (kubelet probes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct nm_ip_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nm_probe_src SEC(".maps");
 
 /* IPs of enrolled pods on this node -> owner. */
 struct {
@@ -59,7 +83,8 @@ NM_INLINE bool nm_is_mesh_port(__u16 port)
 }
 
 /* Fills the pod IP key from the destination; false when the source is loopback (the
- * daemon's own connections to the app come from 127.0.0.6) or the family is unknown.
+ * daemon's own connections to the app come from 127.0.0.6), a probe source, or the family
+ * is unknown.
  * Every context field is read once, up front, with a constant offset: clang would
  * otherwise merge the v4 and v6 reads into one load through a computed ctx pointer,
  * which the verifier rejects. */
@@ -79,8 +104,14 @@ NM_INLINE bool nm_dst_key(struct bpf_sk_lookup *ctx, struct nm_ip_key *k)
 	local6[2] = ctx->local_ip6[2];
 	local6[3] = ctx->local_ip6[3];
 
+	struct nm_ip_key src = {};
+
 	if (family == AF_INET) {
 		if (nm_v4_is_loopback(remote4))
+			return false;
+		nm_addr_set_v4(src.addr, remote4);
+		src.family = NM_FAMILY_V4;
+		if (bpf_map_lookup_elem(&nm_probe_src, &src))
 			return false;
 		nm_addr_set_v4(k->addr, local4);
 		k->family = NM_FAMILY_V4;
@@ -88,6 +119,10 @@ NM_INLINE bool nm_dst_key(struct bpf_sk_lookup *ctx, struct nm_ip_key *k)
 	}
 	if (family == AF_INET6) {
 		if (nm_v6_is_loopback(remote6))
+			return false;
+		nm_addr_set_v6(src.addr, remote6);
+		src.family = NM_FAMILY_V6;
+		if (bpf_map_lookup_elem(&nm_probe_src, &src))
 			return false;
 		nm_addr_set_v6(k->addr, local6);
 		k->family = NM_FAMILY_V6;

@@ -1,5 +1,6 @@
 // The node daemon's configuration: environment variables parsed once into a frozen, typed
 // object with named defaults. A bad value is an error naming the variable.
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { DaemonErrors } from './errors';
 import { IdentityClientConfig, loadIdentityClientConfig, trustDomainFrom } from './identity/identity-client-config';
@@ -24,6 +25,12 @@ export interface NodeConfig {
   /** Extra unix socket serving the admin API (sandbox CLI; no network needed). */
   adminSocket: string | undefined;
   logLevel: string;
+  /** How long a stopping daemon lets open connections finish (a DaemonSet sets it below
+   * terminationGracePeriodSeconds); SIGTERM always ends within it plus a few seconds. */
+  drainTimeoutMs: number;
+  /** Source addresses whose plaintext reaches enrolled apps unsteered (kubelet probes);
+   * undefined = this node's own addresses. */
+  probeSources: string[] | undefined;
   trustDomain: string;
   /** How to reach nodemesh-identity; absent when NODEMESH_IDENTITY_ADDRESS is not set, and
    * then meshed destinations are refused (no identity, no tunnel: fail closed). */
@@ -36,6 +43,7 @@ export const DEFAULTS = Object.freeze({
   metricsPort: 15020,
   readinessPort: 15021,
   logLevel: 'info',
+  drainTimeoutSeconds: 20,
 });
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -55,6 +63,23 @@ function portList(env: NodeJS.ProcessEnv, name: string): number[] {
     const n = Number(s);
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw DaemonErrors.NODEMESH_E_CONFIG({ field: name, value: v, expected: 'a comma-separated list of ports 1-65535' });
     return n;
+  });
+}
+
+function seconds(env: NodeJS.ProcessEnv, name: string, dflt: number): number {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 3600) throw DaemonErrors.NODEMESH_E_CONFIG({ field: name, value: v, expected: 'a number of seconds 0-3600' });
+  return n;
+}
+
+function ipList(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
+  const v = env[name];
+  if (v === undefined) return undefined;
+  return v.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    if (net.isIP(s) === 0) throw DaemonErrors.NODEMESH_E_CONFIG({ field: name, value: v, expected: 'a comma-separated list of IP addresses (the node\'s own; empty for none)' });
+    return s;
   });
 }
 
@@ -96,6 +121,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<NodeC
     readinessPort: port(env, 'NODEMESH_READINESS_PORT', DEFAULTS.readinessPort),
     adminSocket: env.NODEMESH_ADMIN_SOCKET || undefined,
     logLevel: env.NODEMESH_LOG_LEVEL || DEFAULTS.logLevel,
+    drainTimeoutMs: seconds(env, 'NODEMESH_DRAIN_TIMEOUT_SECONDS', DEFAULTS.drainTimeoutSeconds) * 1000,
+    probeSources: ipList(env, 'NODEMESH_PROBE_SOURCES'),
     trustDomain: trustDomainFrom(env),
     identity: env.NODEMESH_IDENTITY_ADDRESS ? loadIdentityClientConfig(env) : undefined,
   });

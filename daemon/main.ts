@@ -7,7 +7,8 @@ import { NodeAgent } from './node-agent';
 import { loadNative } from '../native';
 import { EbpfDatapath } from './redirection/ebpf-datapath';
 import { MemoryDatapath } from './redirection/memory-datapath';
-import { NetnsSocketFactory } from './redirection/socket-factory';
+import * as os from 'node:os';
+import { NetnsSocketFactory, nodeAddresses, ownNamespaceListener } from './redirection/socket-factory';
 import { SandboxSource } from './sources/sandbox-source';
 import { detectCgroup2Root } from './redirection/cgroup';
 import { NodemeshError } from './errors';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   const datapath = cfg.datapath === 'memory' ? new MemoryDatapath() : new EbpfDatapath({
     objectDir: cfg.bpfObjectDir, pinRoot: cfg.bpfPinRoot, cgroupPath: cfg.cgroupPath ?? detectCgroup2Root(),
     excludeOutboundPorts: cfg.excludeOutboundPorts, logger: log.child({ component: 'datapath' }),
+    probeSources: cfg.probeSources ?? nodeAddresses(os.networkInterfaces()),
   });
   let identities: CertificateManager | undefined;
   let hbone: HboneClient | undefined;
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
   const { source, podFinder } = makeSource(cfg, log);
   const agent = new NodeAgent(cfg, {
     datapath, sockets: new NetnsSocketFactory(native), source, podFinder, log, identities, hbone,
+    bindListener: ownNamespaceListener(native),
   });
   if (process.argv.includes('--uninstall')) {
     await datapath.start();
@@ -58,12 +61,15 @@ async function main(): Promise<void> {
     log.info('nodemesh removed from this node');
     return;
   }
+  // Restart and upgrade: listeners close first (a newer daemon beside us takes new
+  // connections), open ones get drainTimeoutMs, then we exit; a stop never outlives that.
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping; eBPF programs stay attached so enrolled pods stay captured');
-    agent.stop({ keepAttached: true }).then(() => process.exit(0), (e) => { log.error({ err: e }, 'stop failed'); process.exit(1); });
+    log.info({ signal, drainMs: cfg.drainTimeoutMs }, 'stopping; eBPF programs stay attached so enrolled pods stay captured');
+    setTimeout(() => { log.error({ drainMs: cfg.drainTimeoutMs }, 'stop did not finish in time; exiting'); process.exit(1); }, cfg.drainTimeoutMs + 5000).unref();
+    agent.stop({ keepAttached: true, drainMs: cfg.drainTimeoutMs }).then(() => process.exit(0), (e) => { log.error({ err: e }, 'stop failed'); process.exit(1); });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

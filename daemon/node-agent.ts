@@ -17,7 +17,9 @@ import { handleInboundPlaintext } from './proxy/inbound-plaintext';
 import { HboneInbound } from './proxy/inbound-hbone';
 import { OpenInboundSet } from './proxy/open-inbound';
 import { PowerOfTwoChoices } from './routing/balancer';
-import { startAdminServers } from './admin/admin-server';
+import { startAdminServers, type BindListener } from './admin/admin-server';
+import { readiness } from './admin/readiness';
+import { registerUdpPassthroughMetric } from './admin/udp-metric';
 import { NodeMetrics } from './metrics';
 import { policyEnforcement } from './policy/enforcement';
 import type { HboneClient } from './tunnel/hbone-client';
@@ -40,6 +42,9 @@ export interface NodeAgentDeps {
   hbone?: HboneClient;
   /** Finds this node's pods' sandboxes (Kubernetes source); the sandbox's pods carry theirs as annotations. */
   podFinder?: PodFinder;
+  /** Creates the admin/metrics/readiness TCP listeners (SO_REUSEPORT, for hitless restarts);
+   * default: Node's own listen. */
+  bindListener?: BindListener;
 }
 
 /** Skipped objects kept for /debug/snapshot (the metric counts them all). */
@@ -62,7 +67,7 @@ export class NodeAgent {
   private readonly openInbound = new OpenInboundSet();
   private readonly hboneInbound: HboneInbound | undefined;
   private servers: http.Server[] = [];
-  private ready = false;
+  private phase: 'starting' | 'running' | 'draining' = 'starting';
   private resync: NodeJS.Timeout | undefined;
 
   constructor(private readonly cfg: Readonly<NodeConfig>, private readonly deps: NodeAgentDeps) {
@@ -100,6 +105,7 @@ export class NodeAgent {
         onFailure: () => this.sandboxLookupFailures.inc(),
       });
     }
+    registerUdpPassthroughMetric(this.metrics.registry, () => deps.datapath.udpPassthrough?.() ?? []);
   }
 
   currentSnapshot(): Snapshot { return this.snapshot; }
@@ -120,7 +126,11 @@ export class NodeAgent {
     }, 2000);
     this.resync.unref();
     this.servers = await startAdminServers(this.cfg, {
-      ready: () => ({ ready: this.ready, reasons: this.ready ? [] : ['starting'] }),
+      ready: () => readiness({
+        phase: this.phase,
+        failedPods: this.enrolment.status().failed,
+        certificates: this.deps.identities ? this.certificatesOfEnrolledPods() : undefined,
+      }),
       json: {
         '/debug/workloads': () => ({ node: this.cfg.nodeName, snapshotVersion: this.snapshot.version, ...this.enrolment.status(), sandboxNotFound: this.tracker?.unlocated() ?? [] }),
         '/debug/connections': () => this.connections.list(),
@@ -129,9 +139,11 @@ export class NodeAgent {
         '/debug/certificates': () => ({ trustDomain: this.cfg.trustDomain, identities: this.deps.identities?.status() ?? [] }),
         '/debug/pools': () => ({ client: this.deps.hbone?.stats() ?? null, servers: this.hboneInbound?.stats() ?? [] }),
         '/debug/config': () => this.cfg,
+        // Which process answers (a hitless restart waits until the new one does).
+        '/debug/process': () => ({ pid: process.pid, phase: this.phase }),
       },
-    }, this.metrics.registry);
-    this.ready = true;
+    }, this.metrics.registry, this.deps.bindListener);
+    this.phase = 'running';
     this.deps.log.info({ node: this.cfg.nodeName, source: this.deps.source.name }, 'nodemesh-node ready');
   }
 
@@ -223,18 +235,43 @@ export class NodeAgent {
     };
   }
 
+  /** Certificates of the service accounts of enrolled pods (readiness). */
+  private certificatesOfEnrolledPods() {
+    const want = new Set(this.enrolment.enrolledPods().map((p) => `${p.workload.namespace}/${p.workload.serviceAccount}`));
+    return (this.deps.identities?.status() ?? []).filter((c) => want.has(`${c.namespace}/${c.serviceAccount}`));
+  }
+
+  /** Waits until no connection is open, or the deadline; returns how many were left. */
+  private async drain(deadlineMs: number): Promise<{ open: number; waitedMs: number }> {
+    const start = Date.now();
+    let open = this.connections.list().open.length;
+    while (open > 0 && Date.now() - start < deadlineMs) {
+      await new Promise((r) => setTimeout(r, 100));
+      open = this.connections.list().open.length;
+    }
+    return { open, waitedMs: Date.now() - start };
+  }
+
   /** keepAttached: a restart (programs stay, pods stay captured and fail closed while we are
-   * away); false: uninstall from this node. */
-  async stop(opts: { keepAttached: boolean }): Promise<void> {
-    this.ready = false;
+   * away, or are served by the newer daemon that already listens beside us); false:
+   * uninstall from this node. drainMs: how long open connections may take to finish after
+   * the listeners closed (new connections go to the newer daemon); then they are closed. */
+  async stop(opts: { keepAttached: boolean; drainMs?: number }): Promise<void> {
+    const drainMs = opts.drainMs ?? 0;
+    this.phase = 'draining';
     if (this.resync) clearInterval(this.resync);
     this.deps.source.stop();
     this.tracker?.stop();
-    for (const s of this.servers) s.close();
-    await this.hboneInbound?.close();
-    await this.deps.hbone?.close();
-    this.deps.identities?.stop();
+    // Listeners first: the kernel hands what is queued on them to a newer daemon's.
     await this.enrolment.stop();
+    const [left] = await Promise.all([this.drain(drainMs), this.hboneInbound?.close(drainMs)]);
+    this.deps.log.info({ open: left.open, waitedMs: left.waitedMs, deadlineMs: drainMs },
+      left.open === 0 ? 'drained: no connection left open' : 'drain deadline reached: closing the connections still open');
+    for (const s of this.servers) s.close();
+    // Past the deadline, tunnels still open are cancelled: their peers end the app
+    // connections at once instead of waiting for a session that will never answer.
+    await this.deps.hbone?.close({ force: left.open > 0 });
+    this.deps.identities?.stop();
     await this.deps.datapath.stop(opts);
   }
 }

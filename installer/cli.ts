@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NodemeshError } from './errors';
 import { apply, consoleOutput, down, exec, remove, status, up } from './sandbox/cluster';
 import { demo } from './sandbox/demo';
+import { restartDaemon } from './sandbox/daemons';
 import { formatStatus } from './sandbox/status-format';
 import { formatConnections, gatherConnections } from './sandbox/connections';
 import { formatMeshStatus, gatherMeshStatus } from './sandbox/mesh-status';
@@ -75,6 +76,14 @@ export function buildProgram(): Command {
     .action(async (pod: string, command: string[]) => {
       // With passThroughOptions commander keeps the `--` separator among the operands.
       process.exitCode = await exec(pod, command[0] === '--' ? command.slice(1) : command);
+    });
+
+  local.command('restart-daemon')
+    .description('hitless restart of a node\'s nodemesh-node: start a new one beside it, wait until it is ready, then stop the old one (it drains open connections up to NODEMESH_DRAIN_TIMEOUT_SECONDS)')
+    .argument('<node>', 'node name, e.g. node-1')
+    .action(async (node: string) => {
+      const r = await restartDaemon(node, consoleOutput.info);
+      consoleOutput.result(`${r.node} restarted: pid ${r.old?.pid ?? '-'} -> ${r.new.pid} (new ready after ${r.tookOverMs} ms; old ${r.oldExit} after ${r.oldStoppedMs} ms)`);
     });
 
   local.command('demo')

@@ -69,6 +69,10 @@ export const InstallerErrors = defineErrors({
     `${a.problems.length} pod(s) did not start (the rest of the change took effect; they show as Failed in 'nodemesh local status'):\n  ${a.problems.join('\n  ')}`,
   NODEMESH_E_SANDBOX_POD_START: (a: { pod: string; reason: string }) =>
     `pod ${a.pod} could not be started: ${a.reason}`,
+  NODEMESH_E_SANDBOX_NODE_NOT_FOUND: (a: { node: string; nodes: string[] }) =>
+    `there is no node ${a.node} in the sandbox; nodes: ${a.nodes.join(', ') || '(none)'}`,
+  NODEMESH_E_SANDBOX_RESTART_NOT_TAKEN_OVER: (a: { node: string; seconds: number; last: string; log: string }) =>
+    `the new nodemesh-node on ${a.node} did not take over within ${a.seconds}s (last answer: ${a.last}); it was stopped and the old daemon keeps serving; see ${a.log}`,
   NODEMESH_E_SANDBOX_POD_NOT_FOUND: (a: { pod: string; pods: string[] }) =>
     `there is no pod ${a.pod} in the sandbox${a.pods.length ? `; pods: ${a.pods.join(', ')}` : ''}; see 'nodemesh local status'`,
   NODEMESH_E_SANDBOX_POLICY_PENDING: (a: { seconds: number; problems: string[] }) =>

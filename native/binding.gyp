@@ -7,7 +7,8 @@
         "src/errors.cc",
         "src/objects.cc",
         "src/maps.cc",
-        "src/netns.cc"
+        "src/netns.cc",
+        "src/netns-sysctl.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

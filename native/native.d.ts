@@ -62,7 +62,8 @@ export interface NativeBinding {
    * returns its fd (O_CLOEXEC, non-blocking) for Node to adopt with net.Server.listen({fd})
    * or new net.Socket({fd}). family: 4 or 6. mark: SO_MARK (0 = none). backlog < 0 means do
    * not listen. bindAddress '' means do not bind. flags: bit 0 SO_REUSEADDR, bit 1
-   * IP_FREEBIND, bit 2 IPV6_V6ONLY, bit 3 IP_TRANSPARENT. For family 6 without bit 2 the
+   * IP_FREEBIND, bit 2 IPV6_V6ONLY, bit 3 IP_TRANSPARENT, bit 4 SO_REUSEPORT (a restarting
+   * daemon listens beside the old one on the same address). For family 6 without bit 2 the
    * socket is explicitly dual-stack (IPV6_V6ONLY=0), whatever the namespace's bindv6only.
    * When netnsPath is the caller's own namespace no setns happens (no privilege needed).
    */
@@ -82,6 +83,9 @@ export interface NativeBinding {
   /** SO_COOKIE of a socket. */
   socketCookie(fd: number): bigint;
   setSocketMark(fd: number, mark: number): void;
+  /** Writes /proc/sys/net/<name> as seen from the network namespace at netnsPath (e.g.
+   * 'ipv4/tcp_migrate_req', '1'); name is [a-z0-9_./-] without '..'. */
+  writeNetSysctlInNetns(netnsPath: string, name: string, value: string): void;
   /** Closes an fd this process owns (for fds never handed to Node). */
   closeFd(fd: number): void;
 }

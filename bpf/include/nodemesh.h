@@ -28,6 +28,9 @@
 /* nm_netns_info.flags */
 #define NM_NETNS_CAPTURE_OUTBOUND 0x1
 
+/* Slots of nm_udp_stats: (family == 6) * 2 + (destination port == 53). */
+#define NM_UDP_SLOTS 4
+
 /* nm_orig_dst.flags */
 #define NM_ORIG_V4_MAPPED 0x1 /* the app used an AF_INET6 socket to ::ffff:a.b.c.d */
 
@@ -46,10 +49,12 @@ struct nm_ip_port_key {
 	__u16 port;
 };
 
-/* Key of nm_out_excl: outbound destination ports never captured (node-wide). */
-struct nm_port_key {
+/* Key of nm_out_excl: outbound destination ports never captured, for one pod (its netns
+ * cookie) or, with netns_cookie 0, for every pod of the node. */
+struct nm_out_excl_key {
+	__u64 netns_cookie;
 	__u16 port;
-	__u16 _pad;
+	__u8 _pad[6];
 };
 
 /* Value of nm_enrolled, keyed by the pod's netns cookie (__u64). */
@@ -76,6 +81,13 @@ struct nm_conn_key {
 	__u16 port;
 	__u8 family;
 	__u8 _pad[5];
+};
+
+/* Value of nm_daemon_cg, keyed by a cgroup v2 id (__u64): the nodemesh-node process that
+ * registered the cgroup. Sockets connected from these cgroups are the daemon's own. */
+struct nm_daemon_info {
+	__u32 pid;
+	__u32 _pad;
 };
 
 /* Value of nm_pod_ips: which enrolled pod owns this IP. */

@@ -1,7 +1,12 @@
-// Admin (15000, localhost; optionally a unix socket), readiness (15021) and metrics (15020).
-// Every listener is bound before the daemon reports ready.
+// Admin (15000, loopback of the daemon's own namespace only; optionally a unix socket, 0600 in
+// a 0700 directory), readiness (15021) and metrics (15020) on every address, IPv4 and IPv6,
+// where the kubelet and Prometheus reach them. Every listener is bound before the daemon
+// reports ready. TCP listeners are SO_REUSEPORT when a `bind` is given (a restarting daemon
+// binds beside the old one); the unix socket is bound under a private name and renamed into
+// place, so a new daemon takes the path over and the old one's close does not remove it.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import type { Registry } from 'prom-client';
 
 export type JsonRoute = () => unknown;
@@ -48,31 +53,57 @@ export function adminHandler(routes: AdminRoutes, registry: Registry): http.Requ
   };
 }
 
-function listen(server: http.Server, opts: { port: number; host: string } | { path: string }): Promise<http.Server> {
+/** Creates a listening TCP socket (fd) in the daemon's own namespace. */
+export type BindListener = (family: 4 | 6, host: string, port: number) => number;
+
+/** Where each listener goes: admin on loopback only, readiness and metrics dual-stack. */
+export const ADMIN_BIND_HOST = '127.0.0.1';
+export const PUBLIC_BIND_HOST = '::';
+
+function listen(server: http.Server, opts: { port: number; host: string } | { path: string } | { fd: number }): Promise<http.Server> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts, () => { server.off('error', reject); resolve(server); });
   });
 }
 
+function listenTcp(server: http.Server, family: 4 | 6, host: string, port: number, bind: BindListener | undefined): Promise<http.Server> {
+  // Without a native bind (unit tests): Node's own, dual-stack for '::' (ipv6Only false).
+  if (!bind) return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, ipv6Only: false }, () => { server.off('error', reject); resolve(server); });
+  });
+  return listen(server, { fd: bind(family, host, port) });
+}
+
+/** Binds the admin unix socket: directory 0700, socket 0600, atomically at `socketPath`. */
+async function listenUnix(server: http.Server, socketPath: string): Promise<http.Server> {
+  const dir = path.dirname(socketPath);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  const staging = path.join(dir, `.admin-${process.pid}.sock`);
+  try { fs.unlinkSync(staging); } catch { /* not there */ }
+  await listen(server, { path: staging });
+  fs.chmodSync(staging, 0o600);
+  fs.renameSync(staging, socketPath);
+  return server;
+}
+
 export async function startAdminServers(cfg: { adminPort: number; metricsPort: number; readinessPort: number; adminSocket?: string },
-  routes: AdminRoutes, registry: Registry): Promise<http.Server[]> {
+  routes: AdminRoutes, registry: Registry, bind?: BindListener): Promise<http.Server[]> {
   const servers: http.Server[] = [];
   const admin = adminHandler(routes, registry);
   const metrics = metricsHandler(registry);
-  servers.push(await listen(http.createServer(admin), { host: '127.0.0.1', port: cfg.adminPort }));
-  if (cfg.adminSocket) {
-    try { fs.unlinkSync(cfg.adminSocket); } catch { /* not there */ }
-    servers.push(await listen(http.createServer(admin), { path: cfg.adminSocket }));
-  }
+  servers.push(await listenTcp(http.createServer(admin), 4, ADMIN_BIND_HOST, cfg.adminPort, bind));
+  if (cfg.adminSocket) servers.push(await listenUnix(http.createServer(admin), cfg.adminSocket));
   const ready = readyHandler(routes);
-  servers.push(await listen(http.createServer((req, res) => {
+  servers.push(await listenTcp(http.createServer((req, res) => {
     if (req.url?.startsWith('/healthz/ready')) return ready(res);
     send(res, 404, 'not found\n');
-  }), { host: '0.0.0.0', port: cfg.readinessPort }));
-  servers.push(await listen(http.createServer((req, res) => {
+  }), 6, PUBLIC_BIND_HOST, cfg.readinessPort, bind));
+  servers.push(await listenTcp(http.createServer((req, res) => {
     if (req.url !== '/metrics') return send(res, 404, 'not found\n');
     metrics(res);
-  }), { host: '0.0.0.0', port: cfg.metricsPort }));
+  }), 6, PUBLIC_BIND_HOST, cfg.metricsPort, bind));
   return servers;
 }

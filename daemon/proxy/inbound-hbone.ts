@@ -6,7 +6,7 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import { HboneServer, type HboneConnectionEvent } from '../tunnel/hbone-server';
 import type { IssuedIdentity } from '../tunnel/tls-identity';
-import { INBOUND_PASSTHROUGH_SOURCE_V4 } from '../redirection/datapath';
+import { appConnection } from '../redirection/datapath';
 import type { SocketFactory } from '../redirection/socket-factory';
 import { inboundVerdict } from '../policy/inbound';
 import { spiffeIdOf } from '../routing/decide';
@@ -48,12 +48,12 @@ export class HboneInbound {
     server.handle(socket);
   }
 
-  async remove(uid: string): Promise<void> {
+  async remove(uid: string, timeoutMs = 2000): Promise<void> {
     const e = this.pods.get(uid);
     if (!e) return;
     e.removed = true;
     this.pods.delete(uid);
-    await e.server?.close({ timeoutMs: 2000 });
+    await e.server?.close({ timeoutMs });
     this.deps.sockets.release(e.ctx.netnsPath);
   }
 
@@ -74,8 +74,9 @@ export class HboneInbound {
     return [...this.pods.values()].map((e) => ({ pod: `${e.ctx.workload.namespace}/${e.ctx.workload.name}`, ready: !!e.server, ...(e.server?.stats() ?? {}) }));
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.pods.keys()].map((uid) => this.remove(uid)));
+  /** Graceful: GOAWAY to every peer, open streams get up to timeoutMs to finish. */
+  async close(timeoutMs = 2000): Promise<void> {
+    await Promise.all([...this.pods.keys()].map((uid) => this.remove(uid, timeoutMs)));
   }
 
   private createServer(e: Entry, first: IssuedIdentity): HboneServer {
@@ -92,7 +93,7 @@ export class HboneInbound {
         const v = inboundVerdict(s, dest, { principal: c.sourceId, ip: c.sourceAddress }, c.destination.port);
         return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}`, code: v.reason };
       },
-      connectApp: (port) => this.deps.sockets.connect(e.ctx.netnsPath, { family: 4, host: w.ips[0], port, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 }),
+      connectApp: (port) => this.deps.sockets.connect(e.ctx.netnsPath, { ...appConnection(w.ips[0]), host: w.ips[0], port }),
       onConnection: (ev) => this.record(e.ctx, ev),
     });
   }

@@ -5,7 +5,7 @@
 // AuthorizationPolicy. Allowed connections reach the app from 127.0.0.6, which the steering
 // program lets through.
 import type * as net from 'node:net';
-import { INBOUND_PASSTHROUGH_SOURCE_V4, MESH_PORTS } from '../redirection/datapath';
+import { appConnection, MESH_PORTS } from '../redirection/datapath';
 import { inboundVerdict } from '../policy/inbound';
 import { formatAuthority } from '../tunnel/authority';
 import { peerWorkload, reset, type PodContext, type ProxyDeps } from './outbound';
@@ -43,7 +43,7 @@ export function handleInboundPlaintext(deps: Pick<ProxyDeps, 'sockets' | 'snapsh
   });
   client.pause();
   let closedBy: string | undefined;
-  const app = deps.sockets.connect(pod.netnsPath, { family: 4, host: dstIP, port: dstPort, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 });
+  const app = deps.sockets.connect(pod.netnsPath, { ...appConnection(dstIP), host: dstIP, port: dstPort });
   const forget = deps.openInbound.add({ destinationUid: w.uid, subject, port: dstPort, close: (why) => { closedBy = why; client.destroy(); app.destroy(); } });
   whenConnected(app, 5_000, originalDestination.address).then(() => client.resume(), () => undefined);
   void pipeBoth(client, app).then(({ error }) => {

@@ -3,7 +3,7 @@
 // then plain TCP into the destination pod's namespace from 127.0.0.6. Policy changes can
 // close it later (open-inbound.ts).
 import type { Decision } from '../routing/decide';
-import { INBOUND_PASSTHROUGH_SOURCE_V4 } from '../redirection/datapath';
+import { appConnection } from '../redirection/datapath';
 import { inboundVerdict } from '../policy/inbound';
 import { formatAuthority } from '../tunnel/authority';
 import { CONNECT_TIMEOUT_MS, type OutboundCall, type Outcome } from './outbound';
@@ -18,7 +18,7 @@ export async function viaLocal(c: OutboundCall, d: Extract<Decision, { kind: 'lo
   const v = inboundVerdict(c.snapshot, d.destination, subject, d.authority.port);
   if (!v.allow) return { verdict: 'deny', cause: v.reason, reason: `${v.reason}: ${v.message}` };
   const where = formatAuthority(d.authority.address, d.authority.port);
-  const app = await whenConnected(deps.sockets.connect(dest.netnsPath, { family: 4, host: d.authority.address, port: d.authority.port, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 }), CONNECT_TIMEOUT_MS, where);
+  const app = await whenConnected(deps.sockets.connect(dest.netnsPath, { ...appConnection(d.authority.address), host: d.authority.address, port: d.authority.port }), CONNECT_TIMEOUT_MS, where);
   c.rec.upstream = where;
   c.rec.path = 'local';
   let closedBy: string | undefined;

@@ -21,7 +21,6 @@ import type { HboneClient } from '../tunnel/hbone-client';
 import type { IssuedIdentity } from '../tunnel/tls-identity';
 import { endpointKey, formatAuthority } from '../tunnel/authority';
 import { DaemonErrors, NodemeshError } from '../errors';
-import { workloadOwner } from './workload-owner';
 import { viaPassthrough } from './outbound-passthrough';
 import { viaHbone } from './outbound-hbone';
 import { viaLocal } from './outbound-local';
@@ -74,7 +73,7 @@ const refs = new WeakMap<Workload, PeerWorkload>();
 export function peerWorkload(w: Workload): PeerWorkload {
   let r = refs.get(w);
   if (!r) {
-    r = Object.freeze({ uid: w.uid, namespace: w.namespace, name: w.name, owner: workloadOwner(w) });
+    r = Object.freeze({ uid: w.uid, namespace: w.namespace, name: w.name, owner: w.owner?.name ?? w.name });
     refs.set(w, r);
   }
   return r;

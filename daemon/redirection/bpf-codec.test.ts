@@ -81,11 +81,22 @@ describe('bpf-codec: keys and values', () => {
     assert.equal(codec.decodeIpKey(codec.encodeIpKey('fd00::5')), 'fd00::5');
     assert.notDeepEqual(codec.encodeIpKey('10.0.0.1'), codec.encodeIpKey('::ffff:10.0.0.1'));
     assert.deepEqual(codec.decodeIpPortKey(codec.encodeIpPortKey('10.0.0.9', 9090)), { address: '10.0.0.9', port: 9090 });
-    assert.equal(codec.decodePortKey(codec.encodePortKey(5432)), 5432);
+    assert.deepEqual(codec.decodeOutExclKey(codec.encodeOutExclKey({ netnsCookie: 0n, port: 5432 })), { netnsCookie: 0n, port: 5432 });
+    assert.deepEqual(codec.decodeOutExclKey(codec.encodeOutExclKey({ netnsCookie: 99n, port: 53 })), { netnsCookie: 99n, port: 53 });
     assert.deepEqual(codec.decodeNetnsInfo(codec.encodeNetnsInfo(codec.NM_NETNS_CAPTURE_OUTBOUND)), { flags: 1 });
     assert.deepEqual(codec.decodePodIpInfo(codec.encodePodIpInfo(77n)), { netnsCookie: 77n });
     assert.equal(codec.decodeU64(codec.encodeU64(0xffffffffffffffffn)), 0xffffffffffffffffn);
     assert.equal(codec.encodeSockhashFd(12).length, codec.MAPS.nm_in_listen.valueSize);
+  });
+
+  it('daemon cgroup records and UDP counter slots', () => {
+    assert.deepEqual(codec.decodeDaemonInfo(codec.encodeDaemonInfo(4242)), { pid: 4242 });
+    assert.equal(codec.encodeDaemonInfo(1).length, codec.MAPS.nm_daemon_cg.valueSize);
+    assert.equal(codec.encodeU32(3).length, codec.MAPS.nm_udp_stats.keySize);
+    assert.deepEqual([0, 1, 2, 3].map(codec.udpSlot), [
+      { family: 4, dns: false }, { family: 4, dns: true }, { family: 6, dns: false }, { family: 6, dns: true },
+    ]);
+    assert.throws(() => codec.udpSlot(codec.NM_UDP_SLOTS), RangeError);
   });
 
   it('pod keys and records', () => {
@@ -99,7 +110,6 @@ describe('bpf-codec: keys and values', () => {
   });
 
   it('rodata encoders', () => {
-    assert.equal(codec.encodeRodataU32(0x539).length, codec.OBJECTS.capture.rodata.nm_daemon_mark);
     assert.equal(codec.encodeRodataU16(15001).length, codec.OBJECTS.capture.rodata.nm_outbound_port);
     const sp = codec.encodeSkipPorts([15000, 15001, 15001, 15006]);
     assert.equal(sp.length, codec.OBJECTS.inbound.rodata.nm_skip_ports);

@@ -15,6 +15,8 @@ export const NM_UID_MAX = 320;
 export const NM_POD_MAX_IPS = 8;
 export const NM_NETNS_CAPTURE_OUTBOUND = 0x1;
 export const NM_ORIG_V4_MAPPED = 0x1;
+/** Slots of nm_udp_stats: (family === 6) * 2 + (destination port === 53). */
+export const NM_UDP_SLOTS = 4;
 /** Slots of the inbound object's nm_skip_ports rodata array. */
 export const NM_SKIP_PORTS = 8;
 
@@ -35,7 +37,7 @@ export const LAYOUTS = Object.freeze({
     size: 20,
     fields: { addr: { offset: 0, size: 16 }, family: { offset: 16, size: 1 }, _pad: { offset: 17, size: 1 }, port: { offset: 18, size: 2 } },
   },
-  nm_port_key: { size: 4, fields: { port: { offset: 0, size: 2 }, _pad: { offset: 2, size: 2 } } },
+  nm_out_excl_key: { size: 16, fields: { netns_cookie: { offset: 0, size: 8 }, port: { offset: 8, size: 2 }, _pad: { offset: 10, size: 6 } } },
   nm_netns_info: { size: 8, fields: { flags: { offset: 0, size: 4 }, _pad: { offset: 4, size: 4 } } },
   nm_orig_dst: {
     size: 24,
@@ -48,6 +50,7 @@ export const LAYOUTS = Object.freeze({
     size: 16,
     fields: { netns_cookie: { offset: 0, size: 8 }, port: { offset: 8, size: 2 }, family: { offset: 10, size: 1 }, _pad: { offset: 11, size: 5 } },
   },
+  nm_daemon_info: { size: 8, fields: { pid: { offset: 0, size: 4 }, _pad: { offset: 4, size: 4 } } },
   nm_pod_ip_info: { size: 8, fields: { netns_cookie: { offset: 0, size: 8 } } },
   nm_pod_key: { size: NM_UID_MAX, fields: { uid: { offset: 0, size: NM_UID_MAX } } },
   nm_pod_rec: {
@@ -60,32 +63,36 @@ export const LAYOUTS = Object.freeze({
 } satisfies Record<string, StructLayout>);
 
 const U64 = 8;
+const U32 = 4;
 const U8 = 1;
 
 export type MapName = keyof typeof MAPS;
-export interface MapSpec { object: 'capture' | 'inbound'; type: 'hash' | 'lru_hash' | 'sockhash'; keySize: number; valueSize: number }
+export interface MapSpec { object: 'capture' | 'inbound'; type: 'hash' | 'lru_hash' | 'sockhash' | 'array'; keySize: number; valueSize: number }
 
 /** Every pinned map: the object that declares it, and its key/value sizes. */
 export const MAPS = Object.freeze({
   nm_enrolled: { object: 'capture', type: 'hash', keySize: U64, valueSize: LAYOUTS.nm_netns_info.size },
-  nm_out_excl: { object: 'capture', type: 'hash', keySize: LAYOUTS.nm_port_key.size, valueSize: U8 },
+  nm_out_excl: { object: 'capture', type: 'hash', keySize: LAYOUTS.nm_out_excl_key.size, valueSize: U8 },
   nm_orig_sock: { object: 'capture', type: 'lru_hash', keySize: U64, valueSize: LAYOUTS.nm_orig_dst.size },
   nm_orig_conn: { object: 'capture', type: 'lru_hash', keySize: LAYOUTS.nm_conn_key.size, valueSize: LAYOUTS.nm_orig_dst.size },
+  nm_daemon_cg: { object: 'capture', type: 'hash', keySize: U64, valueSize: LAYOUTS.nm_daemon_info.size },
+  nm_udp_stats: { object: 'capture', type: 'array', keySize: U32, valueSize: U64 },
   nm_pods: { object: 'capture', type: 'hash', keySize: LAYOUTS.nm_pod_key.size, valueSize: LAYOUTS.nm_pod_rec.size },
   nm_pod_ips: { object: 'inbound', type: 'hash', keySize: LAYOUTS.nm_ip_key.size, valueSize: LAYOUTS.nm_pod_ip_info.size },
   nm_in_listen: { object: 'inbound', type: 'sockhash', keySize: LAYOUTS.nm_ip_key.size, valueSize: U64 },
   nm_in_excl: { object: 'inbound', type: 'hash', keySize: LAYOUTS.nm_ip_port_key.size, valueSize: U8 },
+  nm_probe_src: { object: 'inbound', type: 'hash', keySize: LAYOUTS.nm_ip_key.size, valueSize: U8 },
 } satisfies Record<string, MapSpec>);
 
 /** The BPF map type numbers (uapi enum bpf_map_type) of MapSpec.type. */
-export const BPF_MAP_TYPE = Object.freeze({ hash: 1, lru_hash: 9, sockhash: 18 });
+export const BPF_MAP_TYPE = Object.freeze({ hash: 1, array: 2, lru_hash: 9, sockhash: 18 });
 
 /** Programs per object, and their `const volatile` load-time constants with sizes. */
 export const OBJECTS = Object.freeze({
   capture: {
     file: 'capture.bpf.o',
-    programs: ['nm_connect4', 'nm_connect6', 'nm_sockops', 'nm_getpeername4', 'nm_getpeername6'],
-    rodata: { nm_daemon_mark: 4, nm_outbound_port: 2 },
+    programs: ['nm_connect4', 'nm_connect6', 'nm_sendmsg4', 'nm_sendmsg6', 'nm_sockops', 'nm_getpeername4', 'nm_getpeername6'],
+    rodata: { nm_outbound_port: 2 },
   },
   inbound: {
     file: 'inbound.bpf.o',
@@ -243,16 +250,23 @@ export function decodeIpPortKey(b: Buffer): { address: string; port: number } {
   };
 }
 
-export function encodePortKey(port: number): Buffer {
-  checkPort(port, 'nm_port_key');
-  const b = Buffer.alloc(LAYOUTS.nm_port_key.size);
-  putU16(b, port, LAYOUTS.nm_port_key.fields.port.offset);
+/** netnsCookie 0n: every pod of the node. */
+export interface OutExclKey { netnsCookie: bigint; port: number }
+
+export function encodeOutExclKey(k: OutExclKey): Buffer {
+  checkPort(k.port, 'nm_out_excl_key');
+  checkU64(k.netnsCookie, 'nm_out_excl_key');
+  const f = LAYOUTS.nm_out_excl_key.fields;
+  const b = Buffer.alloc(LAYOUTS.nm_out_excl_key.size);
+  putU64(b, k.netnsCookie, f.netns_cookie.offset);
+  putU16(b, k.port, f.port.offset);
   return b;
 }
 
-export function decodePortKey(b: Buffer): number {
-  checkSize(b, LAYOUTS.nm_port_key.size, 'nm_port_key');
-  return getU16(b, LAYOUTS.nm_port_key.fields.port.offset);
+export function decodeOutExclKey(b: Buffer): OutExclKey {
+  checkSize(b, LAYOUTS.nm_out_excl_key.size, 'nm_out_excl_key');
+  const f = LAYOUTS.nm_out_excl_key.fields;
+  return { netnsCookie: getU64(b, f.netns_cookie.offset), port: getU16(b, f.port.offset) };
 }
 
 export function encodeNetnsInfo(flags: number): Buffer {
@@ -314,6 +328,33 @@ export function decodeConnKey(b: Buffer): ConnKey {
   const family = b.readUInt8(f.family.offset);
   if (family !== 4 && family !== 6) throw new RangeError(`nm_conn_key: bad family ${family}`);
   return { netnsCookie: getU64(b, f.netns_cookie.offset), port: getU16(b, f.port.offset), family };
+}
+
+/** Value of nm_daemon_cg: the pid that registered the cgroup. */
+export function encodeDaemonInfo(pid: number): Buffer {
+  const b = Buffer.alloc(LAYOUTS.nm_daemon_info.size);
+  putU32(b, pid >>> 0, LAYOUTS.nm_daemon_info.fields.pid.offset);
+  return b;
+}
+
+export function decodeDaemonInfo(b: Buffer): { pid: number } {
+  checkSize(b, LAYOUTS.nm_daemon_info.size, 'nm_daemon_info');
+  return { pid: getU32(b, LAYOUTS.nm_daemon_info.fields.pid.offset) };
+}
+
+/** A u32 key (array maps). */
+export function encodeU32(v: number): Buffer {
+  const b = Buffer.alloc(U32);
+  putU32(b, v >>> 0, 0);
+  return b;
+}
+
+export interface UdpSlot { family: 4 | 6; dns: boolean }
+
+/** What each nm_udp_stats slot counts. */
+export function udpSlot(slot: number): UdpSlot {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= NM_UDP_SLOTS) throw new RangeError(`nm_udp_stats: no slot ${slot}`);
+  return { family: slot >= 2 ? 6 : 4, dns: slot % 2 === 1 };
 }
 
 export function encodePodIpInfo(netnsCookie: bigint): Buffer {

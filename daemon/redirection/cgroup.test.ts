@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { NodemeshError } from '../errors';
-import { cgroup2MountFromMountinfo, detectCgroup2Root } from './cgroup';
+import { cgroup2MountFromMountinfo, cgroupIdOf, cgroupPathFromProcCgroup, detectCgroup2Root, ownCgroupDir } from './cgroup';
 
 const HYBRID = [
   '25 30 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw',
@@ -36,5 +36,19 @@ describe('cgroup2 detection', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('own cgroup', () => {
+  it('reads the v2 line of /proc/<pid>/cgroup (hybrid and unified)', () => {
+    assert.equal(cgroupPathFromProcCgroup('12:memory:/x\n1:name=systemd:/y\n0::/nodemesh-sandbox/node-1/nodemesh-node\n'), '/nodemesh-sandbox/node-1/nodemesh-node');
+    assert.equal(cgroupPathFromProcCgroup('0::/\n'), '/');
+    assert.equal(cgroupPathFromProcCgroup('4:cpu:/a\n'), undefined);
+  });
+  it('the id of this process\'s cgroup is its directory\'s inode', () => {
+    const dir = ownCgroupDir();
+    assert.ok(fs.existsSync(dir), dir);
+    assert.equal(cgroupIdOf(dir), fs.statSync(dir, { bigint: true }).ino);
+    assert.ok(cgroupIdOf(dir) > 0n);
   });
 });

@@ -1,6 +1,7 @@
 // Where cgroup v2 is mounted on this host. Never assume: a hybrid host has it at
 // /sys/fs/cgroup/unified beside v1 controllers, a modern one at /sys/fs/cgroup.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { DatapathErrors } from '../errors';
 
 export const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -51,4 +52,29 @@ export function isCgroup2Dir(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The cgroup v2 path of a process from its /proc/<pid>/cgroup text (pure): the `0::` line,
+ * relative to the cgroup2 root ('/nodemesh-sandbox/node-1/nodemesh-node'). */
+export function cgroupPathFromProcCgroup(text: string): string | undefined {
+  const line = text.split('\n').find((l) => l.startsWith('0::'));
+  return line === undefined ? undefined : line.slice(3).trim() || '/';
+}
+
+/** The cgroup v2 id of a cgroup directory: the kernel's id is the directory's inode number,
+ * which is what bpf_get_current_cgroup_id() returns for tasks in it. */
+export function cgroupIdOf(dir: string): bigint {
+  return fs.statSync(dir, { bigint: true }).ino;
+}
+
+/** The cgroup v2 directory this process runs in. */
+export function ownCgroupDir(procCgroup = '/proc/self/cgroup', mountinfo = '/proc/self/mountinfo'): string {
+  let rel: string | undefined;
+  try {
+    rel = cgroupPathFromProcCgroup(fs.readFileSync(procCgroup, 'utf8'));
+  } catch (cause) {
+    throw DatapathErrors.NODEMESH_E_NO_CGROUP2_MOUNT({ mountinfo: procCgroup }, { cause });
+  }
+  if (rel === undefined) throw DatapathErrors.NODEMESH_E_NO_CGROUP2_MOUNT({ mountinfo: procCgroup });
+  return path.join(detectCgroup2Root(mountinfo), rel);
 }

@@ -19,8 +19,13 @@ export interface DatapathPod {
   ips: string[];
   /** fd of the daemon's inbound plaintext listener (15006) inside the pod's namespace. */
   inboundListenerFd: number;
+  /** fd of the IPv6 one ([::1]:15006), for the pod's IPv6 addresses; without it they go to
+   * inboundListenerFd (which must then be dual-stack). */
+  inboundListenerFd6?: number;
   /** Destination ports never steered inbound (beyond the mesh's own ports). */
   inboundExcludePorts?: number[];
+  /** Destination ports this pod's outbound connections reach directly (never captured). */
+  outboundExcludePorts?: number[];
 }
 
 export interface DatapathStatus {
@@ -50,7 +55,13 @@ export interface Datapath {
    * detaches and unpins everything this datapath created, and nothing else. */
   stop(opts: { keepAttached: boolean }): Promise<void>;
   status(): DatapathStatus;
+  /** Enrolled pods' UDP, which is not captured: what went past the mesh, counted by the
+   * kernel (absent on datapaths that cannot count it). */
+  udpPassthrough?(): UdpPassthroughCount[];
 }
+
+/** UDP sockets connected, or datagrams sent unconnected, by enrolled pods. */
+export interface UdpPassthroughCount { family: 4 | 6; dns: boolean; count: number }
 
 /** Ports the mesh owns inside each enrolled pod's namespace. */
 export const MESH_PORTS = Object.freeze({
@@ -58,8 +69,17 @@ export const MESH_PORTS = Object.freeze({
   inboundPlaintext: 15006,
   inboundHbone: 15008,
 });
-/** SO_MARK on every socket the daemon opens inside a pod's namespace: capture skips them. */
-export const DAEMON_SOCKET_MARK = 0x539;
 /** Source address for the daemon's connections to a local app (as Istio's 127.0.0.6):
- * inbound steering ignores loopback sources, so these reach the app directly. */
+ * inbound steering ignores loopback sources, so these reach the app directly. Capture
+ * recognises the daemon's sockets by its cgroup, not by a mark (bpf/capture.bpf.c). */
 export const INBOUND_PASSTHROUGH_SOURCE_V4 = '127.0.0.6';
+/** The same for a pod's IPv6 addresses. */
+export const INBOUND_PASSTHROUGH_SOURCE_V6 = '::1';
+
+/** How the daemon connects to a local app at `ip` so inbound steering lets it through: the
+ * family of the address, from the loopback source of that family. */
+export function appConnection(ip: string): { family: 4 | 6; localAddress: string } {
+  return ip.includes(':') && !ip.startsWith('::ffff:')
+    ? { family: 6, localAddress: INBOUND_PASSTHROUGH_SOURCE_V6 }
+    : { family: 4, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 };
+}

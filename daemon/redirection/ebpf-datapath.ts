@@ -8,16 +8,22 @@
 // A restart (stop({keepAttached:true}), or a crash) leaves all of it attached: enrolled pods
 // stay captured and, with the daemon's listeners gone, their traffic fails instead of
 // escaping the mesh. The next start() adopts the pins and swaps in the new programs.
+//
+// The daemon's own sockets are told apart by the cgroup of the task that connects them:
+// start() registers this process's cgroup id in nm_daemon_cg before any program is
+// attached, and a stop() only removes the entry if no newer daemon took it over (a hitless
+// restart runs two daemons at once, in one cgroup or two).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { DaemonErrors, DatapathErrors, NodemeshError } from '../errors';
 import { loadNative, repoRoot } from '../../native/index';
 import type { LinkHandle, NativeBinding, ObjectHandle } from '../../native/native';
 import * as codec from './bpf-codec';
-import { BPF_FS_MAGIC, isCgroup2Dir } from './cgroup';
-import { DAEMON_SOCKET_MARK, MESH_PORTS } from './datapath';
-import type { Datapath, DatapathPod, DatapathStatus, SocketAddress } from './datapath';
+import { BPF_FS_MAGIC, cgroupIdOf, isCgroup2Dir, ownCgroupDir } from './cgroup';
+import { MESH_PORTS } from './datapath';
+import type { Datapath, DatapathPod, DatapathStatus, SocketAddress, UdpPassthroughCount } from './datapath';
 
 /** Ports inside each pod that inbound steering never touches, beyond MESH_PORTS. */
 export const ADMIN_PORTS = Object.freeze({ admin: 15000, metrics: 15020, readiness: 15021 });
@@ -41,13 +47,17 @@ export interface EbpfDatapathOptions {
   logger: DatapathLogger;
   /** Injected addon (tests); default loadNative(). */
   native?: NativeBinding;
-  /** SO_MARK of the daemon's own sockets (default DAEMON_SOCKET_MARK). */
-  daemonMark?: number;
+  /** cgroup v2 id of the daemon's processes: capture skips sockets they connect (default:
+   * this process's cgroup). */
+  daemonCgroupId?: bigint;
+  /** Source addresses whose plaintext reaches enrolled pods' apps unsteered: the node's own
+   * addresses, for kubelet probes (bpf/inbound.bpf.c says why a pod cannot use them). */
+  probeSources?: string[];
 }
 
 /** Capture programs in attach order: sockops and getpeername before connect, so no
  * connection is redirected before its record can be re-keyed. */
-const CAPTURE_PROGRAMS = ['nm_sockops', 'nm_getpeername4', 'nm_getpeername6', 'nm_connect4', 'nm_connect6'] as const;
+const CAPTURE_PROGRAMS = ['nm_sockops', 'nm_getpeername4', 'nm_getpeername6', 'nm_connect4', 'nm_connect6', 'nm_sendmsg4', 'nm_sendmsg6'] as const;
 const SK_LOOKUP_PROGRAM = 'nm_sk_lookup';
 const SK_LOOKUP_PIN = 'sk_lookup';
 const BTF_PATH = '/sys/kernel/btf/vmlinux';
@@ -73,6 +83,16 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message.split('\n')[0] : String(e);
 }
 
+function pidAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errCode(e) === 'EPERM';
+  }
+}
+
 function errCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null ? (e as { code?: string }).code : undefined;
 }
@@ -83,7 +103,8 @@ export class EbpfDatapath implements Datapath {
   private readonly objectDir: string;
   private readonly excludeOutboundPorts: number[];
   private readonly log: DatapathLogger;
-  private readonly daemonMark: number;
+  private readonly daemonCgroupId: bigint | undefined;
+  private readonly probeSources: string[];
   private nativeBinding: NativeBinding | undefined;
 
   private capture: ObjectHandle | undefined;
@@ -111,7 +132,13 @@ export class EbpfDatapath implements Datapath {
     this.excludeOutboundPorts = [...new Set(opts.excludeOutboundPorts ?? [])];
     this.log = opts.logger;
     this.nativeBinding = opts.native;
-    this.daemonMark = opts.daemonMark ?? DAEMON_SOCKET_MARK;
+    this.daemonCgroupId = opts.daemonCgroupId;
+    for (const ip of opts.probeSources ?? []) {
+      try { codec.encodeIp(ip); } catch {
+        throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'probeSources', value: String(ip), expected: 'IP addresses (the node\'s own)' });
+      }
+    }
+    this.probeSources = [...new Set(opts.probeSources ?? [])];
   }
 
   // --- paths ---------------------------------------------------------------------------
@@ -140,20 +167,20 @@ export class EbpfDatapath implements Datapath {
     fs.mkdirSync(this.podsDir(), { recursive: true });
     try {
       this.capture = this.loadObject('capture', (obj) => {
-        this.native.objectSetRodata(obj, 'nm_daemon_mark', codec.encodeRodataU32(this.daemonMark));
         this.native.objectSetRodata(obj, 'nm_outbound_port', codec.encodeRodataU16(MESH_PORTS.outbound));
       });
       this.inbound = this.loadObject('inbound', (obj) => {
-        this.native.objectSetRodata(obj, 'nm_skip_ports', codec.encodeSkipPorts([
-          ADMIN_PORTS.admin, MESH_PORTS.outbound, MESH_PORTS.inboundPlaintext, MESH_PORTS.inboundHbone,
-          ADMIN_PORTS.metrics, ADMIN_PORTS.readiness,
-        ]));
+        // Only the port the daemon itself serves at the pod IP: an app listening on any other
+        // (15001, 15020, ...) must still get its plaintext through the daemon.
+        this.native.objectSetRodata(obj, 'nm_skip_ports', codec.encodeSkipPorts([MESH_PORTS.inboundHbone]));
       });
       for (const [name, spec] of Object.entries(codec.MAPS) as [codec.MapName, codec.MapSpec][]) {
         const obj = spec.object === 'capture' ? this.capture : this.inbound;
         this.mapFds.set(name, this.native.objectMapFd(obj, name));
       }
-      this.syncOutboundExclusions();
+      this.registerDaemonCgroup();
+      this.syncOutboundExclusions(0n, this.excludeOutboundPorts);
+      this.syncProbeSources();
       const adopted: string[] = [];
       for (const prog of CAPTURE_PROGRAMS) {
         if (this.attachCapture(prog)) adopted.push(prog);
@@ -278,18 +305,74 @@ export class EbpfDatapath implements Datapath {
     return out;
   }
 
-  private syncOutboundExclusions(): void {
+  /** This process's cgroup into nm_daemon_cg, before any capture program is attached; entries
+   * of daemons that are gone are dropped. */
+  private registerDaemonCgroup(): void {
+    const id = this.ownCgroupId();
+    const fd = this.fd('nm_daemon_cg');
+    const stale: Buffer[] = [];
+    let key: Buffer | null = null;
+    for (let i = 0; i < 1000; i++) {
+      key = this.native.mapNextKey(fd, key, codec.MAPS.nm_daemon_cg.keySize);
+      if (key === null) break;
+      const v = this.native.mapLookup(fd, key, codec.MAPS.nm_daemon_cg.valueSize);
+      if (codec.decodeU64(key) !== id && (v === null || !pidAlive(codec.decodeDaemonInfo(v).pid))) stale.push(key);
+    }
+    for (const k of stale) this.native.mapDelete(fd, k);
+    this.mapUpdate('nm_daemon_cg', codec.encodeU64(id), codec.encodeDaemonInfo(process.pid));
+    this.log.info({ cgroupId: id.toString(), pruned: stale.length }, 'daemon cgroup registered: capture skips sockets this cgroup connects');
+  }
+
+  /** Removes our nm_daemon_cg entry unless a newer daemon in the same cgroup took it over. */
+  private unregisterDaemonCgroup(): void {
+    const key = codec.encodeU64(this.ownCgroupId());
+    const v = this.native.mapLookup(this.fd('nm_daemon_cg'), key, codec.MAPS.nm_daemon_cg.valueSize);
+    if (v !== null && codec.decodeDaemonInfo(v).pid === process.pid) this.native.mapDelete(this.fd('nm_daemon_cg'), key);
+  }
+
+  private ownCgroupId(): bigint {
+    return this.daemonCgroupId ?? cgroupIdOf(ownCgroupDir());
+  }
+
+  private syncProbeSources(): void {
+    const fd = this.fd('nm_probe_src');
+    const want = new Set(this.probeSources.map((ip) => codec.decodeIpKey(codec.encodeIpKey(ip))));
+    const stale: Buffer[] = [];
+    let key: Buffer | null = null;
+    for (let i = 0; i < 100_000; i++) {
+      key = this.native.mapNextKey(fd, key, codec.MAPS.nm_probe_src.keySize);
+      if (key === null) break;
+      if (!want.delete(codec.decodeIpKey(key))) stale.push(key);
+    }
+    for (const k of stale) this.native.mapDelete(fd, k);
+    for (const ip of want) this.mapUpdate('nm_probe_src', codec.encodeIpKey(ip), codec.encodeFlagU8());
+  }
+
+  /** UDP that enrolled pods sent past the mesh (not captured), by family and DNS or not. */
+  udpPassthrough(): UdpPassthroughCount[] {
+    if (!this.started) return [];
+    const out: UdpPassthroughCount[] = [];
+    for (let slot = 0; slot < codec.NM_UDP_SLOTS; slot++) {
+      const v = this.native.mapLookup(this.fd('nm_udp_stats'), codec.encodeU32(slot), codec.MAPS.nm_udp_stats.valueSize);
+      out.push({ ...codec.udpSlot(slot), count: v === null ? 0 : Number(codec.decodeU64(v)) });
+    }
+    return out;
+  }
+
+  /** Makes nm_out_excl hold exactly `ports` for one netns cookie (0n: node-wide). */
+  private syncOutboundExclusions(netnsCookie: bigint, ports: readonly number[]): void {
     const fd = this.fd('nm_out_excl');
-    const want = new Set(this.excludeOutboundPorts);
+    const want = new Set(ports);
     const stale: Buffer[] = [];
     let key: Buffer | null = null;
     for (let i = 0; i < 100_000; i++) {
       key = this.native.mapNextKey(fd, key, codec.MAPS.nm_out_excl.keySize);
       if (key === null) break;
-      if (!want.delete(codec.decodePortKey(key))) stale.push(key);
+      const k = codec.decodeOutExclKey(key);
+      if (k.netnsCookie === netnsCookie && !want.delete(k.port)) stale.push(key);
     }
     for (const k of stale) this.native.mapDelete(fd, k);
-    for (const p of want) this.mapUpdate('nm_out_excl', codec.encodePortKey(p), codec.encodeFlagU8());
+    for (const port of want) this.mapUpdate('nm_out_excl', codec.encodeOutExclKey({ netnsCookie, port }), codec.encodeFlagU8());
   }
 
   // --- enrol / unenrol -----------------------------------------------------------------
@@ -313,12 +396,14 @@ export class EbpfDatapath implements Datapath {
     for (const ip of old?.ips ?? []) if (!pod.ips.includes(ip)) this.forgetIp(ip, pod.netnsCookie);
     for (const ip of pod.ips) {
       this.mapUpdate('nm_pod_ips', codec.encodeIpKey(ip), codec.encodePodIpInfo(pod.netnsCookie));
-      this.mapUpdate('nm_in_listen', codec.encodeIpKey(ip), codec.encodeSockhashFd(pod.inboundListenerFd));
+      const fd = net.isIPv6(ip) ? pod.inboundListenerFd6 ?? pod.inboundListenerFd : pod.inboundListenerFd;
+      this.mapUpdate('nm_in_listen', codec.encodeIpKey(ip), codec.encodeSockhashFd(fd));
     }
     this.syncInboundExclusions(pod.ips, pod.inboundExcludePorts ?? []);
     this.ensurePodLink(pod, st);
 
     // Outbound capture last: the pod's outbound listener exists before enrol() is called.
+    this.syncOutboundExclusions(pod.netnsCookie, pod.outboundExcludePorts ?? []);
     this.mapUpdate('nm_enrolled', codec.encodeU64(pod.netnsCookie), codec.encodeNetnsInfo(codec.NM_NETNS_CAPTURE_OUTBOUND));
     this.log.info({ uid: pod.uid, netnsCookie: pod.netnsCookie.toString(), ips: pod.ips }, old ? 'pod re-enrolled' : 'pod enrolled');
   }
@@ -337,8 +422,11 @@ export class EbpfDatapath implements Datapath {
       try { codec.encodeIp(ip); } catch { throw bad(`${JSON.stringify(ip)} is not an IP address`); }
     }
     if (!Number.isInteger(pod.inboundListenerFd) || pod.inboundListenerFd < 0) throw bad('inboundListenerFd must be an open fd');
-    for (const p of pod.inboundExcludePorts ?? []) {
-      if (!Number.isInteger(p) || p < 1 || p > 65535) throw bad(`inboundExcludePorts: ${p} is not a port`);
+    if (pod.inboundListenerFd6 !== undefined && (!Number.isInteger(pod.inboundListenerFd6) || pod.inboundListenerFd6 < 0)) throw bad('inboundListenerFd6 must be an open fd');
+    for (const [field, ports] of [['inboundExcludePorts', pod.inboundExcludePorts], ['outboundExcludePorts', pod.outboundExcludePorts]] as const) {
+      for (const p of ports ?? []) {
+        if (!Number.isInteger(p) || p < 1 || p > 65535) throw bad(`${field}: ${p} is not a port`);
+      }
     }
     let cookie: bigint;
     try {
@@ -399,6 +487,7 @@ export class EbpfDatapath implements Datapath {
     if (!st) return;
     // Outbound capture stops first, then inbound steering, then the bookkeeping.
     this.native.mapDelete(this.fd('nm_enrolled'), codec.encodeU64(st.netnsCookie));
+    this.syncOutboundExclusions(st.netnsCookie, []);
     this.removePodLink(uid, st.link);
     for (const ip of st.ips) this.forgetIp(ip, st.netnsCookie);
     this.native.mapDelete(this.fd('nm_pods'), codec.encodePodKey(uid));
@@ -459,6 +548,7 @@ export class EbpfDatapath implements Datapath {
 
   async stop(opts: { keepAttached: boolean }): Promise<void> {
     if (opts.keepAttached) {
+      if (this.started) this.unregisterDaemonCgroup();
       this.releaseHandles();
       this.log.info({ pinRoot: this.pinRoot, pods: this.pods.size }, 'datapath handles released; programs stay attached through their pins');
       this.pods.clear();

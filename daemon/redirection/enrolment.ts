@@ -1,7 +1,9 @@
 // Keeps the kernel and the in-pod listeners in line with the snapshot: every enrolled pod on
-// this node gets its listeners (15001 outbound, 15006 inbound plaintext, 15008 HBONE) created
-// inside its network namespace, then is enrolled in the datapath; pods that leave the mesh
-// (label change, deletion) are unenrolled. Reconciles run one at a time, newest state wins.
+// this node gets its listeners (15001 outbound, 15006 inbound plaintext, 15008 HBONE; each
+// also on IPv6 when the pod has an IPv6 address) created inside its network namespace, then
+// is enrolled in the datapath with its port exclusions (annotations); pods that leave the
+// mesh (label change, deletion) are unenrolled. Reconciles run one at a time, newest state
+// wins.
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import { Datapath, MESH_PORTS } from './datapath';
@@ -10,6 +12,7 @@ import type { Snapshot, Workload } from '../state/snapshot';
 import { workloadsOnNode } from '../state/snapshot';
 import type { PodContext } from '../proxy/outbound';
 import { DaemonErrors, NodemeshError } from '../errors';
+import { portExclusions } from './port-exclusions';
 
 export interface PodHandlers {
   outbound(pod: PodContext, s: net.Socket): void;
@@ -39,7 +42,11 @@ export interface WorkloadStatus {
 
 export interface FailedWorkload { uid: string; namespace: string; name: string; error: string; code?: string; at: string }
 
-const enrolKey = (w: Workload) => `${w.netnsPath}|${w.ips.join(',')}`;
+const enrolKey = (w: Workload) => {
+  const x = portExclusions(w.annotations);
+  return `${w.netnsPath}|${w.ips.join(',')}|${x.inbound.join(',')}|${x.outbound.join(',')}`;
+};
+const hasV6 = (w: Workload) => w.ips.some((ip) => ip.includes(':') && !ip.startsWith('::ffff:'));
 
 export class EnrolmentController {
   private readonly pods = new Map<string, EnrolledPod>();
@@ -129,13 +136,34 @@ export class EnrolmentController {
     try {
       const ctx: PodContext = { workload: w, netnsPath, netnsCookie: this.deps.sockets.netnsCookie(netnsPath) };
       const h = this.deps.handlers;
-      const out = await this.deps.sockets.listen(netnsPath, { family: 4, host: '127.0.0.1', port: MESH_PORTS.outbound }, (c) => h.outbound(ctx, c));
-      servers.push(out.server);
-      const inbound = await this.deps.sockets.listen(netnsPath, { family: 4, host: '127.0.0.1', port: MESH_PORTS.inboundPlaintext }, (c) => h.inboundPlaintext(ctx, c));
-      servers.push(inbound.server);
-      const hbone = await this.deps.sockets.listen(netnsPath, { family: 4, host: '0.0.0.0', port: MESH_PORTS.inboundHbone }, (c) => h.inboundHbone(ctx, c));
-      servers.push(hbone.server);
-      await this.deps.datapath.enrol({ uid: w.uid, netnsPath, netnsCookie: ctx.netnsCookie, ips: [...w.ips], inboundListenerFd: inbound.fd });
+      try {
+        this.deps.sockets.prepareNamespace?.(netnsPath);
+      } catch (e) {
+        // Not fatal: the pod is served; only a restart may reset connections queued at the
+        // moment the old daemon's listeners close.
+        this.deps.log.warn({ pod: `${w.namespace}/${w.name}`, err: (e as Error).message }, 'cannot set net.ipv4.tcp_migrate_req in the pod namespace; a daemon restart may reset connections being accepted');
+      }
+      const listen = async (family: 4 | 6, host: string, port: number, handler: (pod: PodContext, s: net.Socket) => void) => {
+        const l = await this.deps.sockets.listen(netnsPath, { family, host, port }, (c) => handler(ctx, c));
+        servers.push(l.server);
+        return l;
+      };
+      await listen(4, '127.0.0.1', MESH_PORTS.outbound, h.outbound);
+      const inbound = await listen(4, '127.0.0.1', MESH_PORTS.inboundPlaintext, h.inboundPlaintext);
+      await listen(4, '0.0.0.0', MESH_PORTS.inboundHbone, h.inboundHbone);
+      let inbound6: { fd: number } | undefined;
+      if (hasV6(w)) {
+        // connect6 sends IPv6 to [::1]:15001; sk_lookup steers IPv6 to the IPv6 listener.
+        await listen(6, '::1', MESH_PORTS.outbound, h.outbound);
+        inbound6 = await listen(6, '::1', MESH_PORTS.inboundPlaintext, h.inboundPlaintext);
+        await listen(6, '::', MESH_PORTS.inboundHbone, h.inboundHbone);
+      }
+      const excl = portExclusions(w.annotations);
+      for (const p of excl.problems) this.deps.log.warn({ pod: `${w.namespace}/${w.name}`, problem: p }, 'port exclusion annotation entry ignored');
+      await this.deps.datapath.enrol({
+        uid: w.uid, netnsPath, netnsCookie: ctx.netnsCookie, ips: [...w.ips], inboundListenerFd: inbound.fd, inboundListenerFd6: inbound6?.fd,
+        inboundExcludePorts: excl.inbound, outboundExcludePorts: excl.outbound,
+      });
       this.pods.set(w.uid, { ctx, servers, key: enrolKey(w), enrolledAt: new Date().toISOString() });
       this.failed.delete(w.uid);
       this.deps.log.info({ pod: `${w.namespace}/${w.name}`, uid: w.uid, ips: w.ips, netnsCookie: ctx.netnsCookie.toString() }, 'pod enrolled');

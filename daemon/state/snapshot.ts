@@ -35,6 +35,8 @@ export interface Workload {
    * (redirection/pod-locator.ts) for this node's pods on a real cluster. */
   readonly netnsPath: string | undefined;
   readonly cgroupPath: string | undefined;
+  /** The pod's annotations (port exclusions are read from them at enrolment). */
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export interface Endpoint {
@@ -171,7 +173,19 @@ function toWorkload(p: Pod, ns: Namespace | undefined, rt: PodRuntime | undefine
     owner: workloadOwner(p),
     netnsPath: sandboxNetns ?? rt?.netnsPath,
     cgroupPath: sandboxNetns ? annotations?.[ANNOTATION_SANDBOX_CGROUP] : rt?.cgroupPath,
+    annotations: meshAnnotations(annotations),
   });
+}
+
+/** Only the annotations the mesh reads (port exclusions): a pod's others can be large
+ * (last-applied-configuration) and every workload of the cluster is held in memory. */
+function meshAnnotations(a: Labels | undefined): Readonly<Record<string, string>> | undefined {
+  if (!a) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const [k, v] of Object.entries(a)) {
+    if (k.startsWith('traffic.sidecar.istio.io/') || k.startsWith('nodemesh.io/')) (out ??= {})[k] = v;
+  }
+  return out && Object.freeze(out);
 }
 
 /** Mutable while one batch of changes is applied; frozen into a Snapshot at the end. */

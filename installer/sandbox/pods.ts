@@ -15,7 +15,7 @@ import { isAlive, processRef, sleep } from './host';
 import { launchDetached, supervisedArgv } from './launch';
 import { expandVars, serviceEnvVars } from './services';
 import type { ClusterState, ContainerProcess, NodeRecord, PodRecord } from './state';
-import { FIRST_POD_SLOT, LAST_POD_SLOT, createPodNetwork, deleteNetns, hostVethName, netnsPath, podIP, podNetns } from './topology';
+import { FIRST_POD_SLOT, LAST_POD_SLOT, createPodNetwork, deleteNetns, hostVethName, netnsPath, podIP, podIP6, podNetns, wantsIPv6 } from './topology';
 
 export const POD_CONFIRM_TIMEOUT_MS = Number(process.env.NODEMESH_SANDBOX_POD_CONFIRM_TIMEOUT_MS) || 15_000;
 
@@ -89,6 +89,7 @@ export function createPodSandbox(cluster: ClusterState, node: NodeRecord, pod: P
     uid: pod.metadata.uid!,
     namespace, name, node: node.name,
     ip: podIP(node.index, slot), slot,
+    ...(wantsIPv6(pod.metadata.annotations) ? { ip6: podIP6(node.index, slot) } : {}),
     netns, netnsPath: netnsPath(netns),
     hostVeth: hostVethName(slot),
     cgroup: path.join(node.cgroup, 'pods', podFileName(namespace, name)),
@@ -106,7 +107,7 @@ export function buildPodNetwork(rec: PodRecord, node: NodeRecord): void {
   createCgroup(rec.cgroup);
   fs.rmSync(rec.runDir, { recursive: true, force: true });
   fs.mkdirSync(rec.runDir, { recursive: true });
-  createPodNetwork({ netns: rec.netns, nodeNetns: node.netns, hostVeth: rec.hostVeth, ip: rec.ip });
+  createPodNetwork({ netns: rec.netns, nodeNetns: node.netns, hostVeth: rec.hostVeth, ip: rec.ip, ip6: rec.ip6 });
 }
 
 /** The Pod as published while it waits for the node daemon. */
@@ -118,7 +119,7 @@ export function pendingPodObject(pod: Pod, rec: PodRecord, node: NodeRecord): Po
       annotations: { ...(pod.metadata.annotations ?? {}), [ANNOTATION_SANDBOX_NETNS]: rec.netnsPath, [ANNOTATION_SANDBOX_CGROUP]: rec.cgroup },
     },
     spec: { ...pod.spec, nodeName: node.name },
-    status: { phase: 'Pending', podIP: rec.ip, podIPs: [{ ip: rec.ip }], hostIP: node.ip },
+    status: { phase: 'Pending', podIP: rec.ip, podIPs: [{ ip: rec.ip }, ...(rec.ip6 ? [{ ip: rec.ip6 }] : [])], hostIP: node.ip },
   };
 }
 

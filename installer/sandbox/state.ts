@@ -91,6 +91,8 @@ export interface PodRecord {
   name: string;
   node: string;
   ip: string;
+  /** fd00:10:244:i::k, for a dual-stack pod (topology.ts ANNOTATION_IP_FAMILIES). */
+  ip6?: string;
   /** Host octet k of 10.244.i.k; also names the node-side veth (`vpod<k>`). */
   slot: number;
   netns: string;

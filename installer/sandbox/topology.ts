@@ -8,6 +8,11 @@
 //     |  vpod<k> <-> eth0   (routed /32, Calico style: proxy_arp on vpod<k>, /32 route)
 //   nmsb-pod-<ns>_<pod> eth0 10.244.i.k/32; 169.254.1.1 dev eth0; default via 169.254.1.1
 //
+// IPv6 alongside: nodes fd00:172:30::(10+i)/64 on eth0, fd00:10:244:i::/64 via node-i; a
+// dual-stack pod (annotation sandbox.nodemesh.io/ip-families: IPv4,IPv6) also gets
+// fd00:10:244:i::k/128, default via fe80::1 (the node-side veth). No DAD anywhere: the
+// addresses are ours and unique, and a tentative address would delay the pod's start.
+//
 // Every pod packet therefore crosses its node's L3 (where nftables DNATs Service VIPs and
 // the daemon's programs see it), with no bridge hairpin between pods of one node.
 import * as fs from 'node:fs';
@@ -28,6 +33,23 @@ export const nodeNetns = (i: number): string => `${NETNS_PREFIX}node-${i}`;
 export const nodeIP = (i: number): string => `${NODE_SUBNET_PREFIX}.${10 + i}`;
 export const podCIDR = (i: number): string => `10.244.${i}.0/24`;
 export const podIP = (i: number, slot: number): string => `10.244.${i}.${slot}`;
+export const NODE_SUBNET6_PREFIX = 'fd00:172:30:';
+export const nodeIP6 = (i: number): string => `${NODE_SUBNET6_PREFIX}:${(10 + i).toString(16)}`;
+export const podCIDR6 = (i: number): string => `fd00:10:244:${i.toString(16)}::/64`;
+export const podIP6 = (i: number, slot: number): string => `fd00:10:244:${i.toString(16)}::${slot.toString(16)}`;
+/** The pods' IPv6 gateway: the node-side veth's link-local address. */
+export const POD_GATEWAY6 = 'fe80::1';
+/** Pod annotation asking the sandbox for an IPv6 address too (the sandbox's stand-in for a
+ * dual-stack cluster's pod IP families). */
+export const ANNOTATION_IP_FAMILIES = 'sandbox.nodemesh.io/ip-families';
+
+/** Whether a pod's annotations ask for IPv6 (pure). */
+export function wantsIPv6(annotations: Readonly<Record<string, string>> | undefined): boolean {
+  return (annotations?.[ANNOTATION_IP_FAMILIES] ?? '').split(',').map((s) => s.trim().toLowerCase()).includes('ipv6');
+}
+
+/** Sysctls for a namespace with IPv6 addresses we assign ourselves. */
+const NO_DAD = { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' };
 /** Node-side veth of a pod; interface names are at most 15 bytes. */
 export const hostVethName = (slot: number): string => `vpod${slot}`;
 export const netnsPath = (name: string): string => `/run/netns/${name}`;
@@ -61,16 +83,22 @@ export function createTop(): void {
 export function createNode(i: number, nodeCount: number): void {
   const ns = nodeNetns(i);
   run('ip', ['netns', 'add', ns]);
+  setSysctls(ns, NO_DAD);
   ipBatch(TOP_NETNS, [
     `link add nd${i} type veth peer name eth0 netns ${ns}`,
     `link set nd${i} master ${BRIDGE}`,
     `link set nd${i} up`,
   ]);
   const routes: string[] = [];
-  for (let j = 1; j <= nodeCount; j++) if (j !== i) routes.push(`route add ${podCIDR(j)} via ${nodeIP(j)} dev eth0`);
+  for (let j = 1; j <= nodeCount; j++) {
+    if (j === i) continue;
+    routes.push(`route add ${podCIDR(j)} via ${nodeIP(j)} dev eth0`);
+    routes.push(`route add ${podCIDR6(j)} via ${nodeIP6(j)} dev eth0`);
+  }
   ipBatch(ns, [
     'link set lo up',
     `addr add ${nodeIP(i)}/24 dev eth0`,
+    `addr add ${nodeIP6(i)}/64 dev eth0 nodad`,
     'link set eth0 up',
     // Proxy ARP only answers for addresses the node has a route to through another
     // interface. The node has no default route (isolation), so give the pods' gateway one.
@@ -84,15 +112,17 @@ export function createNode(i: number, nodeCount: number): void {
   ]);
   setSysctls(ns, {
     'net.ipv4.ip_forward': '1',
+    'net.ipv6.conf.all.forwarding': '1',
     'net.ipv4.conf.all.rp_filter': '0',
     'net.ipv4.conf.default.rp_filter': '0',
   });
 }
 
-/** Creates a pod's namespace with a routed /32 veth to its node. */
-export function createPodNetwork(p: { netns: string; nodeNetns: string; hostVeth: string; ip: string }): void {
+/** Creates a pod's namespace with a routed /32 veth to its node (and a /128 with ip6). */
+export function createPodNetwork(p: { netns: string; nodeNetns: string; hostVeth: string; ip: string; ip6?: string }): void {
   if (fs.existsSync(netnsPath(p.netns))) deleteNetns(p.netns); // a leftover of an earlier incarnation
   run('ip', ['netns', 'add', p.netns]);
+  setSysctls(p.netns, NO_DAD);
   ipBatch(p.nodeNetns, [
     `link add ${p.hostVeth} type veth peer name eth0 netns ${p.netns}`,
     `link set ${p.hostVeth} up`,
@@ -102,13 +132,18 @@ export function createPodNetwork(p: { netns: string; nodeNetns: string; hostVeth
     [`net.ipv4.neigh.${p.hostVeth}.proxy_delay`]: '0',
     [`net.ipv4.conf.${p.hostVeth}.rp_filter`]: '0',
   });
-  ipBatch(p.nodeNetns, [`route add ${p.ip}/32 dev ${p.hostVeth}`]);
+  ipBatch(p.nodeNetns, [
+    `route add ${p.ip}/32 dev ${p.hostVeth}`,
+    ...(p.ip6 ? [`addr add ${POD_GATEWAY6}/64 dev ${p.hostVeth} nodad`, `route add ${p.ip6}/128 dev ${p.hostVeth}`] : []),
+  ]);
   ipBatch(p.netns, [
     'link set lo up',
     `addr add ${p.ip}/32 dev eth0`,
+    ...(p.ip6 ? [`addr add ${p.ip6}/128 dev eth0 nodad`] : []),
     'link set eth0 up',
     `route add ${POD_GATEWAY} dev eth0 scope link`,
     `route add default via ${POD_GATEWAY} dev eth0`,
+    ...(p.ip6 ? [`route add default via ${POD_GATEWAY6} dev eth0`] : []),
   ]);
 }
 

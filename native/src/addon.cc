@@ -18,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodemesh::InitObjects(env, exports);
   nodemesh::InitMaps(env, exports);
   nodemesh::InitNetns(env, exports);
+  nodemesh::InitNetnsSysctl(env, exports);
   return exports;
 }
 

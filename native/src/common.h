@@ -31,5 +31,6 @@ bool ArgBufferOrNull(const Napi::CallbackInfo& info, size_t i, Napi::Buffer<uint
 void InitObjects(Napi::Env env, Napi::Object exports);
 void InitMaps(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
+void InitNetnsSysctl(Napi::Env env, Napi::Object exports);
 
 }  // namespace nodemesh

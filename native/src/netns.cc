@@ -39,7 +39,8 @@ constexpr int kFlagReuseAddr = 1 << 0;
 constexpr int kFlagFreebind = 1 << 1;
 constexpr int kFlagV6Only = 1 << 2;
 constexpr int kFlagTransparent = 1 << 3;
-constexpr int kFlagsAll = kFlagReuseAddr | kFlagFreebind | kFlagV6Only | kFlagTransparent;
+constexpr int kFlagReusePort = 1 << 4;
+constexpr int kFlagsAll = kFlagReuseAddr | kFlagFreebind | kFlagV6Only | kFlagTransparent | kFlagReusePort;
 
 struct SysErr {
   int err = 0;
@@ -146,6 +147,7 @@ bool MakeSocket(int family, const std::string& bind_addr, int port, uint32_t mar
   bool ok = true;
   if (ok && mark != 0) ok = SetOpt(fd, SOL_SOCKET, SO_MARK, static_cast<int>(mark), "SO_MARK", e);
   if (ok && (flags & kFlagReuseAddr)) ok = SetOpt(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", e);
+  if (ok && (flags & kFlagReusePort)) ok = SetOpt(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", e);
   if (ok && (flags & kFlagFreebind))
     ok = family == 4 ? SetOpt(fd, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND", e)
                      : SetOpt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1, "IPV6_FREEBIND", e);
@@ -186,10 +188,10 @@ bool MakeSocket(int family, const std::string& bind_addr, int port, uint32_t mar
 
 constexpr const char* kSocketUsage =
     "socketInNetns(netnsPath: string, family: 4 | 6, bindAddress: string, bindPort: number, mark: number, "
-    "backlog: number, flags: number): number  (flags: 1 SO_REUSEADDR, 2 IP_FREEBIND, 4 IPV6_V6ONLY, 8 IP_TRANSPARENT)";
+    "backlog: number, flags: number): number  (flags: 1 SO_REUSEADDR, 2 IP_FREEBIND, 4 IPV6_V6ONLY, 8 IP_TRANSPARENT, 16 SO_REUSEPORT)";
 constexpr const char* kSocketFdUsage =
     "socketInNetnsFd(netnsFd: number, family: 4 | 6, bindAddress: string, bindPort: number, mark: number, "
-    "backlog: number, flags: number): number  (flags: 1 SO_REUSEADDR, 2 IP_FREEBIND, 4 IPV6_V6ONLY, 8 IP_TRANSPARENT)";
+    "backlog: number, flags: number): number  (flags: 1 SO_REUSEADDR, 2 IP_FREEBIND, 4 IPV6_V6ONLY, 8 IP_TRANSPARENT, 16 SO_REUSEPORT)";
 
 struct SocketArgs {
   std::string addr;

@@ -10,7 +10,9 @@
 //
 // Clients run as child processes placed in <cgroup2>/nmt-<pid>-node/apps and entered into a
 // pod namespace with nsenter --net (ip netns exec would hide /sys/fs/bpf). This process plays
-// the daemon: it owns the 15001/15006 listeners inside the pods (native socketInNetns).
+// the daemon: it owns the 15001/15006 listeners inside the pods (native socketInNetns), and
+// capture recognises its sockets by its cgroup (registered by EbpfDatapath.start()), never by
+// a mark: a pod process that sets the old daemon mark 0x539 is still captured.
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -20,9 +22,9 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadNative, nativeCandidates, repoRoot } from '../../native/index';
 import type { NativeBinding } from '../../native/native';
-import { DAEMON_SOCKET_MARK, INBOUND_PASSTHROUGH_SOURCE_V4, MESH_PORTS } from '../../daemon/redirection/datapath';
+import { INBOUND_PASSTHROUGH_SOURCE_V4, MESH_PORTS } from '../../daemon/redirection/datapath';
 import type { SocketAddress } from '../../daemon/redirection/datapath';
-import { BPF_FS_MAGIC, detectCgroup2Root } from '../../daemon/redirection/cgroup';
+import { BPF_FS_MAGIC, detectCgroup2Root, ownCgroupDir } from '../../daemon/redirection/cgroup';
 import { EbpfDatapath, type DatapathLogger } from '../../daemon/redirection/ebpf-datapath';
 
 const PREFIX = `nmt-${process.pid}-`;
@@ -41,7 +43,11 @@ const IP = {
   b: '10.213.2.2', srvB: '10.213.2.1',
   c: '10.213.3.2', srvC: '10.213.3.1',
 };
-const PORT = { srv: 8081, srv6: 8086, app: 8080, appExcluded: 8090, meshHbone: MESH_PORTS.inboundHbone };
+const PORT = { srv: 8081, srv6: 8086, srvExcluded: 8082, app: 8080, appExcluded: 8090, appOnMetricsPort: 15020, meshHbone: MESH_PORTS.inboundHbone };
+/** The mark the daemon's sockets used to carry (and capture trusted): any pod can set it. */
+const OLD_DAEMON_MARK = 0x539;
+/** An address of srv playing the node's own address (kubelet probes come from it). */
+const PROBE_SRC = '10.213.1.100';
 
 // --- small helpers ----------------------------------------------------------------------
 
@@ -145,6 +151,41 @@ function runClient(ns: string, opts: { host: string; port: number; inCgroup?: bo
   });
 }
 
+const UDP_JS = `
+'use strict';
+const dgram = require('dgram');
+const a = JSON.parse(process.env.NMT_ARGS);
+const s = dgram.createSocket('udp4');
+const t = setTimeout(() => { process.stdout.write('timeout'); process.exit(0); }, 3000);
+s.on('message', (m) => { clearTimeout(t); process.stdout.write(String(m)); process.exit(0); });
+s.send('dns?', a.port, a.host);
+`;
+
+/** A UDP datagram from a process in pod A's namespace and the pods' cgroup to a responder
+ * in srv at host:port; returns what the responder answered (its payload names the source). */
+async function udpRoundTrip(host: string, port: number): Promise<string> {
+  const responder = spawn('nsenter', [`--net=${nsPath(NS.srv)}`, 'python3', '-c',
+    'import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind((sys.argv[1],int(sys.argv[2])))\nprint("up",flush=True)\ns.settimeout(5)\nd,a=s.recvfrom(100)\ns.sendto(d+b" from "+a[0].encode(),a)',
+    host, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(responder.pid as number);
+  await new Promise<void>((resolve, reject) => {
+    responder.stdout.once('data', () => resolve());
+    responder.once('exit', (c) => reject(new Error(`UDP responder exited ${c}`)));
+  });
+  const udpJs = path.join(tmpDir, 'udp.js');
+  fs.writeFileSync(udpJs, UDP_JS);
+  const child = spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec nsenter --net="$2" "$3" "$4"', 'sh', cgroupApps, nsPath(NS.a), process.execPath, udpJs],
+    { env: { ...process.env, NMT_ARGS: JSON.stringify({ host, port }) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child.pid as number);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  await new Promise((r) => child.once('close', r));
+  children.delete(child.pid as number);
+  try { process.kill(responder.pid as number, 'SIGKILL'); } catch { /* done */ }
+  children.delete(responder.pid as number);
+  return out;
+}
+
 // --- servers: "the world" in srv, and the daemon's listeners inside the pods ---------------
 
 interface Served { server: net.Server; fd: number; connections: number; close(): Promise<void> }
@@ -189,7 +230,7 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
   let dp2: EbpfDatapath | undefined;
   const cookies: Record<string, bigint> = {};
   const served: Served[] = [];
-  let srvA: Served, srvA6: Served, srvB: Served, srvC: Served;
+  let srvA: Served, srvA6: Served, srvB: Served, srvC: Served, srvAExcl: Served, appAMetrics: Served;
   let outA: Served, outA6: Served, outB: Served, inA: Served, inB: Served, appA: Served, appAExcl: Served;
   /** The outbound "daemon": answers each captured connection with its original destination. */
   const held: net.Socket[] = [];
@@ -224,7 +265,7 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     }
   };
   const podA = () => ({ uid: 'shop/pod-a', netnsPath: nsPath(NS.a), netnsCookie: cookies.a, ips: [IP.a, IP.a6],
-    inboundListenerFd: inA.fd, inboundExcludePorts: [PORT.appExcluded] });
+    inboundListenerFd: inA.fd, inboundExcludePorts: [PORT.appExcluded], outboundExcludePorts: [PORT.srvExcluded] });
   const podB = () => ({ uid: 'shop/pod-b', netnsPath: nsPath(NS.b), netnsCookie: cookies.b, ips: [IP.b], inboundListenerFd: inB.fd });
 
   before(async () => {
@@ -259,6 +300,7 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     wire(NS.c, 'c0', IP.c, IP.srvC);
     sh('ip', ['-n', NS.a, 'addr', 'add', `${IP.a6}/64`, 'dev', 'eth0', 'nodad']);
     sh('ip', ['-n', NS.srv, 'addr', 'add', `${IP.srvA6}/64`, 'dev', 'a0', 'nodad']);
+    sh('ip', ['-n', NS.srv, 'addr', 'add', `${PROBE_SRC}/32`, 'dev', 'a0']);
     for (const ns of ['a', 'b', 'c'] as const) cookies[ns] = native.netnsCookie(nsPath(NS[ns]));
 
     // The node's pod cgroup (attach point) and a child cgroup for the pods' processes.
@@ -277,19 +319,21 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     srvA6 = await listenIn(native, NS.srv, 6, IP.srvA6, PORT.srv6, () => `srv [${IP.srvA6}]:${PORT.srv6}\n`);
     srvB = await listenIn(native, NS.srv, 4, IP.srvB, PORT.srv, () => `srv ${IP.srvB}:${PORT.srv}\n`);
     srvC = await listenIn(native, NS.srv, 4, IP.srvC, PORT.srv, () => `srv ${IP.srvC}:${PORT.srv}\n`);
+    srvAExcl = await listenIn(native, NS.srv, 4, IP.srvA, PORT.srvExcluded, () => `srv ${IP.srvA}:${PORT.srvExcluded}\n`);
     // The apps inside pod A.
     appA = await listenIn(native, NS.a, 4, '0.0.0.0', PORT.app, (s) => `app from ${s.remoteAddress}\n`);
     appAExcl = await listenIn(native, NS.a, 4, '0.0.0.0', PORT.appExcluded, (s) => `app-excluded from ${s.remoteAddress}\n`);
+    appAMetrics = await listenIn(native, NS.a, 4, '0.0.0.0', PORT.appOnMetricsPort, (s) => `app-15020 from ${s.remoteAddress}\n`);
     // The daemon's listeners inside the pods (marked like the daemon's).
-    outA = await listenIn(native, NS.a, 4, '127.0.0.1', MESH_PORTS.outbound, captureGreeting('a', 4), DAEMON_SOCKET_MARK);
-    outA6 = await listenIn(native, NS.a, 6, '::1', MESH_PORTS.outbound, captureGreeting('a', 6), DAEMON_SOCKET_MARK);
-    outB = await listenIn(native, NS.b, 4, '127.0.0.1', MESH_PORTS.outbound, captureGreeting('b', 4), DAEMON_SOCKET_MARK);
+    outA = await listenIn(native, NS.a, 4, '127.0.0.1', MESH_PORTS.outbound, captureGreeting('a', 4));
+    outA6 = await listenIn(native, NS.a, 6, '::1', MESH_PORTS.outbound, captureGreeting('a', 6));
+    outB = await listenIn(native, NS.b, 4, '127.0.0.1', MESH_PORTS.outbound, captureGreeting('b', 4));
     // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d; print them as IPv4.
     const v4 = (a: string | undefined) => (a ?? '').replace(/^::ffff:(?=\d+\.)/, '');
     const inbound = (s: net.Socket) => `inbound to ${v4(s.localAddress)}:${s.localPort} from ${v4(s.remoteAddress)}\n`;
-    inA = await listenIn(native, NS.a, 6, '::', MESH_PORTS.inboundPlaintext, inbound, DAEMON_SOCKET_MARK, true); // dual-stack: v4 and v6 pod IPs
-    inB = await listenIn(native, NS.b, 4, '0.0.0.0', MESH_PORTS.inboundPlaintext, inbound, DAEMON_SOCKET_MARK);
-    served.push(srvA, srvA6, srvB, srvC, appA, appAExcl, outA, outA6, outB, inA, inB);
+    inA = await listenIn(native, NS.a, 6, '::', MESH_PORTS.inboundPlaintext, inbound, 0, true); // dual-stack: v4 and v6 pod IPs
+    inB = await listenIn(native, NS.b, 4, '0.0.0.0', MESH_PORTS.inboundPlaintext, inbound);
+    served.push(srvA, srvA6, srvB, srvC, srvAExcl, appA, appAExcl, appAMetrics, outA, outA6, outB, inA, inB);
   });
 
   after(async () => {
@@ -324,13 +368,13 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
   });
 
   it('start(): loads, attaches through bpf_link and pins maps and links', async () => {
-    dp = new EbpfDatapath({ pinRoot: PIN_ROOT, cgroupPath: cgroupNode, logger, native });
+    dp = new EbpfDatapath({ pinRoot: PIN_ROOT, cgroupPath: cgroupNode, logger, native, probeSources: [PROBE_SRC] });
     await dp.start();
     await dp.start(); // idempotent
-    for (const m of ['nm_enrolled', 'nm_orig_sock', 'nm_orig_conn', 'nm_out_excl', 'nm_pods', 'nm_pod_ips', 'nm_in_listen', 'nm_in_excl']) {
+    for (const m of ['nm_enrolled', 'nm_orig_sock', 'nm_orig_conn', 'nm_out_excl', 'nm_pods', 'nm_pod_ips', 'nm_in_listen', 'nm_in_excl', 'nm_daemon_cg', 'nm_udp_stats', 'nm_probe_src']) {
       assert.ok(fs.existsSync(path.join(PIN_ROOT, m)), `map ${m} pinned`);
     }
-    for (const p of ['nm_connect4', 'nm_connect6', 'nm_sockops', 'nm_getpeername4', 'nm_getpeername6']) {
+    for (const p of ['nm_connect4', 'nm_connect6', 'nm_sendmsg4', 'nm_sendmsg6', 'nm_sockops', 'nm_getpeername4', 'nm_getpeername6']) {
       assert.ok(fs.existsSync(path.join(PIN_ROOT, 'links', p)), `link ${p} pinned`);
     }
     const show = sh('bpftool', ['cgroup', 'show', cgroupNode]);
@@ -347,6 +391,14 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     assert.ok(fs.existsSync(path.join(PIN_ROOT, 'pods', 'shop%2fpod-a', 'sk_lookup')));
     assert.deepEqual((dp as EbpfDatapath).status().enrolled.find((e) => e.uid === 'shop/pod-a'),
       { uid: 'shop/pod-a', netnsCookie: cookies.a.toString(), ips: [IP.a, IP.a6] });
+  });
+
+  it('a pod namespace\'s net sysctls are set from the daemon (tcp_migrate_req, for hitless restarts)', () => {
+    const read = () => sh('nsenter', [`--net=${nsPath(NS.b)}`, 'cat', '/proc/sys/net/ipv4/tcp_migrate_req']).trim();
+    const own = fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+    native.writeNetSysctlInNetns(nsPath(NS.b), 'ipv4/tcp_migrate_req', '1');
+    assert.equal(read(), '1');
+    assert.equal(fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim(), own, 'this process\'s own namespace is untouched');
   });
 
   it('an enrolled pod\'s connect lands on 127.0.0.1:15001 in its own namespace, with its original destination', async () => {
@@ -400,11 +452,39 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     assert.equal(b.data, 'held\n');
   });
 
-  it('a socket marked 0x539 (the daemon\'s) is not captured', async () => {
-    const before = srvA.connections;
-    const r = await runClient(NS.a, { host: IP.srvA, port: PORT.srv, mark: DAEMON_SOCKET_MARK });
-    assert.equal(r.data, `srv ${IP.srvA}:${PORT.srv}\n`, JSON.stringify(r));
-    assert.equal(srvA.connections, before + 1);
+  it('a pod socket marked 0x539 (the mark the daemon once used) is still captured: only the daemon\'s cgroup is skipped', async () => {
+    const before = { srv: srvA.connections, out: outA.connections };
+    const r = await runClient(NS.a, { host: IP.srvA, port: PORT.srv, mark: OLD_DAEMON_MARK });
+    assert.equal(r.data, `captured ${IP.srvA}:${PORT.srv}\n`, JSON.stringify(r));
+    assert.equal(srvA.connections, before.srv, 'nothing reached the destination directly');
+    assert.equal(outA.connections, before.out + 1);
+    // The daemon's cgroup is what is registered, and nothing else.
+    const fd = native.mapOpenPinned(path.join(PIN_ROOT, 'nm_daemon_cg'));
+    try {
+      const keys: bigint[] = [];
+      for (let k = native.mapNextKey(fd, null, 8); k !== null; k = native.mapNextKey(fd, k, 8)) keys.push(k.readBigUInt64LE(0));
+      assert.deepEqual(keys, [fs.statSync(ownCgroupDir(), { bigint: true }).ino]);
+      assert.notEqual(keys[0], fs.statSync(cgroupApps, { bigint: true }).ino);
+    } finally {
+      native.closeFd(fd);
+    }
+  });
+
+  it('per-pod outbound exclusion reaches the destination directly; UDP passes through and is counted', async () => {
+    const before = srvAExcl.connections;
+    const r = await runClient(NS.a, { host: IP.srvA, port: PORT.srvExcluded });
+    assert.equal(r.data, `srv ${IP.srvA}:${PORT.srvExcluded}\n`, JSON.stringify(r));
+    assert.equal(srvAExcl.connections, before + 1);
+    // Pod B has no such exclusion: the same port is captured there.
+    const rb = await runClient(NS.b, { host: IP.srvB, port: PORT.srvExcluded });
+    assert.equal(rb.data, `captured ${IP.srvB}:${PORT.srvExcluded}\n`, JSON.stringify(rb));
+    // UDP: a DNS-style datagram from pod A reaches srv unchanged; the kernel counts it.
+    const d = dp as EbpfDatapath;
+    const dns = () => d.udpPassthrough().find((c) => c.family === 4 && c.dns)?.count ?? 0;
+    const dnsBefore = dns();
+    const got = await udpRoundTrip(IP.srvA, 53);
+    assert.equal(got, 'dns? from 10.213.1.2', 'the datagram reached the real destination from the pod');
+    assert.ok(dns() >= dnsBefore + 1, `counted (${dnsBefore} -> ${dns()})`);
   });
 
   it('inbound plaintext to the pod IP lands on the 15006 listener (sk_lookup); exclusions and 127.0.0.6 reach the app', async () => {
@@ -421,7 +501,7 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     const rx = await runClient(NS.srv, { host: IP.a, port: PORT.appExcluded, inCgroup: false });
     assert.equal(rx.data, `app-excluded from ${IP.srvA}\n`, JSON.stringify(rx));
     // The daemon's own connection to the app, from 127.0.0.6 inside the pod: not steered.
-    const fd = native.socketInNetns(nsPath(NS.a), 4, INBOUND_PASSTHROUGH_SOURCE_V4, 0, DAEMON_SOCKET_MARK, -1, 0);
+    const fd = native.socketInNetns(nsPath(NS.a), 4, INBOUND_PASSTHROUGH_SOURCE_V4, 0, 0, -1, 0);
     const s = new net.Socket({ fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
     const data = await new Promise<string>((resolve, reject) => {
       let buf = '';
@@ -433,6 +513,20 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     });
     assert.equal(data, `app from ${INBOUND_PASSTHROUGH_SOURCE_V4}\n`);
     assert.equal(appA.connections, appBefore + 1);
+  });
+
+  it('kubelet probes: plaintext from the node\'s address reaches the app; an app on a mesh-looking port is still steered', async () => {
+    const before = appA.connections;
+    const probe = await runClient(NS.srv, { host: IP.a, port: PORT.app, inCgroup: false, localAddress: PROBE_SRC });
+    assert.equal(probe.data, `app from ${PROBE_SRC}\n`, JSON.stringify(probe));
+    assert.equal(appA.connections, before + 1);
+    // Any other source is steered to the daemon, as before.
+    const other = await runClient(NS.srv, { host: IP.a, port: PORT.app, inCgroup: false });
+    assert.equal(other.data, `inbound to ${IP.a}:${PORT.app} from ${IP.srvA}\n`, JSON.stringify(other));
+    // 15020 is the daemon's metrics port on the node, not in the pod: an app there is protected.
+    const m = await runClient(NS.srv, { host: IP.a, port: PORT.appOnMetricsPort, inCgroup: false });
+    assert.equal(m.data, `inbound to ${IP.a}:${PORT.appOnMetricsPort} from ${IP.srvA}\n`, JSON.stringify(m));
+    assert.equal(appAMetrics.connections, 0);
   });
 
   it('stop({keepAttached:true}) keeps capture working; a new EbpfDatapath on the same pin root adopts everything', async () => {
