@@ -8,6 +8,7 @@ import type { Datapath } from './redirection/datapath';
 import type { SocketFactory } from './redirection/socket-factory';
 import type { StateSource, SourceUpdate } from './sources/source';
 import { EMPTY_SNAPSHOT, Snapshot, buildSnapshot } from './state/snapshot';
+import type { Workload } from './state/snapshot';
 import { EnrolmentController } from './redirection/enrolment';
 import { ConnectionTable } from './proxy/connection-table';
 import { handleOutbound, IdentitySource, ProxyDeps } from './proxy/outbound';
@@ -35,6 +36,8 @@ export interface NodeAgentDeps {
   /** Certificates and the tunnel; without them meshed destinations are refused. */
   identities?: NodeIdentities;
   hbone?: HboneClient;
+  /** Which workloads to enrol (default: every pod on this node); see EnrolmentController. */
+  enrolScope?: (s: Snapshot) => Workload[];
 }
 
 export class NodeAgent {
@@ -65,7 +68,7 @@ export class NodeAgent {
       });
     }
     this.enrolment = new EnrolmentController({
-      node: cfg.nodeName, datapath: deps.datapath, sockets: deps.sockets, log: deps.log.child({ component: 'enrolment' }),
+      node: cfg.nodeName, datapath: deps.datapath, sockets: deps.sockets, log: deps.log.child({ component: 'enrolment' }), scope: deps.enrolScope,
       handlers: {
         outbound: (pod, s) => handleOutbound(proxy, pod, s),
         inboundPlaintext: (pod, s) => handleInboundPlaintext(proxy, pod, s),
