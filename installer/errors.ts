@@ -91,6 +91,10 @@ export const InstallerErrors = defineErrors({
     `nothing was changed; the input was rejected:\n  ${a.problems.join('\n  ')}`,
   NODEMESH_E_SANDBOX_NOT_FOUND: (a: { objects: string[]; deleted: number }) =>
     `not found: ${a.objects.join(', ')}${a.deleted ? ` (the ${a.deleted} other object(s) were deleted)` : ''}; pass --ignore-not-found to skip missing objects`,
+  NODEMESH_E_SANDBOX_PROXY_NOT_READY: (a: { proxy: string; pod: string; seconds: number; last: string; log: string; lines?: string }) =>
+    `the ${a.proxy} of pod ${a.pod} did not become ready within ${a.seconds} s (last: ${a.last}); see ${a.log}${tail(a.lines)}`,
+  NODEMESH_E_SANDBOX_PROXY_SETUP: (a: { proxy: string; pod: string; reason: string }) =>
+    `cannot set up the ${a.proxy} of pod ${a.pod}: ${a.reason}; is the sandbox up ('nodemesh local status') and the pod Running?`,
 
   // --- manifests -------------------------------------------------------------------------
   NODEMESH_E_MANIFEST_INVALID: (a: { issues: ManifestIssue[] }) =>
