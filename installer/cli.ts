@@ -96,6 +96,18 @@ export function buildProgram(): Command {
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatConnections(all)}\n`);
     });
 
+  program.command('bench')
+    .description('side-by-side benchmark in its own sandbox cluster: no mesh, sidecar (nodemesh), sidecar (HAProxy), ambient L4 (bench/README.md); needs root')
+    .option('--quick', 'every mode briefly (seconds per mode): checks the harness, not the numbers')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .helpOption('-h, --help', 'options: --quick --seconds --rates --new-conn-rate --same-node-rate --conns --wrk-seconds --bulk-mib --pods --hold-conns --out-dir (bench/README.md)')
+    .action(async () => {
+      // The bench parses its own options (bench/mesh-compare.ts), so they are documented once.
+      const { runCompare } = await import('../bench/mesh-compare');
+      process.exitCode = await runCompare(process.argv.slice(process.argv.indexOf('bench') + 1));
+    });
+
   return program;
 }
 
