@@ -92,7 +92,7 @@ const list = (k: string, v: string, min: number, max: number): number[] => {
 export function parseCompareArgs(argv: string[]): CompareArgs {
   const quick = argv.includes('--quick');
   const a: CompareArgs = quick
-    ? { quick, seconds: 2, rates: [500], newConnRate: 200, sameNodeRate: 500, conns: 8, wrkSeconds: 1, bulkMiB: 8, pods: [2, 4], holdConns: [200], outDir: RESULTS_DIR }
+    ? { quick, seconds: 2, rates: [500], newConnRate: 200, sameNodeRate: 500, conns: 8, wrkSeconds: 1, bulkMiB: 4, pods: [2, 3], holdConns: [100], outDir: RESULTS_DIR }
     : { quick, seconds: 10, rates: [500, 1000, 2000], newConnRate: 500, sameNodeRate: 1000, conns: 8, wrkSeconds: 5, bulkMiB: 256, pods: [2, 10, 50], holdConns: [1000, 10000], outDir: RESULTS_DIR };
   const ints: Record<string, [keyof CompareArgs, number, number]> = {
     '--seconds': ['seconds', 1, 60], '--new-conn-rate': ['newConnRate', 1, 5000], '--same-node-rate': ['sameNodeRate', 1, 5000],

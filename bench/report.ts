@@ -161,12 +161,13 @@ export function chartsSvg(doc: BenchDoc): { name: string; svg: string }[] {
   }) });
   const ka = first?.latency.find((r) => r.placement === 'cross-node' && r.connMode === 'keepalive' && r.rate === 1000) ?? cross[0];
   const nc = first?.latency.find((r) => r.placement === 'cross-node' && r.connMode === 'new-conn');
-  const groups = [
-    ...(ka ? [{ label: `per 1,000 requests (keep-alive @ ${ka.rate}/s)`, values: modes.map((m) => lat(m, ka.scenario)?.meshCpuMsPer1k ?? null) }] : []),
-    ...(nc ? [{ label: `per 1,000 new connections (@ ${nc.rate}/s)`, values: modes.map((m) => lat(m, nc.scenario)?.meshCpuMsPer1k ?? null) }] : []),
-    { label: 'per 1,000 requests at max (wrk)', values: modes.map((m) => m.maxRps.wrk?.meshCpuMsPer1k ?? null) },
-  ];
-  out.push({ name: 'cpu.svg', svg: barChartSvg({ title: 'Mesh CPU (all mesh processes, both nodes)', subtitle: sub, yLabel: 'CPU milliseconds', series, panels: [{ title: '', groups }] }) });
+  // One panel each: the three regimes differ by an order of magnitude.
+  const cpuPanels = [
+    ...(ka ? [{ title: 'per 1,000 requests', label: `(keep-alive @ ${ka.rate}/s)`, values: modes.map((m) => lat(m, ka.scenario)?.meshCpuMsPer1k ?? null) }] : []),
+    ...(nc ? [{ title: 'per 1,000 new connections', label: `(@ ${nc.rate}/s)`, values: modes.map((m) => lat(m, nc.scenario)?.meshCpuMsPer1k ?? null) }] : []),
+    { title: 'per 1,000 requests at max', label: '(wrk, 64 connections)', values: modes.map((m) => m.maxRps.wrk?.meshCpuMsPer1k ?? null) },
+  ].map((p) => ({ title: p.title, groups: [{ label: p.label, values: p.values }] }));
+  out.push({ name: 'cpu.svg', svg: barChartSvg({ title: 'Mesh CPU (all mesh processes, both nodes)', subtitle: sub, yLabel: 'CPU milliseconds', series, panels: cpuPanels }) });
   const held = modes.find((m) => m.memoryVsConns.length)?.memoryVsConns ?? [];
   if (held.length) {
     out.push({ name: 'memory-conns.svg', svg: barChartSvg({ title: 'Mesh memory with many connections held open', subtitle: 'sum of RSS of every mesh process, both nodes', yLabel: 'MiB', series,

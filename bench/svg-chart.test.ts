@@ -1,7 +1,7 @@
 // The SVG charts: scales, escaping, missing values, balanced markup.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { barChartSvg, lineChartSvg, niceScale } from './svg-chart';
+import { barChartSvg, lineChartSvg, niceScale, wrapLabel } from './svg-chart';
 
 test('niceScale: 1, 2 or 5 times a power of ten, covering the maximum', () => {
   const cases: [number, number, number][] = [[7.3, 8, 2], [1, 1, 0.2], [0.43, 0.5, 0.1], [980, 1000, 200], [0, 1, 0.2], [12, 15, 5]];
@@ -34,4 +34,14 @@ test('lineChartSvg: a polyline per series with two points or more, points at the
   assert.equal((svg.match(/<polyline/g) ?? []).length, 1);
   assert.equal((svg.match(/<circle/g) ?? []).length, 3);
   assert.ok(balanced(svg));
+});
+
+test('wrapLabel: long labels break before their parenthesis', () => {
+  const cases: [string, string[]][] = [
+    ['p50', ['p50']],
+    ['per 1,000 requests (keep-alive @ 1000/s)', ['per 1,000 requests', '(keep-alive @ 1000/s)']],
+    ['short (x)', ['short (x)']],
+    ['(leading parenthesis is kept whole)', ['(leading parenthesis is kept whole)']],
+  ];
+  for (const [label, want] of cases) assert.deepEqual(wrapLabel(label), want, label);
 });

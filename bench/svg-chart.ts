@@ -15,6 +15,12 @@ export function niceScale(max: number, ticks = 5): { max: number; step: number }
   return { max: Math.ceil(max / step - 1e-9) * step, step };
 }
 
+/** A long group label goes on two lines, before and from its parenthesis. */
+export function wrapLabel(label: string): string[] {
+  const i = label.indexOf(' (');
+  return i > 0 && label.length > 18 ? [label.slice(0, i), label.slice(i + 1)] : [label];
+}
+
 export interface BarPanel { title: string; groups: { label: string; values: (number | null)[] }[] }
 export interface BarChart { title: string; subtitle?: string; yLabel: string; series: string[]; panels: BarPanel[] }
 
@@ -53,7 +59,9 @@ function yAxis(x: number, top: number, h: number, scale: { max: number; step: nu
 
 /** Grouped bars; panels side by side, each with its own y scale. */
 export function barChartSvg(c: BarChart): string {
-  const panelW = Math.max(280, Math.min(520, 90 + c.panels.reduce((m, p) => Math.max(m, p.groups.length), 1) * (c.series.length * 18 + 24)));
+  // Wide enough for every group's bars and its (wrapped) label, and for the panel title.
+  const groupW = Math.max(c.series.length * 18 + 24, ...c.panels.flatMap((p) => p.groups.flatMap((g) => wrapLabel(g.label).map((l) => l.length * 6.5 + 12))));
+  const panelW = Math.max(280, ...c.panels.map((p) => Math.max(80 + p.groups.length * groupW, p.title.length * 7.5 + 100)));
   const w = Math.max(640, c.panels.length * panelW + 40);
   const h = 440;
   const top = c.subtitle ? 90 : 74;
@@ -81,7 +89,9 @@ export function barChartSvg(c: BarChart): string {
         out.push(`<rect x="${bx.toFixed(1)}" y="${(top + plotH - bh).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${bh.toFixed(1)}" fill="${PALETTE[si % PALETTE.length]}"><title>${esc(`${c.series[si]} ${g.label}: ${fmt(v)}`)}</title></rect>`);
         if (bw >= 14) out.push(`<text x="${(bx + bw / 2).toFixed(1)}" y="${(top + plotH - bh - 3).toFixed(1)}" font-size="8" text-anchor="middle">${fmt(v)}</text>`);
       });
-      out.push(`<text x="${(x0 + gi * gw + gw / 2).toFixed(1)}" y="${top + plotH + 16}" font-size="11" text-anchor="middle">${esc(g.label)}</text>`);
+      wrapLabel(g.label).forEach((line, li) => {
+        out.push(`<text x="${(x0 + gi * gw + gw / 2).toFixed(1)}" y="${top + plotH + 16 + li * 13}" font-size="11" text-anchor="middle">${esc(line)}</text>`);
+      });
     });
   });
   out.push('</svg>');
