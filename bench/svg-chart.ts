@@ -64,7 +64,7 @@ export function barChartSvg(c: BarChart): string {
   const panelW = Math.max(280, ...c.panels.map((p) => Math.max(80 + p.groups.length * groupW, p.title.length * 7.5 + 100)));
   const w = Math.max(640, c.panels.length * panelW + 40);
   const h = 440;
-  const top = c.subtitle ? 90 : 74;
+  const top = c.subtitle ? 104 : 88;
   const plotH = h - top - 60;
   const out = header(w, h, c.title, c.subtitle);
   out.push(...legend(c.series, 70, c.subtitle ? 68 : 56));
@@ -104,7 +104,7 @@ export interface LineChart { title: string; subtitle?: string; xLabel: string; y
 export function lineChartSvg(c: LineChart): string {
   const w = 760;
   const h = 440;
-  const top = c.subtitle ? 90 : 74;
+  const top = c.subtitle ? 104 : 88;
   const x0 = 80;
   const plotW = w - x0 - 40;
   const plotH = h - top - 60;
