@@ -485,6 +485,41 @@ export async function runCompare(argv: string[]): Promise<number> {
     const latency: Record<RunMode, LatencyRow[]> = { plain: [], sidecar: [], haproxy: [], ambient: [] };
     // Warm-up (not reported): each mode's first connections, certificates and JIT.
     for (const mode of MESH_MODES) await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: 200, seconds: args.quick ? 0.5 : 2, conns: args.conns }]);
+    // Memory as pods per node grow (node-1 has the client and server-local of each mode),
+    // measured early, when every process has only been warmed up; the idle pods and their
+    // proxies are removed again so that they cost nothing in the measured phases.
+    const pods = { plain: [], sidecar: [], haproxy: [], ambient: [] } as Record<RunMode, ModeResult['memoryVsPods']>;
+    let have = 2;
+    const scaleProxies: ProxyRecord[] = [];
+    const node1 = (mode: RunMode): MeshProc[] => topo.meshProcs(mode).filter((p) => p.node === CLIENT_NODE);
+    for (const want of args.pods) {
+      if (want > have) {
+        for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
+          await mustOk(`apply scale pods (${mode})`, nodemesh(['local', 'apply', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, have, want, sleepSeconds) }));
+        }
+        const names = Array.from({ length: want - have }, (_, k) => `scale-${have + k}`);
+        const more = [...await startSidecars(names.map((name) => ({ namespace: 'sidecar', name }))),
+          ...await startHaproxySidecars(names.map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'scale' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] })))];
+        proxies.push(...more); // topo.proxies is this same list
+        scaleProxies.push(...more);
+        have = want;
+        await sleep(3000);
+      }
+      for (const mode of MESH_MODES) {
+        const procs = node1(mode);
+        pods[mode].push({ podsPerNode: want, meshRssMiB: rssMiB(procs), meshProcesses: procs.length });
+      }
+      log(`pods ${want} per node: ${MESH_MODES.map((m) => `${m} ${pods[m].at(-1)!.meshRssMiB} MiB (${pods[m].at(-1)!.meshProcesses} processes)`).join(', ')}`);
+    }
+    if (scaleProxies.length) {
+      await stopProxies(scaleProxies);
+      proxies.splice(0, proxies.length, ...proxies.filter((p) => !scaleProxies.includes(p)));
+      for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
+        await mustOk(`delete scale pods (${mode})`, nodemesh(['local', 'delete', '--ignore-not-found', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, 2, have, sleepSeconds) }));
+      }
+      log(`removed the ${have - 2} idle pods per mode and their proxies`);
+    }
+
     for (const s of scenarios) {
       for (const mode of MESH_MODES) {
         const [r] = await loadPhases(topo, clkTck, mode, [{ placement: s.placement, connMode: s.connMode, rate: s.rate, seconds: args.seconds, conns: s.connMode === 'keepalive' ? args.conns : 64 }]);
@@ -525,31 +560,7 @@ export async function runCompare(argv: string[]): Promise<number> {
       }
     }
 
-    // 5. Memory as pods per node grow (node-1 has the client and server-local of each mode).
-    const pods = { plain: [], sidecar: [], haproxy: [], ambient: [] } as Record<RunMode, ModeResult['memoryVsPods']>;
-    let have = 2;
-    const node1 = (mode: RunMode): MeshProc[] => topo.meshProcs(mode).filter((p) => p.node === CLIENT_NODE);
-    for (const want of args.pods) {
-      if (want > have) {
-        for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
-          await mustOk(`apply scale pods (${mode})`, nodemesh(['local', 'apply', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, have, want, sleepSeconds) }));
-        }
-        const names = Array.from({ length: want - have }, (_, k) => `scale-${have + k}`);
-        const more = await startSidecars(names.map((name) => ({ namespace: 'sidecar', name })));
-        proxies.push(...more); // topo.proxies is this same list
-        const hp = await startHaproxySidecars(names.map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'scale' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] })));
-        proxies.push(...hp);
-        have = want;
-        await sleep(3000);
-      }
-      for (const mode of MESH_MODES) {
-        const procs = node1(mode);
-        pods[mode].push({ podsPerNode: want, meshRssMiB: rssMiB(procs), meshProcesses: procs.length });
-      }
-      log(`pods ${want} per node: ${MESH_MODES.map((m) => `${m} ${pods[m].at(-1)!.meshRssMiB} MiB (${pods[m].at(-1)!.meshProcesses} processes)`).join(', ')}`);
-    }
-
-    // 6. The report.
+    // 5. The report.
     const modes: ModeResult[] = MODES.map(({ id, label }) => {
       if (id === 'waypoint') {
         return { mode: id, label, available: false, note: 'the waypoint does not exist yet', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
