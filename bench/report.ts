@@ -109,7 +109,7 @@ export function markdownReport(doc: BenchDoc): string {
   const head = (title: string): string[] => [`| ${title} | ${modes.map((m) => m.label).join(' | ')} |`, `| --- | ${modes.map(() => '---:').join(' | ')} |`];
   const plain = modes.find((m) => m.mode === 'plain');
   const sidecar = modes.find((m) => m.mode === 'sidecar');
-  const unavailable = (m: ModeResult): string => `not yet${m.note ? '' : ''}`;
+  const unavailable = (): string => 'not yet';
   const out: string[] = [
     `## nodemesh side by side (${doc.quick ? 'quick run: seconds per mode, numbers are indicative only' : 'full run'})`,
     '',
@@ -118,11 +118,14 @@ export function markdownReport(doc: BenchDoc): string {
     '',
     ...head('values'),
   ];
-  for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? cell(r.get(m), r.digits) : unavailable(m))).join(' | ')} |`);
+  for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? cell(r.get(m), r.digits) : unavailable())).join(' | ')} |`);
   for (const [title, base] of [['ratio to no mesh', plain], ['ratio to sidecar (nodemesh)', sidecar]] as const) {
     if (!base) continue;
     out.push('', ...head(title));
-    for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? rcell(ratio(r.get(m), r.get(base))) : unavailable(m))).join(' | ')} |`);
+    // A row without any ratio (the base is zero: no mesh has no mesh CPU or memory) says nothing.
+    for (const r of rows.filter((x) => modes.some((m) => m.available && m !== base && ratio(x.get(m), x.get(base)) !== null))) {
+      out.push(`| ${r.label} | ${modes.map((m) => (m.available ? rcell(ratio(r.get(m), r.get(base))) : unavailable())).join(' | ')} |`);
+    }
   }
   out.push('', '| path check | ' + modes.map((m) => m.label).join(' | ') + ' |', `| --- | ${modes.map(() => '---').join(' | ')} |`);
   for (const placement of ['cross-node', 'same-node'] as const) {
