@@ -72,7 +72,7 @@ demo: build
 local-down:
 	$(NODEMESH) local down
 
-# Side-by-side benchmark (root: it brings up and takes down its own sandbox cluster; ~12 min):
+# Side-by-side benchmark (root: it brings up and takes down its own sandbox cluster; ~8 min):
 # no mesh vs sidecar (nodemesh) vs sidecar (HAProxy) vs ambient L4. Tables on stdout; JSON,
 # Markdown and SVG charts in bench/results/. Options: make bench BENCH_ARGS='--seconds 5 --pods 2,10'
 .PHONY: bench
