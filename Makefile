@@ -72,11 +72,12 @@ demo: build
 local-down:
 	$(NODEMESH) local down
 
-# Side-by-side benchmark (root: it brings up and takes down its own sandbox cluster; ~9 min):
-# no mesh vs nodemesh L4. Table on stdout, JSON in bench/results/. Options: make bench BENCH_ARGS='--rounds 5'
+# Side-by-side benchmark (root: it brings up and takes down its own sandbox cluster; ~8 min):
+# no mesh vs sidecar (nodemesh) vs sidecar (HAProxy) vs ambient L4. Tables on stdout; JSON,
+# Markdown and SVG charts in bench/results/. Options: make bench BENCH_ARGS='--seconds 5 --pods 2,10'
 .PHONY: bench
-bench: build
-	$(SANDBOX_LOCK) node dist/bench/l4-latency.js $(BENCH_ARGS)
+bench: build bpffs
+	$(SANDBOX_LOCK) $(NODEMESH) bench $(BENCH_ARGS)
 
 # Unit tests need no privileges; e2e tests need root, eBPF and network namespaces and fail
 # (never skip) when they are missing. One file at a time: they share the sandbox.

@@ -244,13 +244,13 @@ function checkInterrupted(): void {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function sandboxNetns(): string[] {
+export function sandboxNetns(): string[] {
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   return (r.stdout ?? '').split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith('nmsb'));
 }
 
 /** Waits (polls) while a sandbox this run did not create exists; never touches it. */
-async function waitForForeignSandbox(): Promise<void> {
+export async function waitForForeignSandbox(): Promise<void> {
   const deadline = Date.now() + FOREIGN_WAIT_MS;
   for (;;) {
     const found = sandboxNetns();
@@ -319,7 +319,7 @@ spec:
   return `${docs.join('\n---\n')}\n`;
 }
 
-interface StatusJson {
+export interface StatusJson {
   identity?: { pid: number | null; alive: boolean } | null;
   nodes: { name: string; daemon: { pid: number | null; alive: boolean; ready: boolean; log: string } }[];
   pods: { namespace: string; name: string; node: string; ip: string; phase: string; enrolled: boolean | null; log: string }[];
@@ -430,7 +430,7 @@ async function runLoad(args: Args, topo: Topology, clkTck: number, o: PhaseOpts)
 
 // --- output ---------------------------------------------------------------------------------
 
-function machineFacts(clkTck: number): Record<string, unknown> {
+export function machineFacts(clkTck: number): Record<string, unknown> {
   const nproc = spawnSync('nproc', [], { encoding: 'utf8' }).stdout?.trim();
   const git = (a: string[]): string | undefined => { const r = spawnSync('git', a, { cwd: REPO, encoding: 'utf8' }); return r.status === 0 ? r.stdout.trim() : undefined; };
   return {
@@ -449,7 +449,7 @@ function machineFacts(clkTck: number): Record<string, unknown> {
   };
 }
 
-function table(rows: (string | number)[][]): string {
+export function table(rows: (string | number)[][]): string {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? String(c).padEnd(w[i]!) : String(c).padStart(w[i]!))).join('  ')).join('\n');
 }
@@ -693,7 +693,7 @@ async function main(): Promise<number> {
 }
 
 /** Whether the sandbox's cluster.json was written by the `local up` we started. */
-function createdBy(pid: number | undefined): boolean {
+export function createdBy(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
     const c = JSON.parse(fs.readFileSync(path.join(STATE_DIR, 'cluster.json'), 'utf8')) as { creator?: { pid?: number } };

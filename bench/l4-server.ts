@@ -6,6 +6,7 @@
 // generator can check each response and the two sides of the comparison do identical app work.
 // A request whose body is larger than 1 MiB is answered 413 (a bench server, not a sink).
 import * as http from 'node:http';
+import * as net from 'node:net';
 
 const MAX_BODY = 1 << 20;
 
@@ -17,9 +18,30 @@ export function responseBody(size: number): Buffer {
   return b;
 }
 
+const BULK_CHUNK = Buffer.alloc(64 * 1024, 0x7a);
+const MAX_BULK = 4 * 2 ** 30;
+
+/** GET /bulk?bytes=N: N bytes of body (one stream's bulk throughput), written as fast as the
+ * connection drains them. */
+function sendBulk(res: http.ServerResponse, bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_BULK) { res.writeHead(400, { connection: 'close' }); res.end(); return; }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes });
+  let left = bytes;
+  const pump = (): void => {
+    while (left > 0) {
+      const n = Math.min(left, BULK_CHUNK.length);
+      left -= n;
+      if (!res.write(n === BULK_CHUNK.length ? BULK_CHUNK : BULK_CHUNK.subarray(0, n))) { res.once('drain', pump); return; }
+    }
+    res.end();
+  };
+  pump();
+}
+
 export function serveBench(o: BenchServerOptions): http.Server {
   const body = responseBody(o.size ?? 1024);
   const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.startsWith('/bulk?bytes=')) { sendBulk(res, Number(req.url.slice('/bulk?bytes='.length))); return; }
     let n = 0;
     req.on('data', (c: Buffer) => {
       n += c.length;
@@ -47,10 +69,11 @@ function parseArgs(argv: string[]): BenchServerOptions {
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i];
     const v = Number(argv[i + 1]);
-    if (!Number.isInteger(v) || v < 0) throw new Error(`${k} needs a non-negative integer`);
+    if (k !== '--host' && (!Number.isInteger(v) || v < 0)) throw new Error(`${k} needs a non-negative integer`);
+    if (k === '--host' && net.isIPv4(argv[i + 1] ?? '')) { o.host = argv[i + 1]; continue; }
     if (k === '--port' && v > 0 && v < 65536) o.port = v;
     else if (k === '--size' && v <= MAX_BODY) o.size = v;
-    else throw new Error(`usage: l4-server.js [--port 1-65535] [--size 0-${MAX_BODY}] (bad ${k})`);
+    else throw new Error(`usage: l4-server.js [--host IPv4] [--port 1-65535] [--size 0-${MAX_BODY}] (bad ${k})`);
   }
   return o;
 }

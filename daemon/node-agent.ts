@@ -8,7 +8,7 @@ import type { Datapath } from './redirection/datapath';
 import type { SocketFactory } from './redirection/socket-factory';
 import { Counter, Gauge } from 'prom-client';
 import type { SkippedObject, SourceBatch, StateSource } from './sources/source';
-import { EMPTY_SNAPSHOT, PodRuntime, Snapshot, SnapshotChange, applyChanges, workloadsOnNode } from './state/snapshot';
+import { EMPTY_SNAPSHOT, PodRuntime, Snapshot, SnapshotChange, Workload, applyChanges, workloadsOnNode } from './state/snapshot';
 import { PodFinder, PodSandboxTracker } from './redirection/pod-sandbox-tracker';
 import { EnrolmentController } from './redirection/enrolment';
 import { ConnectionTable } from './proxy/connection-table';
@@ -45,6 +45,8 @@ export interface NodeAgentDeps {
   /** Creates the admin/metrics/readiness TCP listeners (SO_REUSEPORT, for hitless restarts);
    * default: Node's own listen. */
   bindListener?: BindListener;
+  /** Which workloads to enrol (default: every pod on this node); see EnrolmentController. */
+  enrolScope?: (s: Snapshot) => Workload[];
 }
 
 /** Skipped objects kept for /debug/snapshot (the metric counts them all). */
@@ -86,7 +88,7 @@ export class NodeAgent {
       });
     }
     this.enrolment = new EnrolmentController({
-      node: cfg.nodeName, datapath: deps.datapath, sockets: deps.sockets, log: deps.log.child({ component: 'enrolment' }),
+      node: cfg.nodeName, datapath: deps.datapath, sockets: deps.sockets, log: deps.log.child({ component: 'enrolment' }), scope: deps.enrolScope,
       handlers: {
         outbound: (pod, s) => handleOutbound(proxy, pod, s),
         inboundPlaintext: (pod, s) => handleInboundPlaintext(proxy, pod, s),

@@ -117,6 +117,26 @@ export function buildProgram(): Command {
     });
 
   addClusterCommands(program);
+  program.command('bench')
+    .description('side-by-side benchmark in its own sandbox cluster: no mesh, sidecar (nodemesh), sidecar (HAProxy), ambient L4 (bench/README.md); needs root')
+    .option('--quick', 'every mode briefly (seconds per mode): checks the harness, not the numbers')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .helpOption('-h, --help', 'options: --quick --seconds --rates --new-conn-rate --same-node-rate --conns --wrk-seconds --bulk-mib --pods --hold-conns --out-dir (bench/README.md)')
+    .action(async () => {
+      // The bench parses its own options (bench/mesh-compare.ts), so they are documented once.
+      const { parseCompareArgs, runCompare } = await import('../bench/mesh-compare');
+      const argv = process.argv.slice(process.argv.indexOf('bench') + 1);
+      try { parseCompareArgs(argv); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+      try {
+        process.exitCode = await runCompare(argv);
+      } catch (e) {
+        if (NodemeshError.is(e)) throw e;
+        process.stderr.write(`error: nodemesh bench: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+      }
+    });
+
   return program;
 }
 

@@ -98,6 +98,10 @@ export const InstallerErrors = defineErrors({
     `not found: ${a.objects.join(', ')}${a.deleted ? ` (the ${a.deleted} other object(s) were deleted)` : ''}; pass --ignore-not-found to skip missing objects`,
   NODEMESH_E_SANDBOX_APISERVER_PUBLISH: (a: { object: string; server: string; reason: string }) =>
     `could not publish ${a.object} to the API server ${a.server}: ${a.reason}; check that it is reachable and that the kubeconfig's user may apply it (field manager nodemesh-sandbox)`,
+  NODEMESH_E_SANDBOX_PROXY_NOT_READY: (a: { proxy: string; pod: string; seconds: number; last: string; log: string; lines?: string }) =>
+    `the ${a.proxy} of pod ${a.pod} did not become ready within ${a.seconds} s (last: ${a.last}); see ${a.log}${tail(a.lines)}`,
+  NODEMESH_E_SANDBOX_PROXY_SETUP: (a: { proxy: string; pod: string; reason: string }) =>
+    `cannot set up the ${a.proxy} of pod ${a.pod}: ${a.reason}; is the sandbox up ('nodemesh local status') and the pod Running?`,
 
   // --- manifests -------------------------------------------------------------------------
   NODEMESH_E_MANIFEST_INVALID: (a: { issues: ManifestIssue[] }) =>

@@ -59,6 +59,9 @@ export class EnrolmentController {
 
   constructor(private readonly deps: {
     node: string; datapath: Datapath; sockets: SocketFactory; handlers: PodHandlers; log: Logger;
+    /** The workloads this controller is responsible for (default: every pod on `node`); a
+     * sidecar proxy narrows it to its one pod (daemon/sidecar-main.ts). */
+    scope?: (s: Snapshot) => Workload[];
   }) {}
 
   /** Queue a reconcile against this snapshot; resolves when the state it asked for is applied. */
@@ -94,7 +97,7 @@ export class EnrolmentController {
   }
 
   private async apply(s: Snapshot): Promise<void> {
-    const local = workloadsOnNode(s, this.deps.node).filter((w) => w.phase === 'Pending' || w.phase === 'Running');
+    const local = (this.deps.scope ? this.deps.scope(s) : workloadsOnNode(s, this.deps.node)).filter((w) => w.phase === 'Pending' || w.phase === 'Running');
     const want = new Map<string, Workload>();
     this.skipped.clear();
     for (const w of local) {

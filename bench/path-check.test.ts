@@ -1,0 +1,46 @@
+// The path check per mode (pure): each mode's claim against the evidence.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkPath, type ConnRecordLite, type PathExpectation } from './path-check';
+
+const id = (ns: string, sa: string) => `spiffe://cluster.local/ns/${ns}/sa/${sa}`;
+const out = (ns: string, path: string, dst = 'server', to = 'server'): ConnRecordLite => ({ direction: 'outbound', pod: { namespace: ns, name: 'client' }, path, verdict: 'allow', sourceIdentity: id(ns, 'client'), destinationIdentity: id(ns, dst), originalDestination: { workload: { name: to } } });
+const inb = (ns: string, pod = 'server'): ConnRecordLite => ({ direction: 'inbound-hbone', pod: { namespace: ns, name: pod }, verdict: 'allow', sourceIdentity: id(ns, 'client') });
+const tls = { packets: 10, serverPorts: [15008], tlsRecords: 8, clientHello: true, plaintextHits: 0 };
+const exp = (mode: PathExpectation['mode'], placement: PathExpectation['placement'] = 'cross-node'): PathExpectation =>
+  ({ mode, placement, namespace: mode, client: 'client', server: placement === 'cross-node' ? 'server' : 'server-local', appPort: 8080, meshPort: mode === 'haproxy' ? 15443 : 15008 });
+
+test('mesh modes: records with both identities and TLS on the wire pass; anything less fails, naming it', () => {
+  const cases: [string, PathExpectation, Parameters<typeof checkPath>[1], boolean, RegExp?][] = [
+    ['ambient ok', exp('ambient'), { records: [{ proxy: 'daemon node-1', records: [out('ambient', 'hbone')] }, { proxy: 'daemon node-2', records: [inb('ambient')] }], wire: tls }, true],
+    ['sidecar ok', exp('sidecar'), { records: [{ proxy: 'sidecar sidecar/client', records: [out('sidecar', 'hbone')] }, { proxy: 'sidecar sidecar/server', records: [inb('sidecar')] }], wire: tls }, true],
+    ['wrong destination identity', exp('sidecar'), { records: [{ proxy: 's', records: [out('sidecar', 'hbone', 'other'), inb('sidecar')] }], wire: tls }, false, /outbound HBONE/],
+    ['passthrough', exp('ambient'), { records: [{ proxy: 'd', records: [out('ambient', 'passthrough'), inb('ambient')] }], wire: tls }, false, /outbound HBONE|other paths/],
+    ['plaintext on the wire', exp('ambient'), { records: [{ proxy: 'd', records: [out('ambient', 'hbone'), inb('ambient')] }], wire: { ...tls, plaintextHits: 1 } }, false, /readable plaintext/],
+    ['app port on the wire', exp('sidecar'), { records: [{ proxy: 'd', records: [out('sidecar', 'hbone'), inb('sidecar')] }], wire: { ...tls, serverPorts: [8080, 15008] } }, false, /8080,15008/],
+    ['ambient same node: local record, no packet', exp('ambient', 'same-node'), { records: [{ proxy: 'd', records: [out('ambient', 'local', 'server', 'server-local'), out('ambient', 'hbone')] }], wire: { ...tls, packets: 0, clientHello: false, serverPorts: [] } }, true],
+    ['ambient cross node beside same-node traffic', exp('ambient'), { records: [{ proxy: 'd', records: [out('ambient', 'hbone'), out('ambient', 'local', 'server', 'server-local'), inb('ambient')] }], wire: tls }, true],
+    ['ambient same node with packets', exp('ambient', 'same-node'), { records: [{ proxy: 'd', records: [out('ambient', 'local', 'server', 'server-local')] }], wire: tls }, false, /expected none/],
+  ];
+  for (const [name, e, ev, ok, re] of cases) {
+    const v = checkPath(e, ev);
+    assert.equal(v.ok, ok, `${name}: ${JSON.stringify(v)}`);
+    if (re) assert.match(v.problems.join('; '), re, name);
+  }
+});
+
+test('no mesh: untouched (plaintext to the app port, no proxy record)', () => {
+  const wire = { packets: 4, serverPorts: [8080], tlsRecords: 0, clientHello: false, plaintextHits: 2 };
+  assert.equal(checkPath(exp('plain'), { records: [], wire }).ok, true);
+  assert.equal(checkPath(exp('plain'), { records: [{ proxy: 'd', records: [out('plain', 'passthrough')] }], wire }).ok, false);
+  assert.equal(checkPath(exp('plain'), { records: [], wire: { ...wire, plaintextHits: 0 } }).ok, false);
+});
+
+test('HAProxy: both log lines and TLS on its port', () => {
+  const haproxy = { clientLog: 'nm-haproxy out server=10.244.2.3:15443 tls=1\n', serverLog: 'nm-haproxy in client=client.haproxy verify=0 tls=1\n', serverIp: '10.244.2.3' };
+  const wire = { ...tls, serverPorts: [15443] };
+  assert.equal(checkPath(exp('haproxy'), { haproxy, wire }).ok, true);
+  assert.equal(checkPath(exp('haproxy'), { haproxy: { ...haproxy, serverLog: 'nm-haproxy in client= verify=20 tls=1\n' }, wire }).ok, false);
+  assert.equal(checkPath(exp('haproxy'), { haproxy, wire: tls }).ok, false);
+  assert.equal(checkPath(exp('waypoint'), {}).ok, false);
+});
