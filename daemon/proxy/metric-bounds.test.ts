@@ -21,7 +21,7 @@ import { HboneInbound } from './inbound-hbone';
 
 const resources: Resource[] = [
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'nodemesh.io/dataplane-mode': 'ambient' } } },
-  { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'api-5d9c7b8f6-x2k9p', namespace: 'shop', uid: 'api', labels: { app: 'api', 'pod-template-hash': '5d9c7b8f6' } },
+  { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'api-5d9c7b8f6-x2k9p', namespace: 'shop', uid: 'api', labels: { app: 'api', 'pod-template-hash': '5d9c7b8f6' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'api-5d9c7b8f6', uid: 'rs-api', controller: true }] },
     spec: { nodeName: 'node-1', serviceAccountName: 'api', containers: [{ name: 'c' }] }, status: { phase: 'Running', podIP: '127.0.0.1' } },
   { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'api', namespace: 'shop' },
     spec: { selector: { matchLabels: { app: 'api' } }, action: 'DENY', rules: [{ to: [{ operation: { ports: ['1'] } }] }] } },
