@@ -340,7 +340,7 @@ spec:
 
     it('wrong flags get usage, not a stack trace', async () => {
       const r = await nodemesh(['local', 'up', '--nodez', '3']);
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 2, 'usage errors exit 2, as the cluster commands do');
       assert.match(r.stderr, /unknown option '--nodez'/);
       assert.match(r.stderr, /Usage: nodemesh local up/);
     });
