@@ -339,6 +339,8 @@ describe('test API server: the wire format of a real kube-apiserver', () => {
     assert.equal(stale.json.reason, 'Conflict');
     assert.equal(stale.json.message, 'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again');
     assert.deepEqual(stale.json.details, { name: 'web', group: 'apps', kind: 'deployments' });
+    const missing = await request(s, 'PUT', '/apis/apps/v1/namespaces/wire/deployments/nope', { token: admin, body: { ...next, metadata: { name: 'nope', namespace: 'wire' } } });
+    assert.equal(missing.status, 404, 'no create on update');
     const labelled = await request(s, 'PATCH', '/apis/apps/v1/namespaces/wire/deployments/web', { token: admin, body: { metadata: { labels: { x: 'y' } } }, contentType: 'application/merge-patch+json' });
     assert.equal(labelled.json.metadata.generation, 2, 'metadata changes do not bump generation');
     const mismatch = await request(s, 'POST', '/apis/apps/v1/namespaces/wire/deployments', { token: admin, body: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'bad' }, spec: { selector: { matchLabels: { app: 'a' } }, template: { metadata: { labels: { app: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } } } });
