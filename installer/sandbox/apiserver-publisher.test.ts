@@ -119,12 +119,19 @@ describe('apiserver-publisher against the test API server', () => {
     assert.deepEqual(slice2.endpoints.map((e: any) => [e.targetRef.name, e.conditions.ready]), [['b', true]]);
     assert.equal(s.store.get('v1', 'Namespace', 'shop')!.metadata.labels['nodemesh.io/mesh'], undefined, 'a label no longer applied is removed');
 
+    // Another process (a later `nodemesh local` command) deletes what this one published.
+    const later = new ApiServerPublisher(kc);
+    const third = await later.publish({ ...view([]), namespaces: [{ name: 'shop', labels: {} }] });
+    assert.deepEqual(third.deleted, ['Pod shop/b']);
+    assert.equal(s.store.get('v1', 'Pod', 'b', 'shop'), undefined);
+    await later.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] });
+
     // An unchanged view writes nothing.
     const rv = s.store.revision;
-    await publisher.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
-    await publisher.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
+    await later.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
+    await later.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
     const before = s.store.revision;
-    await publisher.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
+    await later.publish({ ...v2, namespaces: [{ name: 'shop', labels: {} }] }, '2026-11-29T11:00:00Z');
     assert.equal(s.store.revision, before, `no writes for an unchanged view (revision ${rv} -> ${before})`);
   });
 
@@ -150,7 +157,7 @@ describe('apiserver-publisher against the test API server', () => {
 
   test('an API server that refuses is a NODEMESH_E_SANDBOX_APISERVER_PUBLISH naming the object and the reason', async () => {
     const publisher = new ApiServerPublisher(kc);
-    s.faults.failNext({ resource: 'namespaces', count: 1, code: 500 });
+    s.faults.failNext({ resource: 'namespaces', count: 1, code: 500, verbs: ['patch'] });
     await assert.rejects(publisher.publish(view([])), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_SANDBOX_APISERVER_PUBLISH'));
       assert.match((e as Error).message, /Namespace shop/);

@@ -15,6 +15,14 @@ import { resolveTargetPort, type Labels, type Pod, type Service } from '../../da
 import { InstallerErrors } from '../errors';
 
 export const FIELD_MANAGER = 'nodemesh-sandbox';
+/** On everything the publisher applies: how a later `nodemesh local` process finds what an
+ * earlier one published (and deletes what the sandbox no longer has). */
+export const PUBLISHED_LABEL = 'sandbox.nodemesh.io/published';
+/** Kinds always looked for when adopting what an earlier process published. */
+const PUBLISHED_KINDS: readonly [string, string][] = [
+  ['v1', 'Namespace'], ['v1', 'Node'], ['v1', 'ServiceAccount'], ['v1', 'Service'], ['v1', 'Pod'], ['discovery.k8s.io/v1', 'EndpointSlice'],
+];
+
 /** The EndpointSlice controller's label value; ours says who really wrote the slice. */
 export const ENDPOINTSLICE_MANAGED_BY = 'nodemesh-sandbox.nodemesh.io';
 
@@ -222,6 +230,7 @@ export class ApiServerPublisher {
   private readonly core: k8s.CoreV1Api;
   /** What the last publish applied (kind + key): what a later one deletes when it is gone. */
   private published = new Map<string, Obj>();
+  private adopted = false;
 
   constructor(private readonly kc: k8s.KubeConfig) {
     this.objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -237,7 +246,8 @@ export class ApiServerPublisher {
     throw InstallerErrors.NODEMESH_E_SANDBOX_APISERVER_PUBLISH({ object: objectRef(o), server: this.kc.getCurrentCluster()?.server ?? '?', reason }, { cause: e });
   }
 
-  private async apply(o: Obj): Promise<Obj> {
+  private async apply(obj: Obj): Promise<Obj> {
+    const o = { ...obj, metadata: { ...obj.metadata, labels: { ...(obj.metadata.labels ?? {}), [PUBLISHED_LABEL]: 'true' } } };
     try {
       return (await this.objects.patch(o as k8s.KubernetesObject, undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply)) as Obj;
     } catch (e) {
@@ -272,8 +282,34 @@ export class ApiServerPublisher {
     }
   }
 
-  /** Applies the whole view; deletes what an earlier publish applied and this one does not. */
+  /** What an earlier process published (by PUBLISHED_LABEL), so this one deletes it when the
+   * sandbox no longer has it. Kinds the API server does not serve are skipped. */
+  private async adopt(kinds: readonly [string, string][]): Promise<void> {
+    for (const [apiVersion, kind] of kinds) {
+      let items: Obj[] = [];
+      try {
+        items = (await this.objects.list(apiVersion, kind, undefined, undefined, undefined, undefined, undefined, `${PUBLISHED_LABEL}=true`)).items as Obj[];
+      } catch (e) {
+        // Not served (a CRD not installed): nothing of it to adopt. Anything else is a failure.
+        if ((e as { code?: number }).code === 404 || /Unrecognized API version and kind/.test((e as Error).message ?? '')) continue;
+        this.fail({ apiVersion, kind, metadata: { name: `(list with ${PUBLISHED_LABEL}=true)` } }, e);
+      }
+      for (const o of items) {
+        const full = { ...o, apiVersion, kind } as Obj;
+        this.published.set(objectRef(full), full);
+      }
+    }
+  }
+
+  /** Applies the whole view; deletes what an earlier publish (of this process, or of an earlier
+   * one: adopted on the first publish) applied and this one does not. */
   async publish(v: SandboxView, now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')): Promise<PublishResult> {
+    if (!this.adopted) {
+      const manifestKinds = (v.manifests ?? []).map((m) => [m.apiVersion, m.kind] as [string, string]);
+      const unique = new Map([...PUBLISHED_KINDS, ...manifestKinds].map((k) => [k.join('/'), k]));
+      await this.adopt([...unique.values()]);
+      this.adopted = true;
+    }
     const d = desiredObjects(v, now);
     const next = new Map<string, Obj>();
     const remember = (o: Obj) => next.set(objectRef(o), o);

@@ -314,7 +314,8 @@ export class ApiStorage {
     return `10.96.${Math.floor(n / 256) % 256}.${n % 256}`;
   }
 
-  /** PUT: the whole object, guarded by metadata.resourceVersion when the client sends one. */
+  /** PUT: the whole object, guarded by metadata.resourceVersion when the client sends one; a
+   * missing object is 404. */
   update(t: ResourceType, namespace: string | undefined, name: string, body: unknown, o: WriteOptions): WriteResult {
     const obj = this.checkKind(t, body);
     this.checkNamespace(t, obj, namespace);
@@ -322,11 +323,8 @@ export class ApiStorage {
       throw new ApiError(Statuses.badRequest(`the name of the object (${obj.metadata.name}) does not match the name on the URL (${name})`));
     }
     const old = this.store.get(resourceKey(t), t.namespaced ? namespace : undefined, name);
-    if (!old) {
-      if (o.subresource) throw new ApiError(Statuses.notFound(t, name));
-      obj.metadata.name = name;
-      return this.create(t, namespace, obj, o);
-    }
+    // The registries of these kinds do not create on update (AllowCreateOnUpdate false).
+    if (!old) throw new ApiError(Statuses.notFound(t, name));
     const rv = obj.metadata.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== old.metadata.resourceVersion) throw new ApiError(Statuses.staleResourceVersion(t, name));
     return this.commit(t, old, obj, o, this.pruneUnknown(t, obj, o.fieldValidation), (next) => {

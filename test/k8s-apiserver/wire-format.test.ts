@@ -339,6 +339,8 @@ describe('test API server: the wire format of a real kube-apiserver', () => {
     assert.equal(stale.json.reason, 'Conflict');
     assert.equal(stale.json.message, 'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; please apply your changes to the latest version and try again');
     assert.deepEqual(stale.json.details, { name: 'web', group: 'apps', kind: 'deployments' });
+    const missing = await request(s, 'PUT', '/apis/apps/v1/namespaces/wire/deployments/nope', { token: admin, body: { ...next, metadata: { name: 'nope', namespace: 'wire' } } });
+    assert.equal(missing.status, 404, 'no create on update');
     const labelled = await request(s, 'PATCH', '/apis/apps/v1/namespaces/wire/deployments/web', { token: admin, body: { metadata: { labels: { x: 'y' } } }, contentType: 'application/merge-patch+json' });
     assert.equal(labelled.json.metadata.generation, 2, 'metadata changes do not bump generation');
     const mismatch = await request(s, 'POST', '/apis/apps/v1/namespaces/wire/deployments', { token: admin, body: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'bad' }, spec: { selector: { matchLabels: { app: 'a' } }, template: { metadata: { labels: { app: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } } } });
@@ -426,10 +428,10 @@ describe('test API server: watches', () => {
   });
   after(async () => s.close());
 
-  test('03: from a list resourceVersion: relabel, delete (marked), create, bookmark, end at timeoutSeconds', async () => {
+  test('03: from a list resourceVersion: relabel, delete (marked), create, bookmark', async () => {
     const list = await request(s, 'GET', '/api/v1/namespaces/wire/pods', { token: s.adminToken });
     const rv = list.json.metadata.resourceVersion;
-    const w = watch(s, `/api/v1/namespaces/wire/pods?watch=1&resourceVersion=${rv}&allowWatchBookmarks=true&timeoutSeconds=1`, s.adminToken);
+    const w = watch(s, `/api/v1/namespaces/wire/pods?watch=1&resourceVersion=${rv}&allowWatchBookmarks=true&timeoutSeconds=60`, s.adminToken);
     assert.equal(await w.status, 200);
     const headers = await w.headers;
     const want = recorded('03-watch-pods');
@@ -440,7 +442,9 @@ describe('test API server: watches', () => {
     s.store.create(pod('p4'));
     await w.waitFor(3);
     s.faults.sendBookmarks();
-    assert.equal(await w.ended, 'end', 'the server ends the stream at timeoutSeconds');
+    await w.waitFor(4);
+    s.faults.closeWatches(); // the end at timeoutSeconds is the next test's
+    assert.equal(await w.ended, 'end');
     const recordedEv = recordedEvents('03-watch-pods');
     assert.deepEqual(w.events.map((e) => e.type), recordedEv.map((e) => e.type));
     assert.ok(w.events[1].object.metadata.deletionTimestamp);
@@ -471,7 +475,7 @@ describe('test API server: watches', () => {
   });
 
   test('24: ADDED, MODIFIED, DELETED of services with their bookmarks', async () => {
-    const w = watch(s, '/api/v1/namespaces/wire/services?watch=1&allowWatchBookmarks=true&timeoutSeconds=1', s.adminToken);
+    const w = watch(s, '/api/v1/namespaces/wire/services?watch=1&allowWatchBookmarks=true&timeoutSeconds=60', s.adminToken);
     assert.equal(await w.status, 200);
     await w.waitFor(1); // the initial-events-end bookmark
     s.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'p3svc', namespace: 'wire', labels: { app: 'p3svc' } }, spec: { ports: [{ name: '80-8080', port: 80, targetPort: 8080 }], selector: { app: 'p3svc' } } });
@@ -479,6 +483,8 @@ describe('test API server: watches', () => {
     await request(s, 'DELETE', '/api/v1/namespaces/wire/services/p3svc', { token: s.adminToken });
     await w.waitFor(4);
     s.faults.sendBookmarks();
+    await w.waitFor(5);
+    s.faults.closeWatches();
     await w.ended;
     const want = recordedEvents('24-watch-services');
     assert.deepEqual(w.events.map((e) => e.type), ['BOOKMARK', 'ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK']);
@@ -502,10 +508,12 @@ describe('test API server: watches', () => {
 
   test('a labelSelector watch: an object that stops matching is DELETED, one that starts matching ADDED', async () => {
     const rv = s.store.revision;
-    const w = watch(s, `/api/v1/namespaces/wire/pods?watch=1&resourceVersion=${rv}&labelSelector=tier%3Dfront&timeoutSeconds=1`, s.adminToken);
+    const w = watch(s, `/api/v1/namespaces/wire/pods?watch=1&resourceVersion=${rv}&labelSelector=tier%3Dfront&timeoutSeconds=60`, s.adminToken);
     assert.equal(await w.status, 200);
     await request(s, 'PATCH', '/api/v1/namespaces/wire/pods/p3', { token: s.adminToken, body: { metadata: { labels: { tier: 'front' } } }, contentType: 'application/merge-patch+json' });
     await request(s, 'PATCH', '/api/v1/namespaces/wire/pods/p3', { token: s.adminToken, body: { metadata: { labels: { tier: null } } }, contentType: 'application/merge-patch+json' });
+    await w.waitFor(2);
+    s.faults.closeWatches();
     await w.ended;
     assert.deepEqual(w.events.map((e) => e.type), ['ADDED', 'DELETED']);
     assert.equal(w.events[1].object.metadata.labels.tier, 'front', 'the DELETED object is the last matching state');
@@ -708,7 +716,7 @@ describe('test API server: fault injection', () => {
     const w2 = watch(s, '/api/v1/pods?watch=1', s.adminToken);
     assert.equal(await w2.status, 200);
     const port = s.port;
-    const away = s.faults.goAway(300);
+    const away = s.faults.goAway(1500);
     assert.equal(await w2.ended, 'error', 'the connection drops, the body never ends cleanly');
     await new Promise((r) => setTimeout(r, 50));
     await assert.rejects(request(s, 'GET', '/version'), /ECONNREFUSED/);
