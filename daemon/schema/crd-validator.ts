@@ -18,9 +18,13 @@ import { formatFieldPath, segmentsOf } from './field-path';
  * daemon/schema/*.ts); NODEMESH_CRD_DIR overrides it (a container image ships them elsewhere). */
 export function crdDirectory(): string {
   if (process.env.NODEMESH_CRD_DIR) return process.env.NODEMESH_CRD_DIR;
-  const fromDist = path.resolve(__dirname, '..', '..', '..', 'installer', 'crds');
-  return fs.existsSync(fromDist) ? fromDist : path.resolve(__dirname, '..', '..', 'installer', 'crds');
+  // Every validation asks (crdKinds); where this file sits never changes, so look once.
+  builtInCrdDirectory ??= ((fromDist) => (fs.existsSync(fromDist) ? fromDist : path.resolve(__dirname, '..', '..', 'installer', 'crds')))(
+    path.resolve(__dirname, '..', '..', '..', 'installer', 'crds'),
+  );
+  return builtInCrdDirectory;
 }
+let builtInCrdDirectory: string | undefined;
 
 export interface CrdKind {
   group: string;
