@@ -2,25 +2,29 @@
 // every CRD file in installer/crds is loaded (no code per CRD), its structural schema turned
 // into an ajv schema once, and objects checked with strict field validation (unknown fields
 // are errors, as `kubectl apply` reports them by default) and the schema's
-// `x-kubernetes-validations` CEL rules (./cel.ts), which, as on the API server, are only
-// evaluated when the object has no other error.
+// `x-kubernetes-validations` CEL rules (./validation-rule.ts: compiled once, when the CRD
+// loads), which, as on the API server, are only evaluated when the object has no other error.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv, { type AnySchema, type ValidateFunction } from 'ajv';
-import type { DataValidationCxt } from 'ajv/dist/types';
+import type { AnySchemaObject, DataValidationCxt } from 'ajv/dist/types';
 import addFormats from 'ajv-formats';
 import { parseAllDocuments } from 'yaml';
 import { issuesFromAjv, type DetailedIssue } from './ajv-errors';
-import { compileRule } from './cel';
+import { compileRule, type StructuralSchema } from './validation-rule';
 import { formatFieldPath, segmentsOf } from './field-path';
 
 /** Where the CRDs live: <repo>/installer/crds (this file is dist/daemon/schema/*.js or
  * daemon/schema/*.ts); NODEMESH_CRD_DIR overrides it (a container image ships them elsewhere). */
 export function crdDirectory(): string {
   if (process.env.NODEMESH_CRD_DIR) return process.env.NODEMESH_CRD_DIR;
-  const fromDist = path.resolve(__dirname, '..', '..', '..', 'installer', 'crds');
-  return fs.existsSync(fromDist) ? fromDist : path.resolve(__dirname, '..', '..', 'installer', 'crds');
+  // Every validation asks (crdKinds); where this file sits never changes, so look once.
+  builtInCrdDirectory ??= ((fromDist) => (fs.existsSync(fromDist) ? fromDist : path.resolve(__dirname, '..', '..', 'installer', 'crds')))(
+    path.resolve(__dirname, '..', '..', '..', 'installer', 'crds'),
+  );
+  return builtInCrdDirectory;
 }
+let builtInCrdDirectory: string | undefined;
 
 export interface CrdKind {
   group: string;
@@ -43,11 +47,11 @@ function newAjv(): Ajv {
   ajv.addKeyword({
     keyword: 'x-kubernetes-validations',
     schemaType: 'array',
-    compile(rules: { rule: string; message?: string; messageExpression?: string; fieldPath?: string }[]) {
-      const compiled = rules.map((r) => ({ test: compileRule(r.rule), message: r.message ?? `failed rule: ${r.rule}`, fieldPath: r.fieldPath }));
+    compile(rules: { rule: string; message?: string; messageExpression?: string; fieldPath?: string }[], parentSchema: AnySchemaObject) {
+      const compiled = rules.map((r) => ({ rule: compileRule(r, parentSchema as StructuralSchema), fieldPath: r.fieldPath }));
       return (data: unknown, cxt?: DataValidationCxt): boolean => {
         for (const c of compiled) {
-          if (!c.test(data)) celFailures.push({ instancePath: cxt?.instancePath ?? '', message: c.message, ...(c.fieldPath ? { fieldPath: c.fieldPath } : {}) });
+          if (!c.rule.test(data)) celFailures.push({ instancePath: cxt?.instancePath ?? '', message: c.rule.message(data), ...(c.fieldPath ? { fieldPath: c.fieldPath } : {}) });
         }
         return true; // reported after the schema errors, see validate()
       };
@@ -130,7 +134,7 @@ export function compileCrd(crd: CrdDoc, source: string): CrdKind[] {
     try {
       fn = ajv.compile(toAjvSchema(schema) as AnySchema);
     } catch (e) {
-      throw new Error(`${source}: version ${v.name}: ${(e as Error).message}`);
+      throw new Error(`${source}: CustomResourceDefinition ${crd.metadata?.name ?? names.plural}, version ${v.name}: ${(e as Error).message}`);
     }
     return {
       group, version: v.name, kind: names.kind, plural: names.plural, namespaced: scope === 'Namespaced',

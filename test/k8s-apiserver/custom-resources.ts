@@ -11,7 +11,7 @@
 // skipped rule, so a test never mistakes a skipped rule for a passing one.
 // Not covered: conversion webhooks, the scale subresource, printer columns in tables.
 import { compileCrd } from '../../daemon/schema/crd-validator';
-import { compileRule } from '../../daemon/schema/cel';
+import { compileRule } from '../../daemon/schema/validation-rule';
 import type { DetailedIssue } from '../../daemon/schema/ajv-errors';
 import { FieldErrors, type StatusCause } from './status';
 import type { KubeObject, ResourceType } from './resource-types';
@@ -47,7 +47,7 @@ export function evaluableCel(schema: Schema): { schema: Schema; skipped: string[
           const rule = String(r?.rule ?? '');
           let ok = !/\boldSelf\b/.test(rule);
           if (ok) {
-            try { compileRule(rule); } catch { ok = false; }
+            try { compileRule({ rule }); } catch { ok = false; }
           }
           if (!ok) skipped.push(rule);
           return ok;
@@ -65,7 +65,7 @@ export function evaluableCel(schema: Schema): { schema: Schema; skipped: string[
 export function skippedCelWarnings(crd: KubeObject): string[] {
   const versions: any[] = Array.isArray(crd.spec?.versions) ? crd.spec.versions : [];
   return versions.flatMap((v) => (isObject(v?.schema?.openAPIV3Schema) ? evaluableCel(v.schema.openAPIV3Schema).skipped : []))
-    .map((rule) => `x-kubernetes-validations rule ${JSON.stringify(rule)} is not evaluated by the test API server (outside the CEL subset of daemon/schema/cel.ts, or a transition rule)`);
+    .map((rule) => `x-kubernetes-validations rule ${JSON.stringify(rule)} is not evaluated by the test API server (it does not compile in daemon/schema's CEL environment, or it is a transition rule)`);
 }
 
 /** The CRD as the validator compiles it: only the CEL rules the subset evaluates. */
