@@ -28,13 +28,13 @@ test('config: bad values name the variable', () => {
 
 test('config: the Kubernetes source is the default, in-cluster or through a kubeconfig', () => {
   const node = { NODEMESH_NODE_NAME: 'node-1' };
-  assert.deepEqual(loadConfig(node).source, { kind: 'kube', hostRoot: '/', connection: { kind: 'in-cluster' } });
+  assert.deepEqual(loadConfig(node).source, { kind: 'kube', hostProc: '/proc', connection: { kind: 'in-cluster' } });
   assert.deepEqual(loadConfig({ ...node, NODEMESH_KUBECONFIG: '/etc/kube/config', NODEMESH_KUBE_CONTEXT: 'prod' }).source,
-    { kind: 'kube', hostRoot: '/', connection: { kind: 'kubeconfig', path: '/etc/kube/config', context: 'prod' } });
+    { kind: 'kube', hostProc: '/proc', connection: { kind: 'kubeconfig', path: '/etc/kube/config', context: 'prod' } });
   const cases: [Record<string, string>, string][] = [
     [{ ...node, NODEMESH_KUBECONFIG: 'relative/config' }, 'NODEMESH_KUBECONFIG'],
     [{ ...node, NODEMESH_KUBE_CONTEXT: 'prod' }, 'NODEMESH_KUBE_CONTEXT'],
-    [{ ...node, NODEMESH_HOST_ROOT: 'host' }, 'NODEMESH_HOST_ROOT'],
+    [{ ...node, NODEMESH_HOST_PROC: 'host/proc' }, 'NODEMESH_HOST_PROC'],
   ];
   for (const [env, field] of cases) {
     assert.throws(() => loadConfig(env), (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_CONFIG') && e.message.includes(field), field);

@@ -10,8 +10,9 @@ export interface NodeConfig {
   nodeName: string;
   /** sandbox: the local sandbox's object directory; kube: a Kubernetes API server, through a
    * kubeconfig file (NODEMESH_KUBECONFIG, NODEMESH_KUBE_CONTEXT) or in-cluster (the pod's
-   * service account), and this node's pods are found under hostRoot's /proc and cgroups. */
-  source: { kind: 'sandbox'; objectsDir: string } | { kind: 'kube'; connection: KubeConnection; hostRoot: string };
+   * service account); this node's pods are found through hostProc (the host's /proc) and the
+   * cgroup tree mounted in this container. */
+  source: { kind: 'sandbox'; objectsDir: string } | { kind: 'kube'; connection: KubeConnection; hostProc: string };
   datapath: 'ebpf' | 'memory';
   /** cgroup v2 directory the socket programs attach to; undefined = the detected cgroup2 root. */
   cgroupPath: string | undefined;
@@ -94,12 +95,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<NodeC
     source = { kind: 'sandbox', objectsDir };
   } else if (src === 'kube') {
     const kubeconfig = env.NODEMESH_KUBECONFIG || '';
-    const hostRoot = env.NODEMESH_HOST_ROOT || '/';
-    if (!path.isAbsolute(hostRoot)) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_HOST_ROOT', value: hostRoot, expected: "an absolute path where the host's /proc and cgroup filesystem are visible (default /, with hostPID)" });
+    const hostProc = env.NODEMESH_HOST_PROC || '/proc';
+    if (!path.isAbsolute(hostProc)) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_HOST_PROC', value: hostProc, expected: "an absolute path where the host's /proc is mounted (default /proc, with hostPID)" });
     if (kubeconfig && !path.isAbsolute(kubeconfig)) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_KUBECONFIG', value: kubeconfig, expected: 'an absolute path to a kubeconfig file (unset: the pod\'s service account)' });
     if (env.NODEMESH_KUBE_CONTEXT && !kubeconfig) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_KUBE_CONTEXT', value: env.NODEMESH_KUBE_CONTEXT, expected: 'unset, or NODEMESH_KUBECONFIG set too' });
     source = {
-      kind: 'kube', hostRoot,
+      kind: 'kube', hostProc,
       connection: kubeconfig ? { kind: 'kubeconfig', path: kubeconfig, ...(env.NODEMESH_KUBE_CONTEXT ? { context: env.NODEMESH_KUBE_CONTEXT } : {}) } : { kind: 'in-cluster' },
     };
   } else {

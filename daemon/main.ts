@@ -29,7 +29,7 @@ function makeSource(cfg: ReturnType<typeof loadConfig>, log: Logger): { source: 
   const http = new KubeHttp(loadKubeConfig(cfg.source.connection));
   return {
     source: new KubeSource({ http, log: log.child({ component: 'kube-source' }), validate: validateObject }),
-    podFinder: new PodLocator({ root: cfg.source.hostRoot }),
+    podFinder: new PodLocator({ procDir: cfg.source.hostProc }),
   };
 }
 

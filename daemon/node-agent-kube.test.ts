@@ -39,6 +39,11 @@ test('node agent on the kube source: locate, enrol on label, retry a missing san
   const web = running('web', 'node-1', '10.244.1.2');
   const late = running('late', 'node-1', '10.244.1.3');
   running('remote', 'node-2', '10.244.2.2');
+  // A pod the sandbox publishes (local up --apiserver) names its namespace by annotation: used as is.
+  store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'published', namespace: 'shop', annotations: { 'sandbox.nodemesh.io/netns': '/run/netns/published' } },
+    spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'example/app:1' }] } });
+  store.patchStatus('v1', 'Pod', 'published', 'shop', { phase: 'Running', podIP: '10.244.1.4', podIPs: [{ ip: '10.244.1.4' }] });
+  const published = store.get('v1', 'Pod', 'published', 'shop')!.metadata!.uid as string;
 
   // The sandbox of `late` shows up only after a few looks.
   const looked = new Map<string, number>();
@@ -68,6 +73,9 @@ test('node agent on the kube source: locate, enrol on label, retry a missing san
   assert.ok(!looked.has(agent.currentSnapshot().workloadsByIP.get('10.244.2.2')!.uid), 'another node\'s pod is not looked for');
   await until('the late pod enrolled after retries', () => datapath.pods.has(late));
   assert.equal(looked.get(late), 3);
+  await until('the published pod enrolled', () => datapath.pods.has(published));
+  assert.equal(datapath.pods.get(published)?.netnsPath, '/run/netns/published');
+  assert.equal(looked.has(published), false, 'a pod whose sandbox is annotated is not looked for');
 
   store.update({ ...store.get('v1', 'Namespace', 'shop')!, metadata: { ...store.get('v1', 'Namespace', 'shop')!.metadata, labels: {} } });
   await until('unenrolled when the label flips back', () => datapath.pods.size === 0);

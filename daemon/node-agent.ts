@@ -233,6 +233,9 @@ export class NodeAgent {
       services: [...s.services.values()].map((e) => ({ ...e, endpoints: e.endpoints.map((x) => ({ ...x, ports: Object.fromEntries(x.ports) })) })),
       authorizationPolicies: s.authorizationPolicies,
       peerAuthentications: s.peerAuthentications,
+      gateways: [...s.gateways.values()],
+      httpRoutes: [...s.httpRoutes.values()],
+      grpcRoutes: [...s.grpcRoutes.values()],
       policyEnforcement: policyEnforcement(s),
     };
   }

@@ -34,6 +34,12 @@ test('pod locator: finds the netns and cgroup for each driver, runtime and QoS c
   }
 });
 
+test('pod locator: the host\'s /proc mounted elsewhere (the DaemonSet\'s /host/proc)', () => {
+  const loc = new PodLocator({ root: root('systemd-crio'), procDir: '/host/proc' }).locate('b1c2d3e4-6666-4c9d-8e0f-5a6b7c8d9e0f');
+  assert.equal(loc.pid, 701);
+  assert.equal(loc.netnsPath, path.join(root('systemd-crio'), 'host', 'proc', '701', 'ns', 'net'));
+});
+
 test('pod locator: pods that are not (yet) there are reported with the reason, never a crash', () => {
   const cases: { name: string; tree: string; uid: string; reason: RegExp }[] = [
     { name: 'unknown pod', tree: 'systemd-containerd', uid: '00000000-0000-4000-8000-000000000000', reason: /no cgroup for this pod/ },

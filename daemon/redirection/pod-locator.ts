@@ -9,7 +9,10 @@
 //                      cri-containerd-<id>.scope | crio-<id>.scope | docker-<id>.scope
 //   cgroupfs driver: kubepods/burstable/pod<uid>/<container id>
 //   QoS: Guaranteed pods sit directly under kubepods, Burstable and BestEffort in their own level.
-// `root` prefixes every path so tests run against fixture trees.
+// `root` prefixes every path so tests run against fixture trees; `procDir` is where the host's
+// processes are visible (the DaemonSet mounts the host's /proc at /host/proc; with hostPID the
+// container's own /proc shows them too). The cgroup mounts come from this process's own
+// /proc/self/mountinfo, since the DaemonSet mounts the host's cgroup tree into the container.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KubeSourceErrors } from '../errors';
@@ -74,10 +77,18 @@ const UID_RE = /^[0-9a-fA-F-]{1,64}$/;
 export class PodLocator {
   private mounts: string[] | undefined;
 
-  constructor(private readonly opts: { root?: string; mountinfo?: string } = {}) {}
+  private readonly procDir: string;
+
+  constructor(private readonly opts: { root?: string; procDir?: string; mountinfo?: string } = {}) {
+    this.procDir = opts.procDir ? this.p(opts.procDir) : this.p('proc');
+  }
 
   private p(...parts: string[]): string {
     return path.join(this.opts.root ?? '/', ...parts);
+  }
+
+  private proc(pid: number, ...parts: string[]): string {
+    return path.join(this.procDir, String(pid), ...parts);
   }
 
   /** cgroup mounts of this mount namespace, as paths we can read (cached once found). */
@@ -128,7 +139,7 @@ export class PodLocator {
       if (pause) break;
     }
     if (!best) throw fail(`none of its processes (${pids.slice(0, 5).join(', ')}) has a network namespace of its own (a host-network pod, or processes that exited)`);
-    return { netnsPath: this.p('proc', String(best.pid), 'ns', 'net'), cgroupPath: cgroup, pid: best.pid };
+    return { netnsPath: this.proc(best.pid, 'ns', 'net'), cgroupPath: cgroup, pid: best.pid };
   }
 
   /** Whether a located pod is still there: its process lives and is still in that cgroup. */
@@ -154,7 +165,7 @@ export class PodLocator {
   /** The netns identity (`net:[inode]`) of a process, undefined when it is gone. */
   private netnsId(pid: number): string | undefined {
     try {
-      return fs.readlinkSync(this.p('proc', String(pid), 'ns', 'net'));
+      return fs.readlinkSync(this.proc(pid, 'ns', 'net'));
     } catch {
       return undefined;
     }
@@ -162,7 +173,7 @@ export class PodLocator {
 
   private comm(pid: number): string | undefined {
     try {
-      return fs.readFileSync(this.p('proc', String(pid), 'comm'), 'utf8').trim();
+      return fs.readFileSync(this.proc(pid, 'comm'), 'utf8').trim();
     } catch {
       return undefined;
     }

@@ -24,6 +24,8 @@ import type { ResourceKind } from '../state/resources';
 import type { SkippedObject, SourceChange } from './source';
 import { ObjectValidator, convertObject, describeObject } from './convert';
 import { ApiRequestError, KubeHttp } from './kube-client';
+import { KubeSourceErrors } from '../errors';
+import { boundedError } from './source';
 
 export interface KindSpec {
   kind: ResourceKind;
@@ -106,9 +108,11 @@ export class KindInformer {
     if (this.stopped) return; // our own abort
     this.failures++;
     this.events.failed(e);
+    if (this.stopped) return; // the source dropped this kind (its CRD went away)
     const delay = backoffDelay(this.failures - 1, this.tuning.backoff);
-    this.log.warn({ kind: this.spec.kind, status: e.statusCode, err: e.message, retryInMs: Math.round(delay), failures: this.failures },
-      'list/watch failed; keeping the last state and retrying');
+    const status = e.statusCode ? `HTTP ${e.statusCode}` : (e as NodeJS.ErrnoException).code ?? 'no answer';
+    const err = KubeSourceErrors.NODEMESH_E_KUBE_API({ resource: this.spec.path, status, reason: boundedError(e.message ?? String(e)) });
+    this.log.warn({ kind: this.spec.kind, code: err.code, retryInMs: Math.round(delay), failures: this.failures }, err.message);
     this.retry = setTimeout(() => { this.retry = undefined; if (!this.stopped) this.start(); }, delay);
     this.retry.unref?.();
   }
