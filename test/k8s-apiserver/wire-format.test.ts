@@ -635,14 +635,14 @@ describe('test API server: custom resources (25-28)', () => {
     beyondCel.metadata.name = 'gizmos.example.com';
     beyondCel.spec.names = { plural: 'gizmos', singular: 'gizmo', kind: 'Gizmo' };
     beyondCel.spec.versions[0].schema.openAPIV3Schema.properties.spec['x-kubernetes-validations'].push(
-      { rule: 'self.sources.map(s, s.principals).size() > 0', message: 'needs principals' },
+      { rule: "url(self.endpoint).getScheme() == 'https'", message: 'needs https' },
       { rule: 'self.mode == oldSelf.mode', message: 'mode is immutable' },
     );
     const accepted = await request(s, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { token: s.adminToken, body: beyondCel });
     assert.equal(accepted.status, 201, 'accepted as a real server accepts it');
     const warnings = String(accepted.headers.warning).split(/,(?= ?299)/);
     assert.equal(warnings.length, 2, 'each skipped rule is named in a Warning');
-    assert.match(warnings[0], /^299 - "x-kubernetes-validations rule .*self.sources.map.* is not evaluated by the test API server/);
+    assert.match(warnings[0], /^299 - "x-kubernetes-validations rule .*url\(self.endpoint\).* is not evaluated by the test API server/);
     assert.match(warnings[1], /oldSelf/);
     for (let i = 0; i < 100 && (await request(s, 'GET', '/apis/example.com/v1/namespaces/wire/gizmos', { token: s.adminToken })).status !== 200; i++) await new Promise((res) => setTimeout(res, 10));
     const gizmos = '/apis/example.com/v1/namespaces/wire/gizmos';
