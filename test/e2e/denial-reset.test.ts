@@ -16,7 +16,8 @@ metadata: { name: mesh, labels: { nodemesh.io/dataplane-mode: ambient } }
 ---
 apiVersion: v1
 kind: Pod
-metadata: { name: client-7c9d8f6b5-q2w3e, namespace: mesh, labels: { app: client, pod-template-hash: 7c9d8f6b5 } }
+metadata: { name: client-7c9d8f6b5-q2w3e, namespace: mesh, labels: { app: client, pod-template-hash: 7c9d8f6b5 },
+  ownerReferences: [{ apiVersion: apps/v1, kind: ReplicaSet, name: client-7c9d8f6b5, uid: 5b0c6f1e-0000-4000-8000-000000000001, controller: true }] }
 spec: { nodeName: node-1, serviceAccountName: client, containers: [{ name: c, command: [sleep, "3600"] }] }
 ---
 apiVersion: v1
