@@ -333,13 +333,13 @@ async function bulkPhase(topo: Topo, clkTck: number, mode: RunMode, mib: number)
   return { mbPerSecond: b.mbPerSecond, bytes: b.bytes, ok: b.ok, meshCpuSecondsPerGB: cpu === null || b.bytes === 0 ? null : round(cpu / (b.bytes / 1e9), 3) };
 }
 
-async function holdPhase(topo: Topo, mode: RunMode, count: number): Promise<ModeResult['memoryVsConns'][number]> {
+async function holdPhase(topo: Topo, mode: RunMode, count: number, settleMs: number): Promise<ModeResult['memoryVsConns'][number]> {
   const t = target(topo, mode, 'cross-node');
   const procs = topo.meshProcs(mode);
   const before = rssMiB(procs);
   let held: number | undefined;
   let result = { open: 0, failed: 0 };
-  const spec = { host: t.host, port: t.port, count, openPerSecond: 2000, holdMs: 3000, timeoutMs: 60_000 };
+  const spec = { host: t.host, port: t.port, count, openPerSecond: 2000, holdMs: settleMs, timeoutMs: 60_000 };
   await mustOk(`conn-hold in ${mode}/client`, execIn(`${mode}/client`, [process.execPath, HOLD, JSON.stringify(spec)], {
     timeoutMs: 90_000,
     onLine: (l) => {
@@ -349,7 +349,7 @@ async function holdPhase(topo: Topo, mode: RunMode, count: number): Promise<Mode
       } else if (l.startsWith(CLOSED_PREFIX)) { /* closing: sampled after the exit */ }
     },
   }));
-  await sleep(2000);
+  await sleep(settleMs);
   const after = rssMiB(procs);
   const heldMiB = held ?? after;
   return { connections: count, open: result.open, failed: result.failed, beforeMiB: before, heldMiB, afterMiB: after, perConnKiB: result.open > 0 ? round(((heldMiB - before) * 1024) / result.open, 2) : null };
@@ -425,6 +425,8 @@ export async function runCompare(argv: string[]): Promise<number> {
   for (const t of ['wrk', 'haproxy', 'tcpdump', 'openssl']) if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) throw new Error(`${t} is not installed (apt-get install ${t === 'openssl' ? 'openssl' : t}); make bench installs it`);
   const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || DEFAULT_CLK_TCK;
   const machine = machineFacts(clkTck);
+  // How long memory is left to settle before it is read (new proxies, connections held, closed).
+  const settleMs = args.quick ? 1000 : 3000;
   const startedAt = new Date();
   const log = (s: string): void => { process.stdout.write(`${s}\n`); };
   log(`nodemesh bench${args.quick ? ' --quick' : ''}: no mesh vs sidecar (nodemesh) vs sidecar (HAProxy) vs ambient L4 (+ waypoint: not yet)`);
@@ -503,7 +505,7 @@ export async function runCompare(argv: string[]): Promise<number> {
         proxies.push(...more); // topo.proxies is this same list
         scaleProxies.push(...more);
         have = want;
-        await sleep(3000);
+        await sleep(settleMs);
       }
       for (const mode of MESH_MODES) {
         const procs = node1(mode);
@@ -553,7 +555,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     const conns = { plain: [], sidecar: [], haproxy: [], ambient: [] } as Record<RunMode, ModeResult['memoryVsConns']>;
     for (const count of args.holdConns) {
       for (const mode of MESH_MODES.filter((m) => m !== 'plain')) {
-        const h = await holdPhase(topo, mode, count);
+        const h = await holdPhase(topo, mode, count, settleMs);
         conns[mode].push(h);
         log(`hold ${count} ${mode.padEnd(8)} open ${h.open} (failed ${h.failed}): mesh ${h.beforeMiB} -> ${h.heldMiB} -> ${h.afterMiB} MiB, ${h.perConnKiB ?? 'n/a'} KiB/connection`);
         if (h.failed) notes.push(`${mode}: ${h.failed} of ${count} held connections failed`);
