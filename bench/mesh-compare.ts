@@ -14,7 +14,7 @@
 //            (daemon/sidecar-main.ts, installer/sandbox/sidecars.ts); the node daemons skip them
 //   haproxy  one HAProxy per pod (installer/sandbox/haproxy.ts): the client is pointed at its
 //            local HAProxy (127.0.0.1:15001, same node: :15002), mTLS to the peer's :15443
-// Every generator runs INSIDE the client pod (`local exec`), so in the meshed namespaces its
+// Every generator runs INSIDE the client pod (as `nodemesh local exec` runs a command: its cgroup, namespace and environment), so in the meshed namespaces its
 // connect() is captured like any app's. Mesh CPU and memory are those of every mesh process
 // of the mode (node daemons; sidecars; HAProxies), read from /proc.
 //
@@ -46,6 +46,8 @@ import { startSidecars, stopProxies, type ProxyRecord } from '../installer/sandb
 import { HAPROXY_MTLS_PORT, startHaproxySidecars, type HaproxySidecarSpec } from '../installer/sandbox/haproxy';
 import { adminGetJson } from '../installer/sandbox/admin-client';
 import { layout, readCluster, stateDir } from '../installer/sandbox/state';
+import { enterArgv } from '../installer/sandbox/launch';
+import { tool } from '../installer/sandbox/host';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const CLI = path.join(REPO, 'dist', 'installer', 'cli.js');
@@ -184,10 +186,10 @@ interface Run { code: number; stdout: string; stderr: string; timedOut: boolean 
 const children = new Set<ChildProcess>();
 let interrupted: NodeJS.Signals | undefined;
 
-function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onLine?: (line: string) => void }): Promise<Run> {
+function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onLine?: (line: string) => void; env?: Record<string, string> }): Promise<Run> {
   if (interrupted) return Promise.reject(new Error(`interrupted by ${interrupted}`));
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: opts.env ? '/' : REPO, stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
     children.add(child);
     let stdout = '';
     let stderr = '';
@@ -215,7 +217,15 @@ function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: b
 }
 
 const nodemesh = (args: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onLine?: (l: string) => void }): Promise<Run> => run([process.execPath, CLI, ...args], opts);
-const execIn = (pod: string, argv: string[], opts: { timeoutMs: number; onLine?: (l: string) => void }): Promise<Run> => nodemesh(['local', 'exec', pod, '--', ...argv], opts);
+/** What `nodemesh local exec <pod> -- argv` does (the pod's cgroup, network namespace and
+ * environment, through the sandbox's own launcher), without starting the CLI for each of the
+ * many short phases. */
+function execIn(pod: string, argv: string[], opts: { timeoutMs: number; onLine?: (l: string) => void }): Promise<Run> {
+  const [namespace, name] = pod.split('/');
+  const rec = Object.values(readCluster(layout(stateDir()))?.pods ?? {}).find((p) => p.namespace === namespace && p.name === name);
+  if (!rec) return Promise.reject(new Error(`pod ${pod} is not in the sandbox's cluster.json`));
+  return run([tool('sh'), ...enterArgv(rec.cgroup, rec.netnsPath, argv)], { ...opts, env: rec.env.PATH ? rec.env : { ...rec.env, PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 
