@@ -30,7 +30,11 @@ async function main(spec: HoldSpec): Promise<void> {
   const deadline = setTimeout(() => { process.stdout.write(`${CLOSED_PREFIX}${JSON.stringify({ open: answered, failed, timedOut: true })}\n`); process.exit(3); }, spec.timeoutMs);
   await new Promise<void>((resolve) => {
     let started = 0;
-    const settle = (): void => { if (answered + failed === spec.count) resolve(); };
+    let done = false;
+    const settle = (): void => { if (!done && answered + failed === spec.count) { done = true; resolve(); } };
+    // A proxy at its connection limit leaves the rest neither answered nor refused (queued in a
+    // backlog): after half the budget they count as failed, and what did open is held.
+    setTimeout(() => { if (!done) { done = true; failed = spec.count - answered; resolve(); } }, spec.timeoutMs / 2).unref();
     const batch = Math.max(1, Math.ceil(spec.openPerSecond / 100));
     const tick = setInterval(() => {
       for (let k = 0; k < batch && started < spec.count; k++, started++) {
@@ -39,10 +43,10 @@ async function main(spec: HoldSpec): Promise<void> {
         s.on('connect', () => s.write(request));
         // The bench server answers 200 with a body; the first bytes are enough to know the
         // connection is through.
-        s.once('data', () => { if (!seen) { seen = true; answered++; settle(); } });
+        s.once('data', () => { if (!seen && !done) { seen = true; answered++; settle(); } });
         s.on('data', () => undefined);
-        s.on('error', () => { if (!seen) { seen = true; failed++; settle(); } });
-        s.on('close', () => { if (!seen) { seen = true; failed++; settle(); } });
+        s.on('error', () => { if (!seen && !done) { seen = true; failed++; settle(); } });
+        s.on('close', () => { if (!seen && !done) { seen = true; failed++; settle(); } });
         socks.push(s);
       }
       if (started >= spec.count) clearInterval(tick);

@@ -116,7 +116,6 @@ export function buildProgram(): Command {
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatConnections(all)}\n`);
     });
 
-  addClusterCommands(program);
   program.command('bench')
     .description('side-by-side benchmark in its own sandbox cluster: no mesh, sidecar (nodemesh), sidecar (HAProxy), ambient L4 (bench/README.md); needs root')
     .option('--quick', 'every mode briefly (seconds per mode): checks the harness, not the numbers')
@@ -137,6 +136,7 @@ export function buildProgram(): Command {
       }
     });
 
+  addClusterCommands(program);
   return program;
 }
 
