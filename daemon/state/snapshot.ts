@@ -36,6 +36,8 @@ export interface ServiceEntry {
   readonly vips: readonly string[];
   readonly ports: readonly ServicePort[];
   readonly endpoints: readonly Endpoint[];
+  /** The Service's labels (`nodemesh.io/use-waypoint`, daemon/state/waypoints.ts). */
+  readonly labels?: Labels;
 }
 
 export interface Snapshot {
@@ -138,6 +140,7 @@ export function buildSnapshot(resources: readonly Resource[], version: number): 
       vips: Object.freeze([...vips]),
       ports: Object.freeze([...s.spec.ports]),
       endpoints: Object.freeze(endpoints),
+      labels: Object.freeze({ ...(s.metadata.labels ?? {}) }),
     });
     serviceMap.set(`${namespace}/${s.metadata.name}`, e);
     for (const v of vips) servicesByVIP.set(v, e);
