@@ -153,9 +153,14 @@ const cases: Case[] = [
     issue: { reason: 'unknown-kind', document: 2, path: 'kind', value: 'ConfigMapp' },
   },
   {
-    name: 'planned kind is reported as not yet supported',
+    name: 'Gateway API objects are checked against the Gateway API schema',
     text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: w, namespace: shop }\nspec: {}\n',
-    issue: { reason: 'unsupported', path: 'kind', problemIncludes: 'not supported by this version' },
+    issue: { reason: 'invalid', path: 'spec.gatewayClassName', problemIncludes: 'must have required property' },
+  },
+  {
+    name: 'an HTTPRoute with a bad path type names the field and the allowed values',
+    text: 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r, namespace: shop }\nspec:\n  rules:\n  - matches: [{ path: { type: Prefix, value: / } }]\n',
+    issue: { reason: 'invalid', path: 'spec.rules[0].matches[0].path.type', problemIncludes: '"PathPrefix"' },
   },
   {
     name: 'wrong apiVersion',

@@ -12,6 +12,7 @@
 import { isIP } from 'node:net';
 import { Document, LineCounter, isNode, parseAllDocuments } from 'yaml';
 import { SECURITY_API_VERSION, type Labels, type ObjectMeta, type Resource } from './resources';
+import { GATEWAY_API_KINDS, GATEWAY_API_VERSIONS, gatewayApiIssues } from './gateway-api-kinds';
 
 /** What a manifest can hold today. Grows with KINDS. */
 export type ManifestObject = Resource;
@@ -362,14 +363,16 @@ const KINDS: Readonly<Record<string, KindSpec>> = {
   Service: { apiVersions: ['v1'], namespaced: true, nameRule: 'dns1035-label', validate: validateServiceSpec },
   AuthorizationPolicy: { apiVersions: [SECURITY_API_VERSION], namespaced: true, nameRule: 'dns1123-subdomain', validate: validateAuthorizationPolicySpec },
   PeerAuthentication: { apiVersions: [SECURITY_API_VERSION], namespaced: true, nameRule: 'dns1123-subdomain', validate: validatePeerAuthenticationSpec },
+  // Waypoints and their routes (issue 9): schema from the Gateway API CRDs (gateway-api-kinds.ts).
+  ...Object.fromEntries(GATEWAY_API_KINDS.map((k) => [k, { apiVersions: GATEWAY_API_VERSIONS[k]!, namespaced: true, nameRule: 'dns1123-subdomain' as NameRule, validate: validateGatewayApi }])),
 };
 
+function validateGatewayApi(v: Checker, raw: Record<string, unknown>): void {
+  for (const i of gatewayApiIssues(raw)) v.fail(i.path, i.value, i.problem, i.fix);
+}
+
 /** Kinds in nodemesh's design that this version does not accept yet. */
-const PLANNED_KINDS: Readonly<Record<string, string>> = {
-  Gateway: 'gateway.networking.k8s.io/v1',
-  HTTPRoute: 'gateway.networking.k8s.io/v1',
-  GRPCRoute: 'gateway.networking.k8s.io/v1',
-};
+const PLANNED_KINDS: Readonly<Record<string, string>> = {};
 
 export const SUPPORTED_KINDS: readonly string[] = Object.freeze(Object.keys(KINDS));
 

@@ -9,6 +9,7 @@ import {
 } from '../../daemon/state/resources';
 import { describeObject, parseIPv4, type ManifestEntry } from '../../daemon/state/manifest';
 import { InstallerErrors, type NodemeshError } from '../errors';
+import { GATEWAY_API_KINDS } from '../../daemon/state/gateway-api-kinds';
 import { allocateClusterIP, inServiceCIDR } from './services';
 
 export type Action = 'created' | 'configured' | 'unchanged';
@@ -140,7 +141,8 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
   // A kind the parser accepts but this planner does not store yet must not vanish silently.
   for (const e of entries) {
     const kind = (e.object as { kind: string }).kind;
-    if (kind !== 'Namespace' && kind !== 'Pod' && kind !== 'Service' && !POLICY_KINDS.includes(kind)) {
+    // Gateway API kinds are stored by installer/sandbox/waypoints.ts (issue 9), after this plan.
+    if (kind !== 'Namespace' && kind !== 'Pod' && kind !== 'Service' && !POLICY_KINDS.includes(kind) && !GATEWAY_API_KINDS.includes(kind)) {
       plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: the sandbox cannot apply kind ${kind} yet (installer/sandbox/apply-plan.ts)`] }));
     }
   }

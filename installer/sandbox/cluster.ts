@@ -32,6 +32,7 @@ import {
 } from './state';
 import { otherLiveSandbox, sandboxRemains, teardown } from './teardown';
 import { createNode, createTop, netnsPath, nodeIP, nodeName, nodeNetns, podCIDR } from './topology';
+import { applyGatewayApiEntries, deleteGatewayApiEntries } from './waypoints';
 
 /** <repo>: this file is dist/installer/sandbox/cluster.js. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -395,6 +396,7 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
     const affected = objs.pods.filter((p) => relabelled.has(describeObject(p)) || nsChanged.has(p.metadata.namespace ?? 'default'));
     await waitForEnrolment(c, objs, affected);
   }
+  await applyGatewayApiEntries(c, l, entries, out); // Gateways (waypoints) and routes, issue 9
   intr?.check(); // an interruption is the story, not the pods it stopped
   if (failures.length === 1) throw failures[0]!;
   if (failures.length > 1) throw InstallerErrors.NODEMESH_E_SANDBOX_PODS_FAILED({ problems: failures.map((f) => `${f.message} (${f.code})`) });
@@ -450,8 +452,10 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
   const intr = new Interruption();
   try {
     const c = requireCluster(l);
+    const gatewayApi = await deleteGatewayApiEntries(c, l, entries, out); // waypoints and routes, issue 9
     const plan = planDelete(view(c, readObjects(l)), entries);
-    const leftovers: string[] = [];
+    plan.notFound.push(...gatewayApi.notFound);
+    const leftovers: string[] = [...gatewayApi.leftovers];
     for (const p of plan.pods) {
       const k = podKey(p.metadata.namespace ?? 'default', p.metadata.name);
       removeObject(l.objects, 'Pod', p.metadata.namespace, p.metadata.name); // the daemon unenrols it
