@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const forward = forwarder({ hbone, trustDomain: cfg.trustDomain, identity, dial });
   const pipeline = buildPipeline({
     snapshot: () => snapshot, routes: () => routes, picker, random: Math.random, metrics, log: log.child({ component: 'access' }),
-    waypointId: () => identity()?.spiffeId ?? '', forward,
+    waypointId: () => identity()?.spiffeId ?? '', forward, gateway: { namespace: cfg.namespace, name: cfg.name },
   });
   const server = new WaypointServer({
     gateway: { namespace: cfg.namespace, name: cfg.name }, trustDomain: cfg.trustDomain, identity: () => identity() ?? first,

@@ -3,6 +3,7 @@
 //
 //   metrics        count, duration, access log (both identities)
 //   trace          W3C traceparent: the caller's trace, a new span id
+//   authz          L7 AuthorizationPolicy (targetRefs: this Gateway or the Service); 403
 //   match          which route rule (Gateway API precedence); 404 when none
 //   filters        redirect / header modifiers / URL rewrite; response header modifiers
 //   request timeout   504 when the whole exchange, retries included, runs out
@@ -14,6 +15,7 @@
 import type { Logger } from 'pino';
 import type { PowerOfTwoChoices } from '../daemon/routing/balancer';
 import type { Snapshot } from '../daemon/state/snapshot';
+import { authzStage } from './authz-stage';
 import { balanceStage } from './balance-stage';
 import type { Handler, Layer } from './exchange';
 import { filterStage } from './filter-stage';
@@ -35,12 +37,15 @@ export interface PipelineDeps {
   log: Logger;
   waypointId: () => string;
   forward: Handler;
+  /** This waypoint's Gateway (AuthorizationPolicy targetRefs name it). */
+  gateway: { namespace: string; name: string };
 }
 
 export function buildPipeline(d: PipelineDeps): Handler {
   const stages: Layer[] = [
     metricsStage({ metrics: d.metrics, log: d.log, waypointId: d.waypointId }),
     traceStage,
+    authzStage({ snapshot: d.snapshot, gateway: d.gateway }),
     matchStage(d.routes),
     filterStage,
     requestTimeoutStage,

@@ -3,6 +3,7 @@
 // (test/e2e/waypoint.test.ts) repeats the headline cases on the kernel path.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../daemon/tunnel/hbone-test-kit';
 import { httpRoute } from './route-test-kit';
 import { API_VIP, WaypointRig, startWaypointRig } from './waypoint-test-kit';
 
@@ -103,4 +104,32 @@ test('a Service not bound to this waypoint is refused', async () => {
   await assert.rejects(rig.tunnel('10.96.0.14', 80), /does not use waypoint shop\/waypoint/);
   await assert.rejects(rig.tunnel('10.1.2.3', 80), /not a Service VIP/);
   void API_VIP;
+});
+
+test('L7 deny answers 403 and logs why; TCP through the waypoint gets L4 policy', async () => {
+  rig.setRoutes([]);
+  rig.setExtra([{
+    apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'no-admin', namespace: 'shop' },
+    spec: { targetRefs: [{ kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'waypoint' }], action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] },
+  }, {
+    apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'tcp-only-db', namespace: 'shop' },
+    spec: { targetRefs: [{ kind: 'Service', group: '', name: 'tcp' }], action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/db'] } }] }] },
+  }]);
+  try {
+    const denied = await rig.get('/admin/users');
+    assert.equal(denied.status, 403);
+    assert.match(String(denied.headers['nodemesh-reason']), /denied-by-policy: denied by AuthorizationPolicy shop\/no-admin/);
+    const line = rig.sink.lines.filter((l) => l.msg === 'waypoint request' && l.status === 403).at(-1)!;
+    assert.equal(line.caller, 'spiffe://cluster.local/ns/shop/sa/web');
+    assert.match(String(line.reason), /shop\/no-admin/);
+    assert.equal((await rig.get('/users')).status, 200);
+    const sock = await rig.tunnel('10.96.0.13', 80);
+    sock.write('\x16binary');
+    const closed = await new Promise<string>((resolve) => { sock.on('error', (e) => resolve(e.message)); sock.on('close', () => resolve('closed')); sock.resume(); });
+    assert.ok(closed, 'the TCP tunnel is refused');
+    // The Gateway-wide DENY on /admin* cannot be checked on raw TCP, so it applies on its L4 part (fail closed).
+    await waitFor(() => rig.sink.lines.some((l) => l.msg === 'TCP tunnel refused: denied by AuthorizationPolicy shop/no-admin'), 3000, 'the refusal in the log');
+  } finally {
+    rig.setExtra([]);
+  }
 });

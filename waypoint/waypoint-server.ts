@@ -19,6 +19,7 @@ import type { HostPort } from '../daemon/tunnel/authority';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
 import { REASON_HEADER, localReply, type Exchange, type Handler, type Reply, type TunnelContext } from './exchange';
 import { endToEndHeaders } from './http-headers';
+import { authorizeConnection } from './l7-authorization';
 import { declaredProtocol, sniffProtocol } from './protocol-sniff';
 import { TunnelSocket } from './tunnel-socket';
 import type { WaypointMetrics } from './waypoint-metrics';
@@ -40,8 +41,6 @@ export interface WaypointServerDeps {
   picker: PowerOfTwoChoices;
   metrics: WaypointMetrics;
   log: Logger;
-  /** L4 authorization of the caller (issue 9 item 5); allow when absent. */
-  authorize?: (ctx: HboneRequestContext, service: ServiceEntry) => { allow: true } | { allow: false; reason: string };
 }
 
 type TunnelResult = { bytesSent: number; bytesReceived: number; error?: string };
@@ -54,10 +53,9 @@ export class WaypointServer {
       identity: d.identity, trustDomain: d.trustDomain, podIPs: [], log: d.log.child({ component: 'hbone-server' }),
       connectApp: () => { throw new Error('the waypoint serves tunnels itself'); },
       acceptAuthority: (dst) => this.refuseAuthority(dst),
-      authorize: (ctx) => {
-        const svc = this.serviceOf(ctx.destination)!;
-        return d.authorize ? d.authorize(ctx, svc) : { allow: true };
-      },
+      // Authorization is per request (authz stage) or, for TCP, per connection (passThrough):
+      // which applies is known only once the tunnel's first bytes are seen.
+      authorize: () => ({ allow: true }),
       serveTunnel: (ctx, stream) => this.serve(ctx, stream),
     });
   }
@@ -133,6 +131,12 @@ export class WaypointServer {
 
   private async passThrough(t: Omit<TunnelContext, 'protocol'>, stream: http2.ServerHttp2Stream): Promise<TunnelResult> {
     const svc = t.service;
+    const v = authorizeConnection(this.d.snapshot().authorizationPolicies, { principal: t.sourceId, ip: t.sourceAddress }, { gateway: this.d.gateway, service: svc, port: t.port });
+    if (!v.allow) {
+      this.d.log.warn({ caller: t.sourceId, service: `${svc.namespace}/${svc.name}:${t.port}`, policy: v.policy, reason: v.reason }, `TCP tunnel refused: ${v.message}`);
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      throw new Error(`RBAC: connection denied: ${v.reason}: ${v.message}`);
+    }
     const ready = svc.endpoints.filter((e) => e.ports.has(t.port));
     const ep = this.d.picker.pick(ready);
     const workload = ep && this.d.snapshot().workloads.get(ep.workloadUid);

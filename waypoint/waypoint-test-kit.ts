@@ -69,6 +69,8 @@ export interface WaypointRig {
   metrics: WaypointMetrics;
   snapshot: Snapshot;
   setRoutes(objects: object[]): void;
+  /** Rebuilds the snapshot with these extra objects (policies). */
+  setExtra(extra: Resource[]): void;
   routes(): RouteTable;
   /** One HTTP/1.1 request through the waypoint; a fresh HBONE tunnel each time. */
   get(path: string, opts?: { method?: string; headers?: Record<string, string>; body?: string; vip?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>;
@@ -115,7 +117,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   }
   const dial = (ip: string) => net.connect({ host: LOOPBACK, port: hbonePorts.get(ip)! });
 
-  const snapshot = buildSnapshot(resources([]), 1);
+  let snapshot = buildSnapshot(resources([]), 1);
   let table = buildRouteTable([], snapshot, new Date().toISOString());
   const sink = logSink('info');
   const metrics = new WaypointMetrics();
@@ -124,7 +126,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   const forward = forwarder({ hbone, trustDomain: TD, identity: () => waypointId, dial });
   const pipeline = buildPipeline({
     snapshot: () => snapshot, routes: () => table, picker, random: opts.random ?? Math.random, metrics, log: sink.log,
-    waypointId: () => waypointId.spiffeId, forward,
+    waypointId: () => waypointId.spiffeId, forward, gateway: { namespace: 'shop', name: 'waypoint' },
   });
   const server = new WaypointServer({
     gateway: { namespace: 'shop', name: 'waypoint' }, trustDomain: TD, identity: () => waypointId, snapshot: () => snapshot,
@@ -140,8 +142,10 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   }));
 
   return {
-    caller, waypointId, seen, behaviour, sink, metrics, snapshot,
+    caller, waypointId, seen, behaviour, sink, metrics,
+    get snapshot() { return snapshot; },
     setRoutes(objects) { table = buildRouteTable(objects as never[], snapshot, new Date().toISOString(), table); },
+    setExtra(extra) { snapshot = buildSnapshot(resources(extra), snapshot.version + 1); },
     routes: () => table,
     async get(path, o = {}) {
       const sock = await tunnel(o.vip ?? API_VIP, 80);
