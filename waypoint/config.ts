@@ -21,6 +21,9 @@ export interface WaypointConfig {
   adminSocket: string | undefined;
   logLevel: string;
   identity: Readonly<IdentityClientConfig>;
+  /** The Ed25519 secret key (base64url, tweetnacl's 64 bytes) that signs caller statements;
+   * without it the destination sees only the waypoint's identity. */
+  signingKeyFile: string | undefined;
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -56,5 +59,6 @@ export function loadWaypointConfig(env: NodeJS.ProcessEnv = process.env): Readon
     adminSocket: env.NODEMESH_ADMIN_SOCKET || undefined,
     logLevel: env.NODEMESH_LOG_LEVEL || 'info',
     identity: loadIdentityClientConfig(env),
+    signingKeyFile: env.NODEMESH_WAYPOINT_SIGNING_KEY_FILE || undefined,
   });
 }

@@ -7,7 +7,9 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import type { Readable } from 'node:stream';
-import { NodemeshError } from '../daemon/errors';
+import * as fs from 'node:fs';
+import { DaemonErrors, NodemeshError } from '../daemon/errors';
+import { CALLER_STATEMENT_HEADER, signStatement } from '../daemon/tunnel/caller-statement';
 import { spiffeIdOf } from '../daemon/routing/decide';
 import type { HboneClient } from '../daemon/tunnel/hbone-client';
 import { HBONE_PORT } from '../daemon/tunnel/hbone-protocol';
@@ -104,4 +106,17 @@ function sendH2(x: Exchange, sock: TunnelSocket): Promise<Reply> {
     });
     if (x.body.length > 0) req.end(x.body);
   });
+}
+
+/** The caller statement for one attempt: the original caller, bound to the endpoint. */
+export function callerStatementHeader(secretKey: Uint8Array, signer: () => string): (x: Exchange) => Record<string, string> {
+  return (x) => ({
+    [CALLER_STATEMENT_HEADER]: signStatement({ signer: signer(), secretKey }, { caller: x.tunnel.sourceId, dst: `${x.endpoint!.ip}:${x.endpoint!.port}`, now: Date.now() }),
+  });
+}
+
+export function loadSigningKey(file: string): Uint8Array {
+  const raw = new Uint8Array(Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url'));
+  if (raw.length !== 64) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_WAYPOINT_SIGNING_KEY_FILE', value: file, expected: 'a file holding a base64url Ed25519 secret key (64 bytes)' });
+  return raw;
 }

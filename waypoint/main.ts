@@ -18,7 +18,7 @@ import { EMPTY_SNAPSHOT, Snapshot, buildSnapshot } from '../daemon/state/snapsho
 import { waypointFor } from '../daemon/state/waypoints';
 import { HboneClient } from '../daemon/tunnel/hbone-client';
 import { loadWaypointConfig } from './config';
-import { forwarder } from './forward';
+import { callerStatementHeader, forwarder, loadSigningKey } from './forward';
 import { buildPipeline } from './pipeline';
 import { RouteTable, buildRouteTable } from './route-table';
 import { writeRouteStatuses } from './route-status-writer';
@@ -61,7 +61,8 @@ async function main(): Promise<void> {
   const metrics = new WaypointMetrics();
   const picker = new PowerOfTwoChoices();
   const hbone = new HboneClient({ log: log.child({ component: 'hbone-client' }) });
-  const forward = forwarder({ hbone, trustDomain: cfg.trustDomain, identity, dial });
+  const signingKey = cfg.signingKeyFile ? loadSigningKey(cfg.signingKeyFile) : undefined;
+  const forward = forwarder({ hbone, trustDomain: cfg.trustDomain, identity, dial, ...(signingKey ? { connectHeaders: callerStatementHeader(signingKey, () => identity()?.spiffeId ?? first.spiffeId) } : {}) });
   const pipeline = buildPipeline({
     snapshot: () => snapshot, routes: () => routes, picker, random: Math.random, metrics, log: log.child({ component: 'access' }),
     waypointId: () => identity()?.spiffeId ?? '', forward, gateway: { namespace: cfg.namespace, name: cfg.name },

@@ -24,6 +24,7 @@ test('without routes the Service is served as itself', async () => {
   assert.equal(last.url, '/hello?x=1');
   assert.equal(last.headers.host, 'api.shop');
   assert.match(String(last.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  assert.equal(rig.judged.at(-1), 'spiffe://cluster.local/ns/shop/sa/web', 'the destination judged the original caller, vouched for by the waypoint');
   const log = rig.sink.find(/waypoint request/)!;
   assert.equal(log.caller, 'spiffe://cluster.local/ns/shop/sa/web');
   assert.equal(log.waypoint, 'spiffe://cluster.local/ns/shop/sa/waypoint');

@@ -2,9 +2,12 @@
 // identities, HTTP apps behind real HBONE destinations (daemon/tunnel's HboneServer), a
 // snapshot that binds the Service `shop/api` to the waypoint, and an HBONE client that calls
 // through it. Pod IPs are only names here: dialling one reaches its destination on 127.0.0.1.
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { PowerOfTwoChoices } from '../daemon/routing/balancer';
 import { MeshCA } from '../daemon/identity/ca';
 import type { Resource } from '../daemon/state/resources';
@@ -15,12 +18,14 @@ import {
   Destination, LOOPBACK, LogSink, closeServer, issueIdentity, listen, logSink, portOf, startDestination,
 } from '../daemon/tunnel/hbone-test-kit';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
+import { newSigningKeyPair } from '../daemon/tunnel/caller-statement';
+import { CallerStatementVerifier, trustFileFor } from '../daemon/tunnel/caller-statement-trust';
 import { buildPipeline } from './pipeline';
 import { RouteTable, buildRouteTable } from './route-table';
 import { TunnelSocket } from './tunnel-socket';
 import { WaypointMetrics } from './waypoint-metrics';
 import { WaypointServer } from './waypoint-server';
-import { forwarder } from './forward';
+import { callerStatementHeader, forwarder } from './forward';
 
 export const API_VIP = '10.96.0.10';
 export const TD = 'cluster.local';
@@ -68,6 +73,8 @@ export interface WaypointRig {
   sink: LogSink;
   metrics: WaypointMetrics;
   snapshot: Snapshot;
+  /** The principal each destination's authorization judged (the vouched caller, or the peer). */
+  judged: string[];
   setRoutes(objects: object[]): void;
   /** Rebuilds the snapshot with these extra objects (policies). */
   setExtra(extra: Resource[]): void;
@@ -90,6 +97,12 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   const apps: net.Server[] = [];
   const dsts: Destination[] = [];
   const hbonePorts = new Map<string, number>();
+  // The mesh's trust table for caller statements, and the waypoint's key in it.
+  const trustDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodemesh-waypoint-rig-'));
+  const signing = newSigningKeyPair();
+  fs.writeFileSync(trustFileFor(path.join(trustDir, 'ca.crt')), JSON.stringify({ [waypointId.spiffeId]: Buffer.from(signing.publicKey).toString('base64url') }));
+  const verifier = new CallerStatementVerifier(trustFileFor(path.join(trustDir, 'ca.crt')));
+  const judged: string[] = [];
   for (const p of PODS) {
     let n = 0;
     const version = p.labels.version ?? p.name;
@@ -110,6 +123,12 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
     const id = await issueIdentity(ca, 'shop', p.sa);
     const dst = await startDestination({
       identity: () => id, trustDomain: TD, podIPs: [p.ip],
+      authorize: (c) => {
+        const who = verifier.principalFor(c);
+        if (!who.ok) return { allow: false, reason: `caller-statement-${who.reason}: ${who.message}` };
+        judged.push(who.principal);
+        return { allow: true };
+      },
       connectApp: () => net.connect({ host: LOOPBACK, port: portOf(app), allowHalfOpen: true }),
     });
     dsts.push(dst);
@@ -123,7 +142,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   const metrics = new WaypointMetrics();
   const picker = new PowerOfTwoChoices();
   const hbone = new HboneClient({ log: sink.log });
-  const forward = forwarder({ hbone, trustDomain: TD, identity: () => waypointId, dial });
+  const forward = forwarder({ hbone, trustDomain: TD, identity: () => waypointId, dial, connectHeaders: callerStatementHeader(signing.secretKey, () => waypointId.spiffeId) });
   const pipeline = buildPipeline({
     snapshot: () => snapshot, routes: () => table, picker, random: opts.random ?? Math.random, metrics, log: sink.log,
     waypointId: () => waypointId.spiffeId, forward, gateway: { namespace: 'shop', name: 'waypoint' },
@@ -142,7 +161,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   }));
 
   return {
-    caller, waypointId, seen, behaviour, sink, metrics,
+    caller, waypointId, seen, behaviour, sink, metrics, judged,
     get snapshot() { return snapshot; },
     setRoutes(objects) { table = buildRouteTable(objects as never[], snapshot, new Date().toISOString(), table); },
     setExtra(extra) { snapshot = buildSnapshot(resources(extra), snapshot.version + 1); },
@@ -182,6 +201,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
       await hbone.close({ force: true });
       for (const d of dsts) await d.stop();
       for (const a of apps) await closeServer(a);
+      fs.rmSync(trustDir, { recursive: true, force: true });
     },
   };
 }

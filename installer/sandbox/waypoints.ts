@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readAllObjects, readObject, removeObject, writeObject, type StoredObject } from '../../daemon/sources/object-directory';
 import { GATEWAY_API_KINDS } from '../../daemon/state/gateway-api-kinds';
+import { newSigningKeyPair } from '../../daemon/tunnel/caller-statement';
+import { trustFileFor } from '../../daemon/tunnel/caller-statement-trust';
 import type { ManifestEntry } from '../../daemon/state/manifest';
 import { LABEL_DATAPLANE_MODE, LABEL_USE_WAYPOINT, type Pod } from '../../daemon/state/resources';
 import { LABEL_GATEWAY_NAME, WAYPOINT_GATEWAY_CLASS } from '../../daemon/state/waypoints';
@@ -106,6 +108,7 @@ export async function startWaypoint(c: ClusterState, l: Layout, gw: GatewayObjec
       NODEMESH_WAYPOINT_NETNS: rec.netnsPath, NODEMESH_SOURCE: 'sandbox', NODEMESH_SANDBOX_OBJECTS: l.objects,
       NODEMESH_ADMIN_SOCKET: adminSocketOf(rec.runDir), NODEMESH_LOG_LEVEL: process.env.NODEMESH_LOG_LEVEL ?? 'info',
     };
+    env.NODEMESH_WAYPOINT_SIGNING_KEY_FILE = trustWaypointKey(c.identity.caRootFile, rec.runDir, `spiffe://cluster.local/ns/${namespace}/sa/${name}`);
     fs.mkdirSync(path.dirname(rec.log), { recursive: true });
     fs.writeFileSync(rec.log, '');
     const argv = pod.spec.containers[0]!.command!;
@@ -157,8 +160,29 @@ function writeGatewayStatus(l: Layout, gw: GatewayObject, ip: string | undefined
   });
 }
 
+/** A fresh caller-statement key for the waypoint: the secret in its run directory (0600),
+ * the public half in the mesh's trust table next to the CA root (caller-statement-trust.ts). */
+function trustWaypointKey(caRootFile: string, runDir: string, spiffeId: string): string {
+  const k = newSigningKeyPair();
+  const keyFile = path.join(runDir, 'caller-statement.key');
+  fs.writeFileSync(keyFile, Buffer.from(k.secretKey).toString('base64url'), { mode: 0o600 });
+  updateTrust(caRootFile, (t) => { t[spiffeId] = Buffer.from(k.publicKey).toString('base64url'); });
+  return keyFile;
+}
+
+function updateTrust(caRootFile: string, change: (t: Record<string, string>) => void): void {
+  const file = trustFileFor(caRootFile);
+  let t: Record<string, string> = {};
+  try { t = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>; } catch { /* first waypoint */ }
+  change(t);
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(t, null, 2)}\n`, { mode: 0o644 });
+  fs.renameSync(tmp, file);
+}
+
 /** Stops a waypoint and removes its pod (the Gateway object is the caller's business). */
 export async function stopWaypoint(c: ClusterState, l: Layout, namespace: string, name: string): Promise<string[]> {
+  if (c.identity) updateTrust(c.identity.caRootFile, (t) => { delete t[`spiffe://cluster.local/ns/${namespace}/sa/${name}`]; });
   const k = podKey(namespace, waypointPodName(name));
   removeObject(l.objects, 'Pod', namespace, waypointPodName(name));
   const rec = c.pods[k];

@@ -222,6 +222,49 @@ describe('the waypoint in the sandbox', () => {
     for (const c of recs) assert.equal(c.upstream, `${otherIp}:15008 (HBONE)`, 'HBONE to the endpoint itself, no waypoint');
   });
 
+  test('L7 deny answers 403 and logs why', async () => {
+    const r = await apply(`
+apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: no-admin, namespace: shop }
+spec:
+  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: waypoint }]
+  action: DENY
+  rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+`);
+    assert.equal(r.code, 0, r.stderr);
+    const status = async (p: string) => (await exec('shop/client', ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', `http://${API_VIP}${p}`])).stdout.trim();
+    let denied = '';
+    for (let i = 0; i < 50 && denied !== '403'; i++) { denied = await status('/admin/users'); if (denied !== '403') await new Promise((res) => setTimeout(res, 200)); }
+    assert.equal(denied, '403');
+    assert.equal(await status('/users'), '200');
+    const line = fs.readFileSync(waypointLog, 'utf8').split('\n').filter((l) => l.includes('"status":403')).map((l) => JSON.parse(l) as Record<string, unknown>).pop();
+    assert.ok(line, 'the refusal is in the access log');
+    assert.equal(line.caller, 'spiffe://cluster.local/ns/shop/sa/client');
+    assert.match(String(line.reason), /RBAC: access denied: denied-by-policy: denied by AuthorizationPolicy shop\/no-admin/);
+  });
+
+  test("the destination's L4 policy names the original caller through the waypoint", async () => {
+    const policy = (principal: string) => `
+apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: api-callers, namespace: shop }
+spec:
+  selector: { matchLabels: { app: api } }
+  action: ALLOW
+  rules: [{ from: [{ source: { principals: ["${principal}"] } }] }]
+`;
+    // The pods see the waypoint's certificate; the policy names the client, and holds.
+    assert.equal((await apply(policy('cluster.local/ns/shop/sa/client'))).code, 0);
+    const ok = await load('shop/client', `http://${API_VIP}/`, 20);
+    assert.deepEqual(count(ok, (r) => String(r.status)), { 200: 20 });
+    // Naming someone else refuses the client, though the waypoint itself is the peer.
+    assert.equal((await apply(policy('cluster.local/ns/shop/sa/someone-else'))).code, 0);
+    const refused = await load('shop/client', `http://${API_VIP}/`, 5);
+    assert.deepEqual(count(refused, (r) => String(r.status)), { 403: 5 });
+    await nodemeshOk(['local', 'delete', '-f', '-'], { input: policy('x') });
+  });
+
   test('deleting the waypoint fails its Services closed; the Services do not fall back to L4', async () => {
     await nodemeshOk(['waypoint', 'delete', '-n', 'shop'], { timeoutMs: 60_000 });
     const r = await exec('shop/client', ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', `http://${API_VIP}/`]);
