@@ -17,6 +17,7 @@ import { OpenInboundSet } from './proxy/open-inbound';
 import { PowerOfTwoChoices } from './routing/balancer';
 import { startAdminServers } from './admin/admin-server';
 import { NodeMetrics } from './metrics';
+import { policyEnforcement } from './policy/enforcement';
 import type { HboneClient } from './tunnel/hbone-client';
 import type { WorkloadIdentityKey, IdentityStatus } from './identity/certificate-manager';
 
@@ -151,6 +152,7 @@ export class NodeAgent {
       services: [...s.services.values()].map((e) => ({ ...e, endpoints: e.endpoints.map((x) => ({ ...x, ports: Object.fromEntries(x.ports) })) })),
       authorizationPolicies: s.authorizationPolicies,
       peerAuthentications: s.peerAuthentications,
+      policyEnforcement: policyEnforcement(s),
     };
   }
 

@@ -10,7 +10,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { readAllObjects, readObject, removeObject, writeObject, type StoredObject } from '../../daemon/sources/object-directory';
-import { GATEWAY_API_KINDS } from '../../daemon/state/gateway-api-kinds';
 import { newSigningKeyPair } from '../../daemon/tunnel/caller-statement';
 import { trustFileFor } from '../../daemon/tunnel/caller-statement-trust';
 import type { ManifestEntry } from '../../daemon/state/manifest';
@@ -69,10 +68,6 @@ export function waypointPod(gw: GatewayObject, repoRoot: string): Pod {
 function pickNode(c: ClusterState): NodeRecord {
   const load = (n: NodeRecord) => Object.values(c.pods).filter((p) => p.node === n.name).length;
   return [...c.nodes].sort((a, b) => load(a) - load(b) || a.index - b.index)[0]!;
-}
-
-function namespaceExists(l: Layout, ns: string): boolean {
-  return readObject(l.objects, 'Namespace', undefined, ns) !== undefined;
 }
 
 /** Starts the waypoint of a stored Gateway, unless it runs already. */
@@ -193,45 +188,31 @@ export async function stopWaypoint(c: ClusterState, l: Layout, namespace: string
 }
 
 // --- local apply / delete hooks (cluster.ts) ----------------------------------------------
+// `local apply` stores Gateway API objects like any kept kind; these hooks act on the
+// waypoint Gateways among them, as the waypoint controller would.
 
-const isGatewayApi = (e: ManifestEntry) => GATEWAY_API_KINDS.includes((e.object as { kind: string }).kind);
+const gatewayEntries = (entries: readonly ManifestEntry[]) =>
+  entries.map((e) => e.object as unknown as GatewayObject).filter((o) => o.kind === 'Gateway');
 
-/** Stores the Gateway API objects of an apply; a new waypoint Gateway starts its waypoint. */
-export async function applyGatewayApiEntries(c: ClusterState, l: Layout, entries: readonly ManifestEntry[], out: Out): Promise<void> {
-  for (const e of entries.filter(isGatewayApi)) {
-    const o = e.object as unknown as GatewayObject;
+/** After an apply: every applied waypoint Gateway has a running waypoint; a Gateway that
+ * changed to another class loses it. */
+export async function startAppliedWaypoints(c: ClusterState, l: Layout, entries: readonly ManifestEntry[], out: Out): Promise<void> {
+  for (const o of gatewayEntries(entries)) {
     const ns = o.metadata.namespace ?? 'default';
-    if (!namespaceExists(l, ns)) throw InstallerErrors.NODEMESH_E_SANDBOX_WAYPOINT_NAMESPACE({ namespace: ns });
-    const stored = readObject(l.objects, o.kind, ns, o.metadata.name) as GatewayObject | undefined;
-    const specChanged = !stored || JSON.stringify(stored.spec) !== JSON.stringify(o.spec);
-    const object: GatewayObject = {
-      ...o, status: stored?.status,
-      metadata: {
-        ...o.metadata, uid: stored?.metadata.uid ?? randomUUID(), creationTimestamp: stored?.metadata.creationTimestamp ?? new Date().toISOString(),
-        generation: (stored?.metadata.generation ?? 0) + (specChanged ? 1 : 0),
-      },
-    };
-    if (specChanged || JSON.stringify(stored?.metadata.labels) !== JSON.stringify(o.metadata.labels)) writeObject(l.objects, object);
-    out.result(`${o.kind.toLowerCase()}/${ns}/${o.metadata.name} ${!stored ? 'created' : specChanged ? 'configured' : 'unchanged'}`);
-    if (isWaypointGateway(o)) await startWaypoint(c, l, object, out);
-    else if (stored && isWaypointGateway(stored)) await stopWaypoint(c, l, ns, o.metadata.name);
+    const stored = readObject(l.objects, 'Gateway', ns, o.metadata.name) as GatewayObject | undefined;
+    if (stored && isWaypointGateway(stored)) await startWaypoint(c, l, stored, out);
+    else if (c.pods[podKey(ns, waypointPodName(o.metadata.name))]) await stopWaypoint(c, l, ns, o.metadata.name);
   }
 }
 
-/** Deletes the Gateway API objects named; a waypoint Gateway takes its waypoint with it. */
-export async function deleteGatewayApiEntries(c: ClusterState, l: Layout, entries: readonly ManifestEntry[], out: Out): Promise<{ notFound: string[]; leftovers: string[] }> {
-  const notFound: string[] = [];
-  const leftovers: string[] = [];
-  for (const e of entries.filter(isGatewayApi)) {
-    const o = e.object as unknown as GatewayObject;
+/** Before a delete: the waypoints of the waypoint Gateways named; returns what was left behind. */
+export async function stopDeletedWaypoints(c: ClusterState, l: Layout, entries: readonly ManifestEntry[]): Promise<string[]> {
+  const left: string[] = [];
+  for (const o of gatewayEntries(entries)) {
     const ns = o.metadata.namespace ?? 'default';
-    const stored = readObject(l.objects, o.kind, ns, o.metadata.name) as GatewayObject | undefined;
-    if (!stored) { notFound.push(`${o.kind} ${ns}/${o.metadata.name}`); continue; }
-    if (isWaypointGateway(stored)) leftovers.push(...(await stopWaypoint(c, l, ns, o.metadata.name)));
-    removeObject(l.objects, o.kind, ns, o.metadata.name);
-    out.result(`${o.kind.toLowerCase()}/${ns}/${o.metadata.name} deleted`);
+    if (c.pods[podKey(ns, waypointPodName(o.metadata.name))]) left.push(...(await stopWaypoint(c, l, ns, o.metadata.name)));
   }
-  return { notFound, leftovers };
+  return left;
 }
 
 // --- nodemesh waypoint apply / delete / list -----------------------------------------------
@@ -240,8 +221,14 @@ export async function deleteGatewayApiEntries(c: ClusterState, l: Layout, entrie
 export async function applyWaypoint(c: ClusterState, l: Layout, namespace: string, name: string, opts: { enrolNamespace: boolean }, out: Out): Promise<void> {
   const nsObj = readObject(l.objects, 'Namespace', undefined, namespace);
   if (!nsObj) throw InstallerErrors.NODEMESH_E_SANDBOX_WAYPOINT_NAMESPACE({ namespace });
-  const entry = { object: waypointGateway(namespace, name), file: 'nodemesh waypoint apply', document: 1, line: 1 } as unknown as ManifestEntry;
-  await applyGatewayApiEntries(c, l, [entry], out);
+  let gw = readObject(l.objects, 'Gateway', namespace, name) as GatewayObject | undefined;
+  if (!gw || !isWaypointGateway(gw)) {
+    const fresh = waypointGateway(namespace, name);
+    gw = { ...fresh, metadata: { ...fresh.metadata, uid: gw?.metadata.uid ?? randomUUID(), creationTimestamp: gw?.metadata.creationTimestamp ?? new Date().toISOString(), generation: (gw?.metadata.generation ?? 0) + 1 } };
+    writeObject(l.objects, gw);
+    out.result(`gateway.gateway.networking.k8s.io/${namespace}/${name} created`);
+  }
+  await startWaypoint(c, l, gw, out);
   if (opts.enrolNamespace) {
     const meta = nsObj.metadata as { labels?: Record<string, string> };
     if (meta.labels?.[LABEL_USE_WAYPOINT] !== name) {
@@ -252,8 +239,12 @@ export async function applyWaypoint(c: ClusterState, l: Layout, namespace: strin
 }
 
 export async function deleteWaypoint(c: ClusterState, l: Layout, namespace: string, name: string, out: Out): Promise<{ notFound: string[]; leftovers: string[] }> {
-  const entry = { object: waypointGateway(namespace, name), file: 'nodemesh waypoint delete', document: 1, line: 1 } as unknown as ManifestEntry;
-  return deleteGatewayApiEntries(c, l, [entry], out);
+  const gw = readObject(l.objects, 'Gateway', namespace, name);
+  if (!gw) return { notFound: [`Gateway ${namespace}/${name}`], leftovers: [] };
+  const leftovers = await stopWaypoint(c, l, namespace, name);
+  removeObject(l.objects, 'Gateway', namespace, name);
+  out.result(`gateway.gateway.networking.k8s.io/${namespace}/${name} deleted (its waypoint stopped)`);
+  return { notFound: [], leftovers };
 }
 
 export interface WaypointInfo {
