@@ -20,6 +20,8 @@ test('retry decisions: codes, connection failures, attempts, backoff and the dea
     [policy, { kind: 'reset' }, 0, 15, { retry: false, reason: 'deadline' }],
     [{ attempts: 8, backoffMs: 10, codes: [503] }, { kind: 'reset' }, 7, 1000, { retry: true, delayMs: 100 }], // capped at 10x
     [undefined, { kind: 'reset' }, 0, 1000, { retry: false, reason: 'no-policy' }],
+    [undefined, { kind: 'connect-failure' }, 0, 1000, { retry: true, delayMs: 0 }],
+    [undefined, { kind: 'connect-failure' }, 1, 1000, { retry: false, reason: 'no-policy' }],
     [undefined, { kind: 'response', status: 503 }, 0, 1000, { retry: false, reason: 'no-policy' }],
   ];
   for (const [p, outcome, done, left, want] of table) assert.deepEqual(retryDecision(p, outcome, done, left), want, `${JSON.stringify(outcome)} after ${done}`);

@@ -23,6 +23,6 @@ export const retryStage: Layer = (next) => async (x) => {
     const verdict = retryDecision(policy, outcomeOf(reply), retries, deadline - performance.now());
     if (!verdict.retry) return reply;
     discard(reply);
-    if (!(await sleep(verdict.delayMs, x.signal))) return reply;
+    if (verdict.delayMs > 0 && !(await sleep(verdict.delayMs, x.signal))) return reply;
   }
 };

@@ -5,7 +5,7 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import { HboneServer, type HboneConnectionEvent } from '../tunnel/hbone-server';
-import { CallerStatementVerifier } from '../tunnel/caller-statement-trust';
+import { CallerStatementVerifier, withoutTargetRefPolicies } from '../tunnel/caller-statement-trust';
 import type { IssuedIdentity } from '../tunnel/tls-identity';
 import { INBOUND_PASSTHROUGH_SOURCE_V4 } from '../redirection/datapath';
 import type { SocketFactory } from '../redirection/socket-factory';
@@ -67,7 +67,10 @@ export class HboneInbound {
     for (const e of this.pods.values()) {
       const dest = s.workloads.get(e.ctx.workload.uid);
       if (!e.server || !dest) continue;
-      n += e.server.closeStreamsWhere((c) => !inboundVerdict(s, dest, { principal: this.callerStatements.principalAfter(c), ip: c.sourceAddress }, c.destination.port).allow);
+      n += e.server.closeStreamsWhere((c) => {
+        const vouched = this.callerStatements.principalAfter(c) !== c.sourceId; // issue 9: see authorize below
+        return !inboundVerdict(vouched ? withoutTargetRefPolicies(s) : s, dest, { principal: this.callerStatements.principalAfter(c), ip: c.sourceAddress }, c.destination.port).allow;
+      });
     }
     return n;
   }
@@ -95,7 +98,10 @@ export class HboneInbound {
         // whom policy then judges; a statement that does not verify refuses the tunnel.
         const who = this.callerStatements.principalFor(c);
         if (!who.ok) return { allow: false, reason: `caller-statement-${who.reason}: ${who.message}` };
-        const v = inboundVerdict(s, dest, { principal: who.principal, ip: c.sourceAddress }, c.destination.port);
+        // Policies attached to the waypoint or its Services (targetRefs) were enforced by the
+        // waypoint that vouches; the node judges the caller by the rest, as ztunnel does.
+        const judged = who.vouchedBy ? withoutTargetRefPolicies(s) : s;
+        const v = inboundVerdict(judged, dest, { principal: who.principal, ip: c.sourceAddress }, c.destination.port);
         return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}${who.vouchedBy ? ` (caller vouched for by ${who.vouchedBy})` : ''}` };
       },
       connectApp: (port) => this.deps.sockets.connect(e.ctx.netnsPath, { family: 4, host: w.ips[0], port, localAddress: INBOUND_PASSTHROUGH_SOURCE_V4 }),

@@ -6,6 +6,7 @@
 // `waypoint apply`), never by a waypoint itself. The file is re-read when it changes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Snapshot } from '../state/snapshot';
 import { CALLER_STATEMENT_HEADER, ReplayCache, verifyStatement, type StatementRefusal } from './caller-statement';
 
 export const TRUST_FILE_NAME = 'caller-statement-keys.json';
@@ -78,4 +79,18 @@ export class CallerStatementVerifier {
     }
     return this.keys;
   }
+}
+
+const withoutTargetRefs = new WeakMap<Snapshot, Snapshot>();
+
+/** The snapshot a node judges a waypoint-vouched tunnel by: policies attached to waypoints or
+ * Services (targetRefs) are the waypoint's to enforce and it did, with L7 knowledge; selector
+ * policies still hold at the node. Cached per snapshot (snapshots are immutable). */
+export function withoutTargetRefPolicies(s: Snapshot): Snapshot {
+  let out = withoutTargetRefs.get(s);
+  if (!out) {
+    out = { ...s, authorizationPolicies: s.authorizationPolicies.filter((p) => (p.spec?.targetRefs ?? []).length === 0) };
+    withoutTargetRefs.set(s, out);
+  }
+  return out;
 }
