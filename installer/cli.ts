@@ -11,6 +11,7 @@ import { formatConnections, gatherConnections } from './sandbox/connections';
 import { formatMeshStatus, gatherMeshStatus } from './sandbox/mesh-status';
 import { addClusterCommands, clusterStatusCommand } from './kube/cli-commands';
 import { layout, readCluster, stateDir } from './sandbox/state';
+import { formatWaypoints, waypointApplyCommand, waypointDeleteCommand, waypointListCommand } from './sandbox/waypoints';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -134,6 +135,32 @@ export function buildProgram(): Command {
         process.stderr.write(`error: nodemesh bench: ${(e as Error).message}\n`);
         process.exitCode = 1;
       }
+    });
+
+  // Waypoints (issue 9): a Gateway of class nodemesh-waypoint per namespace, as istioctl waypoint.
+  const waypoint = program.command('waypoint')
+    .description('L7 waypoints in the sandbox: a Gateway of class nodemesh-waypoint and its nodemesh-waypoint process')
+    .showHelpAfterError();
+  waypoint.command('apply')
+    .description('create the waypoint of a namespace and start it; --enroll-namespace sends the namespace\'s Services through it')
+    .requiredOption('-n, --namespace <ns>', 'namespace')
+    .option('--name <name>', 'Gateway name', 'waypoint')
+    .option('--enroll-namespace', 'label the namespace nodemesh.io/use-waypoint=<name>', false)
+    .action(async (o: { namespace: string; name: string; enrollNamespace: boolean }) => {
+      await waypointApplyCommand(o.namespace, o.name, { enrolNamespace: o.enrollNamespace }, consoleOutput);
+    });
+  waypoint.command('delete')
+    .description('stop a waypoint and delete its Gateway (Services labelled for it are then refused: fail closed)')
+    .requiredOption('-n, --namespace <ns>', 'namespace')
+    .option('--name <name>', 'Gateway name', 'waypoint')
+    .action(async (o: { namespace: string; name: string }) => { await waypointDeleteCommand(o.namespace, o.name, consoleOutput); });
+  waypoint.command('list')
+    .description('waypoints: where they run, the Services bound to them, their routes\' status')
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action(async (o: { output: string }) => {
+      if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
+      const list = await waypointListCommand();
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(list, null, 2)}\n` : `${formatWaypoints(list)}\n`);
     });
 
   addClusterCommands(program);

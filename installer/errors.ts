@@ -103,6 +103,12 @@ export const InstallerErrors = defineErrors({
   NODEMESH_E_SANDBOX_PROXY_SETUP: (a: { proxy: string; pod: string; reason: string }) =>
     `cannot set up the ${a.proxy} of pod ${a.pod}: ${a.reason}; is the sandbox up ('nodemesh local status') and the pod Running?`,
 
+  // --- waypoints (installer/sandbox/waypoints.ts) ------------------------------------------
+  NODEMESH_E_SANDBOX_WAYPOINT_START: (a: { gateway: string; reason: string; log?: string }) =>
+    `waypoint ${a.gateway} did not start: ${a.reason}; its Gateway stays stored, so 'nodemesh waypoint apply' (or 'local apply') retries${tail(a.log)}`,
+  NODEMESH_E_SANDBOX_WAYPOINT_NAMESPACE: (a: { namespace: string }) =>
+    `namespace ${a.namespace} does not exist; create it first (nodemesh local apply -f <namespace.yaml>)`,
+
   // --- manifests -------------------------------------------------------------------------
   NODEMESH_E_MANIFEST_INVALID: (a: { issues: ManifestIssue[] }) =>
     `the manifest was rejected as a whole and nothing was changed:\n  ${a.issues.map(formatIssue).join('\n  ')}`,

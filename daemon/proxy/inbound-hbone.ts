@@ -5,6 +5,7 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import { HboneServer, type HboneConnectionEvent } from '../tunnel/hbone-server';
+import { CallerStatementVerifier, withoutTargetRefPolicies } from '../tunnel/caller-statement-trust';
 import type { IssuedIdentity } from '../tunnel/tls-identity';
 import { appConnection } from '../redirection/datapath';
 import type { SocketFactory } from '../redirection/socket-factory';
@@ -18,6 +19,8 @@ interface Entry { ctx: PodContext; server?: HboneServer; pending?: Promise<void>
 
 export class HboneInbound {
   private readonly pods = new Map<string, Entry>();
+  /** Caller statements from waypoints (issue 9; daemon/tunnel/caller-statement-trust.ts). */
+  private readonly callerStatements = CallerStatementVerifier.fromEnv();
 
   constructor(private readonly deps: {
     trustDomain: string; identities: IdentitySource; sockets: SocketFactory; snapshot: () => Snapshot;
@@ -65,7 +68,10 @@ export class HboneInbound {
     for (const e of this.pods.values()) {
       const dest = s.workloads.get(e.ctx.workload.uid);
       if (!e.server || !dest) continue;
-      n += e.server.closeStreamsWhere((c) => !inboundVerdict(s, dest, { principal: c.sourceId, ip: c.sourceAddress }, c.destination.port).allow);
+      n += e.server.closeStreamsWhere((c) => {
+        const vouched = this.callerStatements.principalAfter(c) !== c.sourceId; // issue 9: see authorize below
+        return !inboundVerdict(vouched ? withoutTargetRefPolicies(s) : s, dest, { principal: this.callerStatements.principalAfter(c), ip: c.sourceAddress }, c.destination.port).allow;
+      });
     }
     return n;
   }
@@ -90,8 +96,15 @@ export class HboneInbound {
       authorize: (c) => {
         const s = this.deps.snapshot();
         const dest = s.workloads.get(w.uid) ?? w;
-        const v = inboundVerdict(s, dest, { principal: c.sourceId, ip: c.sourceAddress }, c.destination.port);
-        return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}`, code: v.reason };
+        // --- caller statement (issue 9): a trusted waypoint vouches for the original caller,
+        // whom policy then judges; a statement that does not verify refuses the tunnel.
+        const who = this.callerStatements.principalFor(c);
+        if (!who.ok) return { allow: false, reason: `caller-statement-${who.reason}: ${who.message}` };
+        // Policies attached to the waypoint or its Services (targetRefs) were enforced by the
+        // waypoint that vouches; the node judges the caller by the rest, as ztunnel does.
+        const judged = who.vouchedBy ? withoutTargetRefPolicies(s) : s;
+        const v = inboundVerdict(judged, dest, { principal: who.principal, ip: c.sourceAddress }, c.destination.port);
+        return v.allow ? { allow: true } : { allow: false, reason: `${v.reason}: ${v.message}${who.vouchedBy ? ` (caller vouched for by ${who.vouchedBy})` : ''}`, code: v.reason };
       },
       connectApp: (port) => this.deps.sockets.connect(e.ctx.netnsPath, { ...appConnection(w.ips[0]), host: w.ips[0], port }),
       onConnection: (ev) => this.record(e.ctx, ev),

@@ -70,3 +70,37 @@ test('power of two choices prefers the less loaded endpoint', () => {
   assert.equal(p.pick([eps[0]])?.ip, '1.1.1.1');
   assert.equal(p.pick([]), undefined);
 });
+
+test('decide: Services bound to a waypoint go to the waypoint with the VIP as :authority', () => {
+  const withWaypoint: Resource[] = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'nodemesh.io/dataplane-mode': 'ambient', 'nodemesh.io/use-waypoint': 'waypoint' } } },
+    ...resources.slice(1).filter((r) => r.kind !== 'Service' || r.metadata.name !== 'empty'),
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'opted-out', namespace: 'shop', labels: { 'nodemesh.io/use-waypoint': 'none' } },
+      spec: { selector: { app: 'api' }, clusterIP: '10.96.0.20', ports: [{ port: 80, targetPort: 8080 }] } },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'other-wp', namespace: 'legacy', labels: { 'nodemesh.io/use-waypoint': 'legacy-wp' } },
+      spec: { selector: { app: 'old' }, clusterIP: '10.96.0.21', ports: [{ port: 80, targetPort: 8080 }] } },
+    { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'waypoint-0', namespace: 'shop', uid: 'waypoint-0', labels: { 'gateway.networking.k8s.io/gateway-name': 'waypoint', 'nodemesh.io/dataplane-mode': 'none' } },
+      spec: { nodeName: 'node-1', serviceAccountName: 'waypoint', containers: [{ name: 'w' }] }, status: { phase: 'Running', podIP: '10.244.1.9' } },
+  ];
+  const s = buildSnapshot(withWaypoint, 2);
+  const d = decide(s, s.workloads.get('web')!, to('10.96.0.10', 80), ctx);
+  assert.ok(d.kind === 'hbone');
+  assert.deepEqual(d.target, to('10.244.1.9', 15008), 'even on the same node: the waypoint is reached over HBONE');
+  assert.deepEqual(d.authority, to('10.96.0.10', 80), ':authority is the Service VIP and port');
+  assert.deepEqual(d.expectedServerIds, ['spiffe://cluster.local/ns/shop/sa/waypoint']);
+  assert.deepEqual(d.waypoint, { namespace: 'shop', name: 'waypoint' });
+  // The waypoint's own connections are never sent back to it.
+  const fromWaypoint = decide(s, s.workloads.get('waypoint-0')!, to('10.96.0.10', 80), ctx);
+  assert.ok(fromWaypoint.kind === 'hbone' && fromWaypoint.waypoint === undefined);
+  assert.deepEqual(fromWaypoint.target, to('10.244.2.2', 15008));
+  // use-waypoint=none on the Service opts it out; pod IPs are not affected.
+  const optedOut = decide(s, s.workloads.get('web')!, to('10.96.0.20', 80), ctx);
+  assert.ok(optedOut.kind === 'hbone' && optedOut.waypoint === undefined);
+  assert.ok(decide(s, s.workloads.get('web')!, to('10.244.2.2', 8080), ctx).kind === 'hbone');
+  // A waypoint that does not run: refused (fail closed), never bypassed.
+  const missing = decide(s, s.workloads.get('web')!, to('10.96.0.21', 80), ctx);
+  assert.equal(missing.kind === 'deny' && missing.reason, 'no-waypoint');
+  // Without the label nothing changes (the table above is the same snapshot shape).
+  const plain = decide(snap, web, to('10.96.0.10', 80), ctx);
+  assert.ok(plain.kind === 'hbone' && plain.waypoint === undefined);
+});

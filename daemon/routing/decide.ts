@@ -4,6 +4,7 @@
 import type { SocketAddress } from '../redirection/datapath';
 import type { Endpoint, ServiceEntry, Snapshot, Workload } from '../state/snapshot';
 import type { EndpointPicker } from './balancer';
+import { isWaypointWorkload, waypointFor } from '../state/waypoints';
 
 export interface ServiceRef { namespace: string; name: string }
 export interface WorkloadRef { uid: string; namespace: string; name: string }
@@ -20,6 +21,8 @@ export type Decision =
     /** SPIFFE IDs the destination may present (from its service account). */
     expectedServerIds: string[];
     service?: ServiceRef;
+    /** Set when the Service uses a waypoint: `target` is the waypoint pod, `authority` the VIP. */
+    waypoint?: ServiceRef;
   }
   /** Destination pod enrolled on this same node: no network, same policy checks. */
   | { kind: 'local'; authority: SocketAddress; destination: Workload; service?: ServiceRef }
@@ -28,7 +31,7 @@ export type Decision =
   /** Refuse the connection (fail closed). */
   | { kind: 'deny'; reason: DenyReason; message: string; service?: ServiceRef };
 
-export type DenyReason = 'no-endpoints' | 'unknown-service-port' | 'mesh-port' | 'no-healthy-endpoint';
+export type DenyReason = 'no-endpoints' | 'unknown-service-port' | 'mesh-port' | 'no-healthy-endpoint' | 'no-waypoint';
 
 export interface DecideContext {
   /** This daemon's node: destinations here take the local path. */
@@ -67,6 +70,21 @@ export function decide(snapshot: Snapshot, source: Workload, dst: SocketAddress,
     const service = svcRef(svc);
     if (!svc.ports.some((p) => p.port === dst.port)) {
       return { kind: 'deny', reason: 'unknown-service-port', message: `service ${svc.namespace}/${svc.name} has no port ${dst.port}`, service };
+    }
+    // A Service bound to a waypoint: HBONE to the waypoint with the VIP as :authority; the
+    // waypoint picks the endpoint. Its own traffic (it is not captured, but a waypoint pod
+    // could be enrolled by mistake) never goes back to a waypoint.
+    const waypoint = isWaypointWorkload(source) ? undefined : waypointFor(snapshot, svc);
+    if (waypoint) {
+      const wp = waypoint.instance;
+      const ref = { namespace: waypoint.namespace, name: waypoint.name };
+      if (!wp) {
+        return { kind: 'deny', reason: 'no-waypoint', message: `service ${svc.namespace}/${svc.name} uses waypoint ${ref.namespace}/${ref.name}, which has no running pod`, service };
+      }
+      return {
+        kind: 'hbone', target: { family: dst.family, address: wp.ips[0], port: HBONE_PORT }, authority: dst, destination: wp,
+        expectedServerIds: [spiffeIdOf(ctx.trustDomain, wp)], service, waypoint: ref,
+      };
     }
     const ready = svc.endpoints.filter((e: Endpoint) => e.ports.has(dst.port));
     if (ready.length === 0) {

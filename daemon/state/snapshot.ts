@@ -53,6 +53,8 @@ export interface ServiceEntry {
   readonly ports: readonly ServicePort[];
   /** Ready endpoints only (EndpointSlice `ready` condition; terminating ones excluded). */
   readonly endpoints: readonly Endpoint[];
+  /** The Service's labels (`nodemesh.io/use-waypoint`, daemon/state/waypoints.ts). */
+  readonly labels?: Labels;
 }
 
 export interface Snapshot {
@@ -404,6 +406,7 @@ export function serviceEntry(svc: Service, slices: ReadonlyMap<string, EndpointS
     vips: Object.freeze(vips.filter((v) => v !== 'None')),
     ports: Object.freeze([...svc.spec.ports]),
     endpoints: Object.freeze([...byIP.values()].map((e) => Object.freeze(e))),
+    labels: svc.metadata.labels ? Object.freeze({ ...svc.metadata.labels }) : undefined,
   });
 }
 

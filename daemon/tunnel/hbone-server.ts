@@ -82,6 +82,12 @@ export interface HboneServerOptions {
   idleSessionTimeoutMs?: number;
   verifyPeer?: PeerVerifier;
   now?: () => Date;
+  // --- waypoint hook (issue 9; waypoint/waypoint-server.ts): the waypoint terminates HBONE for
+  // Service VIPs and serves the tunnel itself (L7) instead of splicing it to an app port.
+  /** Replaces the "authority names this pod" check: a refusal reason, or undefined to accept. */
+  acceptAuthority?: (destination: HostPort) => string | undefined;
+  /** Replaces connectApp + splice: called after the 200 with the open tunnel. */
+  serveTunnel?: (ctx: HboneRequestContext, stream: http2.ServerHttp2Stream) => Promise<{ bytesSent: number; bytesReceived: number; error?: string }>;
 }
 
 export interface HboneServerStats {
@@ -302,8 +308,11 @@ export class HboneServer {
     const parsed = parseAuthority(authority);
     if (!parsed.ok) { refuse(400, 'deny', 'bad-request', parsed.reason); return; }
     const destination = parsed.value;
-    if (!this.podIPs.has(destination.address)) {
-      refuse(400, 'deny', 'bad-request', `authority ${authority} names another pod; this HBONE listener serves ${[...this.podIPs].join(', ')}`);
+    const authorityRefused = this.opts.acceptAuthority // waypoint hook (issue 9)
+      ? this.opts.acceptAuthority(destination)
+      : this.podIPs.has(destination.address) ? undefined : `authority ${authority} names another pod; this HBONE listener serves ${[...this.podIPs].join(', ')}`;
+    if (authorityRefused !== undefined) {
+      refuse(400, 'deny', 'bad-request', authorityRefused);
       return;
     }
     let sourceId: string;
@@ -324,6 +333,7 @@ export class HboneServer {
     }
     if (!verdict.allow) { refuse(403, 'deny', 'denied', verdict.reason, {}, verdict.code); return; }
     if (stream.closed || stream.destroyed) return;
+    if (this.opts.serveTunnel) { await this.serveTunnel(s, ctx, stream, openedAtMs); return; } // waypoint hook (issue 9)
 
     const connected = await this.connectApp(destination.port, stream);
     if (!connected.ok) {
@@ -349,6 +359,25 @@ export class HboneServer {
       bytesSent: app.bytesWritten, bytesReceived: app.bytesRead,
       openedAtMs, durationMs: Date.now() - openedAtMs,
       ...(error ? { error: error.message } : {}),
+    });
+  }
+
+  /** Waypoint hook (issue 9): the tunnel is served by `opts.serveTunnel`, reported like a splice. */
+  private async serveTunnel(s: InboundSession, ctx: HboneRequestContext, stream: http2.ServerHttp2Stream, openedAtMs: number): Promise<void> {
+    this.counters.allowed++;
+    stream.respond({ ':status': 200 });
+    const authority = formatAuthority(ctx.destination.address, ctx.destination.port);
+    let r: { bytesSent: number; bytesReceived: number; error?: string };
+    try {
+      r = await this.opts.serveTunnel!(ctx, stream);
+    } catch (e) {
+      r = { bytesSent: 0, bytesReceived: 0, error: (e as Error).message };
+      if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    }
+    this.report({
+      sourceId: ctx.sourceId, sourceAddress: s.sourceAddress, destination: authority, verdict: r.error ? 'error' : 'allow', outcome: r.error ? 'tunnel-failed' : 'allowed', status: 200,
+      reason: r.error ?? 'allowed', bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, openedAtMs, durationMs: Date.now() - openedAtMs,
+      ...(r.error ? { error: r.error } : {}),
     });
   }
 

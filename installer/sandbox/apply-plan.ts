@@ -281,7 +281,7 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
   for (const e of typed) {
     if (!isPolicy(e.object)) continue;
     if (!needNamespace(e)) continue;
-    const refusal = refuseUnenforceable(e.object);
+    const refusal = refuseUnenforceable(e.object, (ns, name) => isWaypointGatewayIn([...(view.others ?? []), ...others.map((o) => o.object as OtherObject)], ns, name)); // issue 9
     if (refusal) {
       plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: ${key(e.object)}: ${refusal}`] }));
       continue;
@@ -308,12 +308,22 @@ function contentOf(o: AnyObject): unknown {
 
 /** A policy the node daemons cannot enforce and no waypoint enforces yet is refused here,
  * never stored and ignored (daemon/policy/enforcement.ts says where each policy holds). */
-export function refuseUnenforceable(p: Policy): string | undefined {
+export function refuseUnenforceable(p: Policy, waypointExists?: (namespace: string, name: string) => boolean): string | undefined {
   if (p.kind !== 'AuthorizationPolicy') return undefined;
   const e = enforcementOf(p);
   if (e.where !== 'waypoint') return undefined;
+  // Issue 9: a waypoint Gateway (class nodemesh-waypoint) in the namespace enforces it.
+  const ns = p.metadata.namespace ?? 'default';
+  const gateways = (p.spec?.targetRefs ?? []).filter((r) => r.kind === 'Gateway');
+  if (waypointExists && gateways.every((r) => waypointExists(ns, r.name))) return undefined;
   return `${e.detail}; no waypoint enforces AuthorizationPolicies in this version, so it is refused rather than stored and ignored: ` +
     'attach it to a Service (targetRefs: [{ kind: Service, name: ... }], enforced at L4 by the node daemons) or select the workloads with selector';
+}
+
+/** Whether a Gateway of class nodemesh-waypoint is among these objects (issue 9). */
+function isWaypointGatewayIn(objects: readonly OtherObject[], namespace: string, name: string): boolean {
+  return objects.some((o) => o.kind === 'Gateway' && o.metadata.name === name && (o.metadata.namespace ?? 'default') === namespace &&
+    (o.spec as { gatewayClassName?: string } | undefined)?.gatewayClassName === 'nodemesh-waypoint');
 }
 
 /** Other kinds: stored as written; Deployments and ReplicaSets reconciled into pods. */

@@ -34,6 +34,7 @@ import {
 } from './state';
 import { otherLiveSandbox, sandboxRemains, teardown } from './teardown';
 import { createNode, createTop, netnsPath, nodeIP, nodeName, nodeNetns, podCIDR } from './topology';
+import { startAppliedWaypoints, stopDeletedWaypoints } from './waypoints';
 
 /** <repo>: this file is dist/installer/sandbox/cluster.js. */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -417,6 +418,7 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
     const affected = objs.pods.filter((p) => relabelled.has(describeObject(p)) || nsChanged.has(p.metadata.namespace ?? 'default'));
     await waitForEnrolment(c, objs, affected);
   }
+  await startAppliedWaypoints(c, l, entries, out); // waypoint Gateways get their waypoint, issue 9
   intr?.check(); // an interruption is the story, not the pods it stopped
   if (failures.length === 1) throw failures[0]!;
   if (failures.length > 1) throw InstallerErrors.NODEMESH_E_SANDBOX_PODS_FAILED({ problems: failures.map((f) => `${f.message} (${f.code})`) });
@@ -483,8 +485,9 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
   const intr = new Interruption();
   try {
     const c = requireCluster(l);
+    const stoppedWaypoints = await stopDeletedWaypoints(c, l, entries); // waypoint Gateways take their waypoint, issue 9
     const plan = planDelete(view(c, readObjects(l)), entries);
-    const leftovers: string[] = [];
+    const leftovers: string[] = [...stoppedWaypoints];
     for (const o of plan.others) {
       removeObject(l.objects, o.kind, o.metadata.namespace, o.metadata.name);
       out.result(`${resourceLabel(o)} deleted`);

@@ -1,0 +1,58 @@
+// The waypoint's request pipeline, in the order a request meets the stages (outermost
+// first). Each stage is one file; this is the one place they are put together.
+//
+//   metrics        count, duration, access log (both identities)
+//   trace          W3C traceparent: the caller's trace, a new span id
+//   authz          L7 AuthorizationPolicy (targetRefs: this Gateway or the Service); 403
+//   match          which route rule (Gateway API precedence); 404 when none
+//   filters        redirect / header modifiers / URL rewrite; response header modifiers
+//   request timeout   504 when the whole exchange, retries included, runs out
+//   mirror         fire-and-forget copy to the mirror backend
+//   retry          again on connect failure, reset, backendRequest timeout or listed codes
+//   balance        weighted backend, then an endpoint (power of two choices)
+//   backend timeout   504 for one attempt (retryable)
+//   forward        HBONE with the waypoint's identity to the endpoint
+import type { Logger } from 'pino';
+import type { PowerOfTwoChoices } from '../daemon/routing/balancer';
+import type { Snapshot } from '../daemon/state/snapshot';
+import { authzStage } from './authz-stage';
+import { balanceStage } from './balance-stage';
+import type { Handler, Layer } from './exchange';
+import { filterStage } from './filter-stage';
+import { matchStage } from './match-stage';
+import { metricsStage } from './metrics-stage';
+import { mirrorStage } from './mirror-stage';
+import { retryStage } from './retry-stage';
+import type { RouteTable } from './route-table';
+import { backendRequestTimeoutStage, requestTimeoutStage } from './timeout-stage';
+import { traceStage } from './trace-stage';
+import type { WaypointMetrics } from './waypoint-metrics';
+
+export interface PipelineDeps {
+  snapshot: () => Snapshot;
+  routes: () => RouteTable;
+  picker: PowerOfTwoChoices;
+  random: () => number;
+  metrics: WaypointMetrics;
+  log: Logger;
+  waypointId: () => string;
+  forward: Handler;
+  /** This waypoint's Gateway (AuthorizationPolicy targetRefs name it). */
+  gateway: { namespace: string; name: string };
+}
+
+export function buildPipeline(d: PipelineDeps): Handler {
+  const stages: Layer[] = [
+    metricsStage({ metrics: d.metrics, log: d.log, waypointId: d.waypointId }),
+    traceStage,
+    authzStage({ snapshot: d.snapshot, gateway: d.gateway }),
+    matchStage(d.routes),
+    filterStage,
+    requestTimeoutStage,
+    mirrorStage({ snapshot: d.snapshot, picker: d.picker, forward: d.forward, onMirror: (ok) => d.metrics.mirrors.inc({ result: ok ? 'sent' : 'failed' }) }),
+    retryStage,
+    balanceStage({ snapshot: d.snapshot, picker: d.picker, random: d.random }),
+    backendRequestTimeoutStage,
+  ];
+  return stages.reduceRight<Handler>((next, stage) => stage(next), d.forward);
+}
