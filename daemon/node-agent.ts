@@ -19,6 +19,7 @@ import { startAdminServers, type BindListener } from './admin/admin-server';
 import { readiness } from './admin/readiness';
 import { registerUdpPassthroughMetric } from './admin/udp-metric';
 import { NodeMetrics } from './metrics';
+import { policyEnforcement } from './policy/enforcement';
 import type { HboneClient } from './tunnel/hbone-client';
 import type { WorkloadIdentityKey, IdentityStatus } from './identity/certificate-manager';
 
@@ -163,6 +164,7 @@ export class NodeAgent {
       services: [...s.services.values()].map((e) => ({ ...e, endpoints: e.endpoints.map((x) => ({ ...x, ports: Object.fromEntries(x.ports) })) })),
       authorizationPolicies: s.authorizationPolicies,
       peerAuthentications: s.peerAuthentications,
+      policyEnforcement: policyEnforcement(s),
     };
   }
 

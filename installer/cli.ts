@@ -1,6 +1,7 @@
 // `nodemesh`: the command line. Wiring only: parse arguments, call installer/sandbox, print.
-// Errors print `error: <message> (<code>)` and exit 1; wrong flags get commander's usage.
-import { Command, InvalidArgumentError } from 'commander';
+// Errors print `error: <message> (<code>)` and exit 1; wrong flags and values get commander's
+// usage and exit 2 (kubectl's convention).
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NodemeshError } from './errors';
 import { apply, consoleOutput, down, exec, remove, status, up } from './sandbox/cluster';
 import { demo } from './sandbox/demo';
@@ -8,6 +9,8 @@ import { restartDaemon } from './sandbox/daemons';
 import { formatStatus } from './sandbox/status-format';
 import { formatConnections, gatherConnections } from './sandbox/connections';
 import { formatMeshStatus, gatherMeshStatus } from './sandbox/mesh-status';
+import { addClusterCommands, clusterStatusCommand } from './kube/cli-commands';
+import { layout, readCluster, stateDir } from './sandbox/state';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -24,6 +27,7 @@ export function buildProgram(): Command {
     .description('nodemesh: an eBPF-assisted, node-level (ambient) service mesh for Kubernetes')
     .enablePositionalOptions()
     .showHelpAfterError()
+    .exitOverride()
     .configureHelp({ sortSubcommands: false });
 
   const local = program.command('local')
@@ -87,10 +91,17 @@ export function buildProgram(): Command {
     .action(async () => { await demo(consoleOutput); });
 
   program.command('status')
-    .description('the mesh as the node daemons see it: enrolled pods, workload certificates, HBONE pools and servers, policies in force')
-    .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (o: { output: string }) => {
-      if (o.output !== 'text' && o.output !== 'json') throw new InvalidArgumentError(`-o must be text or json, not ${JSON.stringify(o.output)}`);
+    .description('the mesh per node. On a cluster (--kubeconfig/--context/-n, or no sandbox here): daemon ready, enrolled pods, certificates; in the sandbox: enrolled pods, workload certificates, HBONE pools and servers, policies in force')
+    .option('-o, --output <format>', 'text or json (a cluster also: yaml)', 'text')
+    .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
+    .option('--context <name>', 'kubeconfig context (default: the current context)')
+    .option('-n, --namespace <ns>', 'cluster: count only the enrolled pods of this namespace')
+    .action(async (o: { output: string; kubeconfig?: string; context?: string; namespace?: string }) => {
+      const cluster = Boolean(o.kubeconfig || o.context || o.namespace || !readCluster(layout(stateDir())));
+      if (o.output !== 'text' && o.output !== 'json' && !(cluster && o.output === 'yaml')) {
+        throw new InvalidArgumentError(`-o must be text or json${cluster ? ' or yaml' : ''}, not ${JSON.stringify(o.output)}`);
+      }
+      if (cluster) return clusterStatusCommand(o);
       const all = await gatherMeshStatus();
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatMeshStatus(all)}\n`);
     });
@@ -105,6 +116,7 @@ export function buildProgram(): Command {
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(all, null, 2)}\n` : `${formatConnections(all)}\n`);
     });
 
+  addClusterCommands(program);
   return program;
 }
 
@@ -112,10 +124,21 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (e) {
+    if (e instanceof CommanderError && !(e instanceof InvalidArgumentError)) {
+      // commander has printed the message (and usage); help and --version are not errors.
+      process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' ? 0 : 2;
+      return;
+    }
     if (NodemeshError.is(e)) {
       process.stderr.write(`error: ${e.message} (${e.code})\n`);
+      if (e.code === 'NODEMESH_E_CLI_BAD_VALUE') {
+        process.exitCode = 2;
+        return;
+      }
     } else if (e instanceof InvalidArgumentError) {
       process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
     } else {
       const err = e as Error;
       process.stderr.write(`error: ${err.message} (NODEMESH_E_INTERNAL)\n${err.stack ?? ''}\n`);

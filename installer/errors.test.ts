@@ -3,10 +3,10 @@ import * as assert from 'node:assert/strict';
 import { DaemonErrors } from '../daemon/errors';
 import { InstallerErrors, NodemeshError } from './errors';
 
-test('installer codes are NODEMESH_E_SANDBOX_*, _MANIFEST_* or _CLI_*, and none is the daemon\'s', () => {
+test('installer codes are NODEMESH_E_SANDBOX_*, _MANIFEST_*, _CLI_* or _KUBE_*, and none is the daemon\'s', () => {
   const daemon = new Set<string>(DaemonErrors.codes as string[]);
   for (const code of InstallerErrors.codes as string[]) {
-    assert.match(code, /^NODEMESH_E_(SANDBOX|MANIFEST|CLI)_[A-Z0-9_]+$/);
+    assert.match(code, /^NODEMESH_E_(SANDBOX|MANIFEST|CLI|KUBE)_[A-Z0-9_]+$/);
     assert.ok(!daemon.has(code), `${code} is also a daemon code`);
   }
 });

@@ -1,7 +1,8 @@
 // The installer's error catalogue (the `nodemesh` CLI and the local sandbox cluster). Same
 // shape as daemon/errors.ts: a stable code, a default message that says what is wrong and
 // what to do, an optional cause. Codes are NODEMESH_E_SANDBOX_* (the sandbox cluster),
-// NODEMESH_E_MANIFEST_* (input files) and NODEMESH_E_CLI_* (command-line use).
+// NODEMESH_E_MANIFEST_* (input files), NODEMESH_E_CLI_* (command-line use) and NODEMESH_E_KUBE_*
+// (a Kubernetes cluster: kubeconfig, API errors, install and rollout).
 import { defineErrors } from '../daemon/errors';
 import { formatIssue, type ManifestIssue } from '../daemon/state/manifest';
 
@@ -103,6 +104,30 @@ export const InstallerErrors = defineErrors({
     `cannot read manifest ${a.path}: ${a.reason}; pass a YAML file or a directory of .yaml/.yml/.json files`,
   NODEMESH_E_MANIFEST_EMPTY: (a: { path: string }) =>
     `${a.path} holds no manifests (no .yaml, .yml or .json files, or only empty documents)`,
+
+  // --- Kubernetes clusters (install, upgrade, uninstall, enroll, status) -----------------
+  NODEMESH_E_CLI_BAD_VALUE: (a: { flag: string; value: string; expected: string }) =>
+    `${a.flag} ${JSON.stringify(a.value)} is not valid; expected ${a.expected}`,
+  NODEMESH_E_KUBE_CONFIG: (a: { file: string; reason: string }) =>
+    `cannot use the kubeconfig ${a.file}: ${a.reason}; pass a valid one with --kubeconfig (or set KUBECONFIG)`,
+  NODEMESH_E_KUBE_CONTEXT: (a: { context: string; file: string; contexts: string[] }) =>
+    `the kubeconfig ${a.file} has no context ${JSON.stringify(a.context)}${a.contexts.length ? ` (contexts: ${a.contexts.join(', ')})` : ' (it defines no contexts)'}; pass one of them with --context`,
+  NODEMESH_E_KUBE_UNREACHABLE: (a: { server: string; reason: string }) =>
+    `cannot reach the Kubernetes API server at ${a.server}: ${a.reason}; check that the cluster is up and that --kubeconfig/--context select it`,
+  NODEMESH_E_KUBE_UNAUTHORIZED: (a: { server: string; user: string }) =>
+    `the Kubernetes API server at ${a.server} refused the credentials of ${a.user} (401 Unauthorized); refresh them in the kubeconfig (an expired token or certificate?)`,
+  NODEMESH_E_KUBE_FORBIDDEN: (a: { message: string }) =>
+    `the Kubernetes API server refused: ${a.message}; nodemesh install needs cluster-admin rights (it creates CRDs, ClusterRoles and a DaemonSet)`,
+  NODEMESH_E_KUBE_API: (a: { request: string; code: number; reason: string; message: string }) =>
+    `${a.request} failed: ${a.code} ${a.reason}: ${a.message}`,
+  NODEMESH_E_KUBE_APPLY_CONFLICT: (a: { object: string; message: string }) =>
+    `${a.object}: ${a.message}; another field manager owns these fields. Re-run with --force-conflicts to take them over`,
+  NODEMESH_E_KUBE_TIMEOUT: (a: { what: string; seconds: number; state: string }) =>
+    `timed out after ${a.seconds}s waiting for ${a.what}: ${a.state}; raise --timeout, or look at the pods with kubectl describe`,
+  NODEMESH_E_KUBE_NOT_INSTALLED: (a: { what: string }) =>
+    `nodemesh is not installed in this cluster (${a.what} not found); run 'nodemesh install' first`,
+  NODEMESH_E_KUBE_NAMESPACE_NOT_FOUND: (a: { namespace: string }) =>
+    `namespace ${JSON.stringify(a.namespace)} does not exist in this cluster; create it first (kubectl create namespace ${a.namespace})`,
 
   // --- CLI usage -------------------------------------------------------------------------
   NODEMESH_E_CLI_POD_REF: (a: { value: string }) =>

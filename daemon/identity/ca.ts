@@ -247,6 +247,16 @@ export class MeshCA {
       if (NodemeshError.is(e)) throw e;
       throw fail((e as Error).message, e);
     }
+    return MeshCA.fromPem(keyPem, certPem, { where: dir, keyName: keyFile, certName: certFile });
+  }
+
+  /** A CA from its PEM key and certificate (e.g. a Kubernetes Secret read through the API);
+   * the same checks as load(). `where` names the source in errors. */
+  static async fromPem(keyPem: string, certPem: string, src: { where: string; keyName?: string; certName?: string }): Promise<MeshCA> {
+    const dir = src.where;
+    const keyFile = src.keyName ?? CA_KEY_FILE;
+    const certFile = src.certName ?? CA_CERT_FILE;
+    const fail = (reason: string, cause?: unknown): NodemeshError => DaemonErrors.NODEMESH_E_IDENTITY_CA_LOAD({ dir, reason }, { cause });
     let root: x509.X509Certificate;
     try {
       root = new x509.X509Certificate(certPem);
@@ -270,6 +280,11 @@ export class MeshCA {
     const pub = await root.publicKey.export(EC_KEY, ['verify']);
     if (!(await webcrypto.subtle.verify(EC_SIGN, pub as CryptoKey, sig, probe))) throw fail(`${keyFile} does not belong to ${certFile}`);
     return new MeshCA(td, key, keyPem, root, root.toString('pem'));
+  }
+
+  /** The key and root as PEM, for storing the CA elsewhere (a Secret). Never log these. */
+  toPem(): { keyPem: string; certPem: string } {
+    return { keyPem: this.keyPem, certPem: this.rootCertPem };
   }
 
   /** Writes ca.key (0600) and ca.crt (0644) atomically (temp file + rename). */

@@ -42,10 +42,25 @@ test('identity service config: explicit values', () => {
   assert.equal(loadIdentityConfig({ ...SERVICE_ENV, NODEMESH_IDENTITY_LISTEN: '[::1]:15012' }).listenHost, '::1');
 });
 
+test('identity service config: Kubernetes source defaults (no CA directory, no credential file needed)', () => {
+  const c = loadIdentityConfig({ NODEMESH_SOURCE: 'kube' });
+  assert.deepEqual(c.source, {
+    kind: 'kube', kubeconfig: '', audience: 'nodemesh-identity',
+    caSecret: { namespace: 'nodemesh-system', name: 'nodemesh-ca' },
+    caRootConfigMap: { namespace: 'nodemesh-system', name: 'nodemesh-ca-root' },
+    nodeServiceAccount: { namespace: 'nodemesh-system', name: 'nodemesh-node' },
+  });
+  assert.equal(c.caDir, '');
+  const k = loadIdentityConfig({ NODEMESH_SOURCE: 'kube', NODEMESH_KUBECONFIG: '/k', NODEMESH_TOKEN_AUDIENCE: 'x', NODEMESH_CA_DIR: '/ca' });
+  assert.equal(k.caDir, '/ca');
+  assert.equal(k.source.kind === 'kube' && k.source.kubeconfig, '/k');
+});
+
 test('identity service config: every bad value names its variable', () => {
   const cases: [Record<string, string>, string][] = [
     [{ NODEMESH_CA_DIR: '' }, 'NODEMESH_CA_DIR'],
-    [{ NODEMESH_SOURCE: 'kube' }, 'NODEMESH_SOURCE'],
+    [{ NODEMESH_SOURCE: 'kube', NODEMESH_CA_SECRET: 'just-a-name' }, 'NODEMESH_CA_SECRET'],
+    [{ NODEMESH_SOURCE: 'kube', NODEMESH_NODE_SERVICE_ACCOUNT: 'a/b/c' }, 'NODEMESH_NODE_SERVICE_ACCOUNT'],
     [{ NODEMESH_SOURCE: 'etcd' }, 'NODEMESH_SOURCE'],
     [{ NODEMESH_SANDBOX_OBJECTS: '' }, 'NODEMESH_SANDBOX_OBJECTS'],
     [{ NODEMESH_NODE_CREDENTIALS: '' }, 'NODEMESH_NODE_CREDENTIALS'],

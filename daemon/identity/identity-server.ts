@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { MeshCA, csrSpiffeId, describeLeaf, parseSpiffeId, spiffeId } from './ca';
 import { CreateCertificateRequest, CreateCertificateResponse, loadIdentityProto } from './identity-proto';
-import { checkNodeBinding } from './node-binding';
+import { checkNodeBinding, type BindingDecision } from './node-binding';
 import type { NodeAuthenticator } from './node-credentials';
 import type { Snapshot } from '../state/snapshot';
 import { DaemonErrors, NodemeshError } from '../errors';
@@ -28,8 +28,11 @@ const MAX_REQUEST_BYTES = 16 * 1024;
 export interface IdentityServerOptions {
   ca: MeshCA;
   authenticator: NodeAuthenticator;
-  /** The current cluster state; undefined until the state source delivered its first update. */
-  snapshot: () => Snapshot | undefined;
+  /** The current cluster state; undefined until the state source delivered its first update.
+   * Used for node binding unless `binding` is given. */
+  snapshot?: () => Snapshot | undefined;
+  /** Node binding decided elsewhere (Kubernetes: the API's pods on the caller's node). */
+  binding?: (node: string, namespace: string, serviceAccount: string) => Promise<BindingDecision>;
   /** Upper bound for any issued certificate; requests above it are capped. */
   maxTtlSeconds?: number;
   logger: Logger;
@@ -222,10 +225,17 @@ export class IdentityServer {
     const ttl = grantedTtl(requested, this.maxTtl);
     const id = await csrSpiffeId(req.csr ?? '', this.opts.ca.trustDomain);
     facts.spiffeId = id;
-    const snapshot = this.opts.snapshot();
-    if (!snapshot) throw DaemonErrors.NODEMESH_E_IDENTITY_NOT_READY({ reason: 'the cluster state has not been loaded yet' });
     const { namespace, serviceAccount } = parseSpiffeId(id)!;
-    const binding = checkNodeBinding(snapshot, node, namespace, serviceAccount);
+    let binding: BindingDecision;
+    let stateVersion: number | undefined;
+    if (this.opts.binding) {
+      binding = await this.opts.binding(node, namespace, serviceAccount);
+    } else {
+      const snapshot = this.opts.snapshot?.();
+      if (!snapshot) throw DaemonErrors.NODEMESH_E_IDENTITY_NOT_READY({ reason: 'the cluster state has not been loaded yet' });
+      stateVersion = snapshot.version;
+      binding = checkNodeBinding(snapshot, node, namespace, serviceAccount);
+    }
     if (!binding.allowed) {
       facts.podsOnOtherNodes = binding.elsewhere;
       throw DaemonErrors.NODEMESH_E_IDENTITY_NODE_BINDING({ node, spiffeId: id, reason: binding.reason });
@@ -234,7 +244,7 @@ export class IdentityServer {
     const leaf = describeLeaf(certPem);
     this.log.info({
       ...facts, pod: binding.pod, serial: leaf.serialNumber, requestedTtlSeconds: requested, ttlSeconds: ttl,
-      notAfter: leaf.notAfter.toISOString(), stateVersion: snapshot.version,
+      notAfter: leaf.notAfter.toISOString(), stateVersion,
     }, 'certificate issued');
     return { certChain: [certPem], trustBundle: [this.opts.ca.rootCertPem] };
   }

@@ -11,10 +11,17 @@ export type BindingDecision =
 /** Pods that are done (Succeeded/Failed) or in an unknown phase no longer justify an identity. */
 const LIVE_PHASES = new Set(['Pending', 'Running']);
 
+/** What node binding needs to know of a pod (a snapshot workload, or a pod from the API). */
+export interface BindingPod { namespace: string; name: string; serviceAccount: string; phase: string; node: string | undefined }
+
 export function checkNodeBinding(snapshot: Snapshot, node: string, namespace: string, serviceAccount: string): BindingDecision {
+  return checkPodBinding(snapshot.workloads.values(), node, namespace, serviceAccount);
+}
+
+export function checkPodBinding(candidates: Iterable<BindingPod>, node: string, namespace: string, serviceAccount: string): BindingDecision {
   let elsewhere = 0;
   const pods: string[] = [];
-  for (const w of snapshot.workloads.values()) {
+  for (const w of candidates) {
     if (w.namespace !== namespace || w.serviceAccount !== serviceAccount || !LIVE_PHASES.has(w.phase)) continue;
     if (w.node === node) pods.push(`${w.namespace}/${w.name}`);
     else elsewhere++;

@@ -68,3 +68,30 @@ test('peer authentication: workload > namespace > mesh > PERMISSIVE, port-level 
   ];
   for (const [name, pas, port, mode] of cases) assert.equal(peerAuthenticationMode(pas, { ...api, port }), mode, name);
 });
+
+test('authorize: targetRefs to a Service applies to the pods it selects, on its target ports; to a Gateway fails closed', () => {
+  const viaSvc = { ...api, services: ['shop/api'] };
+  const notViaSvc = { ...api, services: [] as string[] };
+  const denyLoadToSvc = ap('deny-load-svc', { targetRefs: [{ kind: 'Service', name: 'api' }], action: 'DENY', rules: [{ from: [{ source: { namespaces: ['loadgen'] } }] }] });
+  const allowWebToSvc = ap('allow-web-svc', { targetRefs: [{ kind: 'Service', name: 'api' }], rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/web'] } }] }] });
+  const l7ToSvc = ap('l7-svc', { targetRefs: [{ kind: 'Service', name: 'api' }], rules: [{ to: [{ operation: { methods: ['GET'] } }] }] });
+  const otherNsSvc = ap('other-ns-svc', { targetRefs: [{ kind: 'Service', name: 'api' }], action: 'DENY', rules: [{}] }, 'elsewhere');
+  const gw = ap('gw', { targetRefs: [{ kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'waypoint' }], action: 'ALLOW', rules: [{}] });
+  const cases: [string, AuthorizationPolicy[], typeof viaSvc, string | undefined, boolean, string?][] = [
+    ['Service DENY holds on a pod the Service selects', [denyLoadToSvc], viaSvc, load, false, 'denied-by-policy'],
+    ['Service DENY does not hit other callers', [denyLoadToSvc], viaSvc, web, true],
+    ['Service DENY does not apply off the Service (another port or pod)', [denyLoadToSvc], notViaSvc, load, true],
+    ['Service ALLOW: the named principal passes', [allowWebToSvc], viaSvc, web, true],
+    ['Service ALLOW: anyone else is refused', [allowWebToSvc], viaSvc, load, false, 'no-allow-policy-matched'],
+    ['Service ALLOW with L7 fields matches nothing at L4', [l7ToSvc], viaSvc, web, false, 'no-allow-policy-matched'],
+    ['a Service of the same name in another namespace is another Service', [otherNsSvc], viaSvc, web, true],
+    ['Gateway policy: a workload using that waypoint is denied (fail closed)', [gw], { ...viaSvc, waypoint: 'waypoint' } as typeof viaSvc, web, false, 'denied-by-policy'],
+    ['Gateway policy: a workload using another waypoint is not governed', [gw], { ...viaSvc, waypoint: 'other' } as typeof viaSvc, web, true],
+    ['Gateway policy: a workload without a waypoint is not governed', [gw], viaSvc, web, true],
+  ];
+  for (const [name, policies, target, principal, allow, reason] of cases) {
+    const v = authorize(policies, { principal, ip: '10.244.1.3' }, target);
+    assert.equal(v.allow, allow, name);
+    if (!v.allow) assert.equal(v.reason, reason, name);
+  }
+});

@@ -5,7 +5,11 @@
 //  - rules OR together; inside a rule, `from` and `to` AND; inside each, fields AND and the
 //    list values OR; an ALLOW policy with no rules matches nothing (deny all);
 //  - L7 fields cannot be checked at L4: an ALLOW rule using them never matches and a DENY
-//    rule using them is matched on its L4 fields alone (both fail closed).
+//    rule using them is matched on its L4 fields alone (both fail closed);
+//  - a policy with targetRefs to a Service applies to the pods that Service selects, on the
+//    Service's target ports, with the same semantics; one with targetRefs to a Gateway (a
+//    waypoint) is not enforceable here: every connection it would govern (to workloads
+//    that use that waypoint) is denied, fail closed, until a waypoint enforces it.
 import { BlockList, isIPv6 } from 'node:net';
 import {
   AuthorizationOperation, AuthorizationPolicy, AuthorizationSource, Labels, MtlsMode, PeerAuthentication,
@@ -22,6 +26,11 @@ export interface AuthzTarget {
   namespace: string;
   labels: Labels;
   port: number;
+  /** Services (`ns/name`) that select this workload with `port` as a target port: what a
+   * targetRefs kind Service policy attaches to. */
+  services?: readonly string[];
+  /** The waypoint (Gateway name in the workload's namespace) the workload uses, if any. */
+  waypoint?: string;
 }
 
 export type AuthzVerdict =
@@ -98,12 +107,36 @@ function ruleMatches(rule: NonNullable<AuthorizationPolicy['spec']['rules']>[num
   return true;
 }
 
-/** Policies that take effect at L4 for a workload (targetRefs policies belong to waypoints). */
+const hasTargetRefs = (p: AuthorizationPolicy): boolean => (p.spec?.targetRefs ?? []).length > 0;
+
+/** Whether a targetRefs policy attaches to this workload and port through a Service. */
+function targetsService(p: AuthorizationPolicy, target: AuthzTarget): boolean {
+  const ns = p.metadata.namespace ?? 'default';
+  return (p.spec?.targetRefs ?? []).some((r) => r.kind === 'Service' && (target.services ?? []).includes(`${ns}/${r.name}`));
+}
+
+/** Whether a targetRefs policy names the waypoint this workload uses. */
+export function targetsWaypoint(p: AuthorizationPolicy, target: Pick<AuthzTarget, 'namespace' | 'waypoint'>): boolean {
+  const ns = p.metadata.namespace ?? 'default';
+  return target.waypoint !== undefined && ns === target.namespace &&
+    (p.spec?.targetRefs ?? []).some((r) => r.kind === 'Gateway' && r.name === target.waypoint);
+}
+
+/** Policies that take effect at L4 for a workload and port: selected ones, and those
+ * attached to a Service that selects it. */
 function applicable(policies: readonly AuthorizationPolicy[], target: AuthzTarget, rootNamespace: string) {
-  return policies.filter((p) => !(p.spec.targetRefs && p.spec.targetRefs.length > 0) && selects(p, target, rootNamespace));
+  return policies.filter((p) => (hasTargetRefs(p) ? targetsService(p, target) : selects(p, target, rootNamespace)));
 }
 
 export function authorize(policies: readonly AuthorizationPolicy[], subj: AuthzSubject, target: AuthzTarget, rootNamespace = ROOT_NAMESPACE): AuthzVerdict {
+  // Fail closed: a waypoint policy nothing enforces denies what it would govern.
+  const unenforced = policies.find((p) => targetsWaypoint(p, target));
+  if (unenforced) {
+    return {
+      allow: false, reason: 'denied-by-policy', policy: policyName(unenforced),
+      message: `AuthorizationPolicy ${policyName(unenforced)} targets Gateway ${target.waypoint}, a waypoint; no waypoint enforces it, so the connections it governs are denied (fail closed)`,
+    };
+  }
   const mine = applicable(policies, target, rootNamespace);
   for (const p of mine) {
     if ((p.spec.action ?? 'ALLOW') !== 'DENY') continue;

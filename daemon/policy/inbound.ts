@@ -4,6 +4,7 @@
 // again for every open connection when policies change.
 import type { Snapshot, Workload } from '../state/snapshot';
 import { authorize, peerAuthenticationMode } from './authorization';
+import { targetFacts } from './enforcement';
 
 export type InboundVerdict =
   | { allow: true; policy?: string; mode: string }
@@ -21,7 +22,9 @@ export function inboundVerdict(s: Snapshot, dest: Workload, subj: InboundSubject
   if (!subj.principal && mode === 'STRICT') {
     return { allow: false, reason: 'peer-authentication-strict', message: `PeerAuthentication STRICT for ${dest.namespace}/${dest.name} port ${port}: plaintext from ${subj.ip} refused; the client must be in the mesh` };
   }
-  const v = authorize(s.authorizationPolicies, subj, target);
+  // Services and waypoint matter only to targetRefs policies; skip the lookup without them.
+  const facts = s.authorizationPolicies.some((p) => (p.spec?.targetRefs ?? []).length > 0) ? targetFacts(s, dest, port) : {};
+  const v = authorize(s.authorizationPolicies, subj, { ...target, ...facts });
   if (!v.allow) return v;
   return { allow: true, policy: v.policy, mode };
 }

@@ -9,12 +9,29 @@
 // Kinds are a table (KINDS): a new kind (Gateway, HTTPRoute) is one entry with its
 // apiVersions, scope and a validator. Kinds nodemesh knows
 // but does not accept yet, and kinds it does not know at all, are reported, never dropped.
-import { isIP } from 'node:net';
 import { Document, LineCounter, isNode, parseAllDocuments } from 'yaml';
+import { isNamespaced, validateObjectDetailed as validateWithSchema, type DetailedIssue } from '../schema';
 import { SECURITY_API_VERSION, type Labels, type ObjectMeta, type Resource } from './resources';
 
-/** What a manifest can hold today. Grows with KINDS. */
-export type ManifestObject = Resource;
+/** Any other kind with a schema (ConfigMap, Deployment, HTTPRoute, CronJob, ...), carried
+ * as written. */
+export interface OtherObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  [field: string]: unknown;
+}
+
+/** What a manifest can hold: the kinds nodemesh reads (typed) or any other kind with a
+ * schema. Narrow with isResource(). */
+export type ManifestObject = Resource | OtherObject;
+
+const RESOURCE_KINDS = new Set(['Namespace', 'Pod', 'Service', 'AuthorizationPolicy', 'PeerAuthentication']);
+
+/** Whether an object is one of the typed mesh resources. */
+export function isResource(o: { kind: string }): o is Resource {
+  return RESOURCE_KINDS.has(o.kind);
+}
 
 export interface ManifestEntry {
   object: ManifestObject;
@@ -349,28 +366,29 @@ function checkStringList(v: Checker, path: Path, value: unknown, example: string
 
 // --- kinds -------------------------------------------------------------------------------
 
+/** What the API server checks beyond the schema for a kind nodemesh reads closely: name
+ * rules, and the spec checks in validate (port ranges, VIP range, the sandbox's runtime
+ * limits). Every other kind with a schema is accepted on its schema alone. */
 interface KindSpec {
   apiVersions: readonly string[];
-  namespaced: boolean;
   nameRule: NameRule;
-  validate(v: Checker, raw: Record<string, unknown>, ctx: DocContext): void;
+  validate?(v: Checker, raw: Record<string, unknown>, ctx: DocContext): void;
 }
 
 const KINDS: Readonly<Record<string, KindSpec>> = {
-  Namespace: { apiVersions: ['v1'], namespaced: false, nameRule: 'dns1123-label', validate: () => {} },
-  Pod: { apiVersions: ['v1'], namespaced: true, nameRule: 'dns1123-subdomain', validate: validatePodSpec },
-  Service: { apiVersions: ['v1'], namespaced: true, nameRule: 'dns1035-label', validate: validateServiceSpec },
-  AuthorizationPolicy: { apiVersions: [SECURITY_API_VERSION], namespaced: true, nameRule: 'dns1123-subdomain', validate: validateAuthorizationPolicySpec },
-  PeerAuthentication: { apiVersions: [SECURITY_API_VERSION], namespaced: true, nameRule: 'dns1123-subdomain', validate: validatePeerAuthenticationSpec },
+  Namespace: { apiVersions: ['v1'], nameRule: 'dns1123-label' },
+  Pod: { apiVersions: ['v1'], nameRule: 'dns1123-subdomain', validate: (v, raw, ctx) => validatePodSpec(v, raw.spec, ['spec'], 'a Pod', ctx) },
+  Service: { apiVersions: ['v1'], nameRule: 'dns1035-label', validate: validateServiceSpec },
+  Deployment: { apiVersions: ['apps/v1'], nameRule: 'dns1123-subdomain', validate: validateWorkloadTemplate },
+  ReplicaSet: { apiVersions: ['apps/v1'], nameRule: 'dns1123-subdomain', validate: validateWorkloadTemplate },
+  AuthorizationPolicy: { apiVersions: [SECURITY_API_VERSION], nameRule: 'dns1123-subdomain' },
+  PeerAuthentication: { apiVersions: [SECURITY_API_VERSION], nameRule: 'dns1123-subdomain' },
 };
 
-/** Kinds in nodemesh's design that this version does not accept yet. */
-const PLANNED_KINDS: Readonly<Record<string, string>> = {
-  Gateway: 'gateway.networking.k8s.io/v1',
-  HTTPRoute: 'gateway.networking.k8s.io/v1',
-  GRPCRoute: 'gateway.networking.k8s.io/v1',
-};
+const DEFAULT_KIND: KindSpec = { apiVersions: [], nameRule: 'dns1123-subdomain' };
 
+/** Kinds nodemesh reads closely; any other kind with a schema (installer/crds,
+ * kubernetes-models, gateway-api) is accepted too. */
 export const SUPPORTED_KINDS: readonly string[] = Object.freeze(Object.keys(KINDS));
 
 function validateObject(raw: unknown, ctx: DocContext, root: Path): Validated {
@@ -382,28 +400,31 @@ function validateObject(raw: unknown, ctx: DocContext, root: Path): Validated {
   }
   const kind = raw.kind;
   if (typeof kind !== 'string' || kind === '') {
-    v.fail(['kind'], kind, 'kind is required', `set kind to one of ${SUPPORTED_KINDS.join(', ')}`);
+    v.fail(['kind'], kind, 'kind is required', 'set kind, e.g. kind: Deployment');
     return record();
   }
   const meta = raw.metadata;
   const nameForMessages = isPlainObject(meta) && typeof meta.name === 'string' ? meta.name : undefined;
   const nsForMessages = isPlainObject(meta) && typeof meta.namespace === 'string' ? meta.namespace : undefined;
   v.object = `${kind} ${nsForMessages ? `${nsForMessages}/` : ''}${nameForMessages ?? '(unnamed)'}`;
-  const spec = KINDS[kind];
-  if (!spec) {
-    if (PLANNED_KINDS[kind]) {
-      v.fail(['kind'], kind, `kind ${kind} (${PLANNED_KINDS[kind]}) is not supported by this version of nodemesh yet`,
-        `remove this document for now; supported kinds: ${SUPPORTED_KINDS.join(', ')}`, false, 'unsupported');
+  const known = KINDS[kind];
+  if (typeof raw.apiVersion !== 'string' || raw.apiVersion === '') {
+    v.fail(['apiVersion'], raw.apiVersion, 'apiVersion is required', `set apiVersion${known ? `: ${known.apiVersions[0]}` : ', e.g. apps/v1'}`);
+    return record();
+  }
+  const schema = validateWithSchema(raw);
+  if (!schema.schemaKnown) {
+    if (known) {
+      v.fail(['apiVersion'], raw.apiVersion, `${kind} needs apiVersion ${known.apiVersions.join(' or ')}`, `set apiVersion: ${known.apiVersions[0]}`);
     } else {
-      v.fail(['kind'], kind, `unknown kind ${JSON.stringify(kind)}`, `nodemesh accepts ${SUPPORTED_KINDS.join(', ')} and kind: List; check the spelling`, false, 'unknown-kind');
+      v.fail(['kind'], kind, `no schema for kind ${JSON.stringify(kind)} in apiVersion ${raw.apiVersion}: a cluster without that CRD would refuse it too`,
+        'check the spelling of kind and apiVersion; nodemesh knows the Kubernetes built-in kinds, Gateway API kinds and the CRDs in installer/crds', false, 'unknown-kind');
     }
     return record();
   }
-  if (typeof raw.apiVersion !== 'string' || !spec.apiVersions.includes(raw.apiVersion)) {
-    v.fail(['apiVersion'], raw.apiVersion, `${kind} needs apiVersion ${spec.apiVersions.join(' or ')}`, `set apiVersion: ${spec.apiVersions[0]}`);
-  }
+  const spec = known ?? DEFAULT_KIND;
 
-  // metadata
+  // metadata: the API server's own checks (not in any schema)
   if (!isPlainObject(meta)) {
     v.fail(['metadata'], meta, 'metadata is required and must be a map', 'add metadata: { name: ... }');
     return record();
@@ -414,7 +435,7 @@ function validateObject(raw: unknown, ctx: DocContext, root: Path): Validated {
     checkName(v, ['metadata', 'name'], meta.name, spec.nameRule, `${kind} name`);
   }
   let namespace: string | undefined;
-  if (spec.namespaced) {
+  if (isNamespaced(raw.apiVersion, kind)) {
     if (meta.namespace === undefined || meta.namespace === '') namespace = ctx.opts.defaultNamespace ?? DEFAULT_NAMESPACE;
     else if (checkName(v, ['metadata', 'namespace'], meta.namespace, 'dns1123-label', 'namespace')) namespace = meta.namespace;
   } else if (meta.namespace !== undefined) {
@@ -422,7 +443,22 @@ function validateObject(raw: unknown, ctx: DocContext, root: Path): Validated {
   }
   checkStringMap(v, ['metadata', 'labels'], meta.labels, 'labels');
   checkStringMap(v, ['metadata', 'annotations'], meta.annotations, 'annotations');
-  spec.validate(v, raw, ctx);
+
+  // The kind's own checks, then the schema's; where both fault a field, the own check
+  // speaks (it names the value and a fix made for that field).
+  const own = new Checker(ctx, root, v.object);
+  spec.validate?.(own, raw, ctx);
+  const faulted = new Set([...v.issues, ...own.issues].map((i) => i.path));
+  v.issues.push(...own.issues);
+  for (const i of schema.issues) {
+    const at = [...root, ...i.segments];
+    if (faulted.has(formatPath(at))) continue;
+    // an unknown field's "value" is its name, as written
+    const value = i.message.startsWith('unknown field') ? String(i.segments[i.segments.length - 1]) : valueAt(raw, i.segments);
+    v.fail(i.segments as Path, value, i.message, fixFor(i));
+    // the API server's spelling of the path (map keys in plain brackets)
+    v.issues[v.issues.length - 1]!.path = root.length ? `${formatPath(root)}${i.path && !i.path.startsWith('[') ? '.' : ''}${i.path}` : i.path;
+  }
   if (v.issues.length > 0) return record();
 
   const metadata: ObjectMeta = { ...(meta as unknown as ObjectMeta), name: meta.name as string };
@@ -432,28 +468,56 @@ function validateObject(raw: unknown, ctx: DocContext, root: Path): Validated {
   return { entry: { object, file: ctx.file, document: ctx.document, line }, issues: [] };
 }
 
-const FIELD_REF_PATHS = ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP', 'status.hostIP'];
-
-function validatePodSpec(v: Checker, raw: Record<string, unknown>, ctx: DocContext): void {
+/** Deployment and ReplicaSet: the pod template is a pod spec (same checks as a Pod's). */
+function validateWorkloadTemplate(v: Checker, raw: Record<string, unknown>, ctx: DocContext): void {
   const spec = raw.spec;
   if (!isPlainObject(spec)) {
-    v.fail(['spec'], spec, 'a Pod needs a spec with at least one container', 'add spec.containers');
+    v.fail(['spec'], spec, `a ${String(raw.kind)} needs a spec with selector and template`, 'add spec.selector and spec.template');
     return;
   }
-  if (spec.nodeName !== undefined) checkName(v, ['spec', 'nodeName'], spec.nodeName, 'dns1123-subdomain', 'nodeName');
-  if (spec.serviceAccountName !== undefined) checkName(v, ['spec', 'serviceAccountName'], spec.serviceAccountName, 'dns1123-subdomain', 'serviceAccountName');
+  const tmpl = spec.template;
+  if (!isPlainObject(tmpl)) {
+    v.fail(['spec', 'template'], tmpl, 'a pod template is required', 'add spec.template: { metadata: { labels: ... }, spec: { containers: [...] } }');
+    return;
+  }
+  const tmeta = isPlainObject(tmpl.metadata) ? tmpl.metadata : {};
+  checkStringMap(v, ['spec', 'template', 'metadata', 'labels'], tmeta.labels, 'labels');
+  const sel = isPlainObject(spec.selector) ? spec.selector : undefined;
+  const ml = sel && isPlainObject(sel.matchLabels) ? sel.matchLabels : undefined;
+  if (!ml || Object.keys(ml).length === 0) {
+    v.fail(['spec', 'selector', 'matchLabels'], undefined, 'a workload needs spec.selector.matchLabels (the sandbox supports matchLabels only)', 'set it to the template\'s labels, e.g. { app: web }');
+  } else if (sel?.matchExpressions !== undefined) {
+    v.unsupported(['spec', 'selector', 'matchExpressions'], undefined, 'the sandbox supports matchLabels selectors only', 'express the selector with matchLabels');
+  } else if (!Object.entries(ml).every(([k, val]) => isPlainObject(tmeta.labels) && tmeta.labels[k] === val)) {
+    v.fail(['spec', 'selector'], ml, '`selector` does not match template `labels`', 'make every selector label a label of spec.template.metadata');
+  }
+  if (spec.replicas !== undefined && (typeof spec.replicas !== 'number' || !Number.isInteger(spec.replicas) || spec.replicas < 0)) {
+    v.fail(['spec', 'replicas'], spec.replicas, 'must be greater than or equal to 0', 'set replicas to a whole number, e.g. 3');
+  }
+  validatePodSpec(v, tmpl.spec, ['spec', 'template', 'spec'], 'a pod template', ctx);
+}
+
+const FIELD_REF_PATHS = ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName', 'spec.serviceAccountName', 'status.podIP', 'status.hostIP'];
+
+function validatePodSpec(v: Checker, spec: unknown, at: Path, what: string, ctx: DocContext): void {
+  if (!isPlainObject(spec)) {
+    v.fail(at, spec, `${what} needs a spec with at least one container`, `add ${formatPath([...at, 'containers'])}`);
+    return;
+  }
+  if (spec.nodeName !== undefined) checkName(v, [...at, 'nodeName'], spec.nodeName, 'dns1123-subdomain', 'nodeName');
+  if (spec.serviceAccountName !== undefined) checkName(v, [...at, 'serviceAccountName'], spec.serviceAccountName, 'dns1123-subdomain', 'serviceAccountName');
   if (ctx.opts.sandbox && spec.initContainers !== undefined) {
-    v.unsupported(['spec', 'initContainers'], undefined, 'the sandbox does not run init containers', 'move the work into the container command');
+    v.unsupported([...at, 'initContainers'], undefined, 'the sandbox does not run init containers', 'move the work into the container command');
   }
   const containers = spec.containers;
   if (!Array.isArray(containers) || containers.length === 0) {
-    v.fail(['spec', 'containers'], containers, 'a Pod needs at least one container', 'add spec.containers: [{ name: app, command: [...] }]');
+    v.fail([...at, 'containers'], containers, `${what} needs at least one container`, 'add spec.containers: [{ name: app, command: [...] }]');
     return;
   }
   const names = new Set<string>();
   const portNames = new Set<string>();
   containers.forEach((c: unknown, i) => {
-    const p: Path = ['spec', 'containers', i];
+    const p: Path = [...at, 'containers', i];
     if (!isPlainObject(c)) {
       v.fail(p, c, 'each container must be a map', 'write it as { name: ..., command: [...] }');
       return;
@@ -603,16 +667,6 @@ function validateServiceSpec(v: Checker, raw: Record<string, unknown>, ctx: DocC
   });
 }
 
-// --- security.nodemesh.io/v1alpha1: AuthorizationPolicy, PeerAuthentication ----------------
-// Modelled on Istio's security API; what each field means is daemon/policy/authorization.ts.
-// Stricter than the core kinds, which carry unknown fields through: in a policy a misspelt
-// field (`principal:` for `principals:`) would silently widen or narrow who may connect, so
-// every field nodemesh does not know is an error naming it, and empty lists and empty
-// sources/operations (which would match everything) are refused.
-
-/** A map's accepted fields: `true`, or why the field is recognised but not supported. */
-type FieldTable = Readonly<Record<string, true | { problem: string; fix: string }>>;
-
 /** Edit distance counting a swap of neighbours as one edit (`form` -> `from` is 1). */
 function editDistance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
@@ -638,276 +692,30 @@ function closestField(name: string, known: readonly string[]): string | undefine
   return best?.field;
 }
 
-/** Reports every field of `obj` that is not in `known`; false when there was one. */
-function checkFields(v: Checker, path: Path, obj: Record<string, unknown>, known: FieldTable, what: string): boolean {
-  let ok = true;
-  const accepted = Object.keys(known).filter((k) => known[k] === true);
-  for (const k of Object.keys(obj)) {
-    const entry = known[k];
-    if (entry === true) continue;
-    ok = false;
-    if (entry) {
-      v.unsupported([...path, k], k, entry.problem, entry.fix);
-      continue;
-    }
-    const near = closestField(k, Object.keys(known));
-    v.fail([...path, k], k, `unknown field ${JSON.stringify(k)} in ${what}; a policy field nodemesh does not know would silently change who may connect`,
-      near && known[near] === true ? `did you mean ${near}? (${what} accepts ${accepted.join(', ')})` : `remove it; ${what} accepts ${accepted.join(', ')}`);
-  }
-  return ok;
+
+// --- schema issues ---------------------------------------------------------------------
+// Everything a schema says (types, required fields, enums, patterns, unknown fields, CEL
+// rules) comes from daemon/schema: the CRDs in installer/crds for our custom resources,
+// kubernetes-models and @kubernetes-models/gateway-api for the rest. Here it only gets the
+// file, document, line and a fix.
+
+function valueAt(raw: unknown, segs: readonly (string | number)[]): unknown {
+  let cur = raw;
+  for (const s of segs) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[s] : undefined;
+  return cur;
 }
 
-/** A required map; reports and returns false otherwise. */
-function checkMap(v: Checker, path: Path, value: unknown, example: string): value is Record<string, unknown> {
-  if (isPlainObject(value)) return true;
-  v.fail(path, value, `${formatPath(path).split('.').pop()} must be a map`, `write it as ${example}`);
-  return false;
-}
-
-/** A policy's list of strings: present, a non-empty list, no empty strings. An empty list
- * would mean "no constraint" and widen the policy, so it is refused. */
-function checkPolicyStrings(v: Checker, path: Path, value: unknown, example: string, entry?: (s: string, p: Path) => void): void {
-  const field = String(path[path.length - 1]);
-  if (value === null || (Array.isArray(value) && value.length === 0)) {
-    v.fail(path, value, `${field} is empty, which would not constrain anything`, `list at least one value, e.g. ${field}: ${example}, or remove ${field}`);
-    return;
+function fixFor(i: DetailedIssue): string {
+  if (i.message.startsWith('unknown field')) {
+    const field = String(i.segments[i.segments.length - 1]);
+    const near = i.known ? closestField(field, i.known) : undefined;
+    if (near) return `did you mean ${near}? (accepted here: ${i.known!.join(', ')})`;
+    return i.known ? `remove it; accepted here: ${i.known.join(', ')}` : 'remove it or correct its spelling';
   }
-  if (!checkStringList(v, path, value, example)) return;
-  (value as string[]).forEach((s, i) => {
-    if (s === '') v.fail([...path, i], s, 'an empty string matches nothing and is almost certainly a mistake', `remove it, or write "*" to match any value`);
-    else entry?.(s, [...path, i]);
-  });
-}
-
-/** Istio's match forms: exact, `*`, `prefix*` or `*suffix`; a `*` anywhere else is literal
- * in Istio's matcher and never what was meant. */
-function checkMatchPattern(v: Checker, s: string, p: Path): void {
-  const inner = s.length > 1 ? s.slice(1, -1) : '';
-  if (inner.includes('*') || (s.length > 1 && s.startsWith('*') && s.endsWith('*'))) {
-    v.fail(p, s, 'a "*" may only stand alone, start the value (suffix match) or end it (prefix match)', 'split it into several values, or use one prefix* or *suffix');
+  if (i.message.startsWith('Unsupported value')) {
+    const m = /supported values: (.*)$/.exec(i.message);
+    return `use one of ${m?.[1] ?? 'the supported values'}, in that spelling`;
   }
-}
-
-function checkIpBlock(v: Checker, s: string, p: Path): void {
-  const [addr, len, extra] = s.split('/');
-  const family = isIP(addr ?? '');
-  const max = family === 6 ? 128 : 32;
-  if (family === 0 || extra !== undefined || (len !== undefined && (!/^\d{1,3}$/.test(len) || Number(len) > max))) {
-    v.fail(p, s, 'ipBlocks entries must be IPv4 or IPv6 addresses or CIDRs', 'write e.g. "10.244.1.7", "10.244.0.0/16" or "fd00::/64"');
-  }
-}
-
-function checkPortString(v: Checker, s: string, p: Path): void {
-  if (!/^[1-9]\d{0,4}$/.test(s) || Number(s) > 65535) {
-    v.fail(p, s, 'ports are port numbers from 1 to 65535, written as strings (no names, no ranges)', 'write e.g. "8080"; list several ports as separate entries');
-  }
-}
-
-function checkWorkloadSelector(v: Checker, path: Path, value: unknown): boolean {
-  if (value === undefined) return true;
-  if (!checkMap(v, path, value, '{ matchLabels: { app: web } }')) return false;
-  if (!checkFields(v, path, value, {
-    matchLabels: true,
-    matchExpressions: { problem: 'workload selectors only have matchLabels (as in Istio)', fix: 'use matchLabels' },
-  }, 'selector')) return false;
-  const ml = value.matchLabels;
-  if (ml === undefined || ml === null || (isPlainObject(ml) && Object.keys(ml).length === 0)) {
-    v.fail([...path, 'matchLabels'], ml, 'a selector without labels would select every workload of the namespace',
-      'add matchLabels: { app: web }, or remove selector to apply the policy to the whole namespace');
-    return false;
-  }
-  return checkStringMap(v, [...path, 'matchLabels'], ml, 'selector');
-}
-
-const UPPER = (s: unknown): string | undefined => (typeof s === 'string' ? s.toUpperCase() : undefined);
-
-function checkEnum(v: Checker, path: Path, value: unknown, accepted: readonly string[], unsupported: Readonly<Record<string, string>> = {}): boolean {
-  if (typeof value === 'string' && accepted.includes(value)) return true;
-  if (typeof value === 'string' && unsupported[value]) {
-    v.unsupported(path, value, `${value} is not supported: ${unsupported[value]}`, `use ${accepted.join(' or ')}`);
-    return false;
-  }
-  const upper = UPPER(value);
-  const field = String(path[path.length - 1]);
-  v.fail(path, value, `${field} must be one of ${accepted.join(', ')}`,
-    upper && accepted.includes(upper) ? `write it in upper case: ${field}: ${upper}` : `set ${field} to one of ${accepted.join(', ')}`);
-  return false;
-}
-
-const TARGET_GROUPS: Readonly<Record<string, readonly string[]>> = { Service: ['', 'core'], Gateway: ['gateway.networking.k8s.io'] };
-
-function validateAuthorizationPolicySpec(v: Checker, raw: Record<string, unknown>): void {
-  const spec = raw.spec;
-  if (spec === undefined || spec === null) return; // no spec: an ALLOW policy with no rules (deny all), as in Istio
-  if (!checkMap(v, ['spec'], spec, '{ action: ALLOW, rules: [...] }')) return;
-  checkFields(v, ['spec'], spec, {
-    selector: true, targetRefs: true, action: true, rules: true,
-    targetRef: { problem: 'targetRef (singular) is the deprecated Istio form', fix: 'write it as a list: targetRefs: [{ kind: Service, name: api }]' },
-    provider: { problem: 'provider belongs to CUSTOM actions, which need an external authorizer', fix: 'remove it and use action ALLOW or DENY' },
-  }, 'an AuthorizationPolicy spec');
-
-  const selectorOk = checkWorkloadSelector(v, ['spec', 'selector'], spec.selector);
-  if (spec.targetRefs !== undefined) {
-    if (spec.selector !== undefined && selectorOk) {
-      v.fail(['spec', 'targetRefs'], undefined, 'selector and targetRefs cannot both be set (as in Istio): a policy applies either to workloads or to a Service/Gateway',
-        'keep one of them; split the policy in two if you need both');
-    }
-    const refs = spec.targetRefs;
-    if (!Array.isArray(refs) || refs.length === 0) {
-      v.fail(['spec', 'targetRefs'], refs, 'targetRefs must be a non-empty list', 'write targetRefs: [{ kind: Service, name: api }]');
-    } else {
-      refs.forEach((ref: unknown, i) => {
-        const p: Path = ['spec', 'targetRefs', i];
-        if (!checkMap(v, p, ref, '{ kind: Service, name: api }')) return;
-        checkFields(v, p, ref, {
-          group: true, kind: true, name: true,
-          namespace: { problem: 'a policy can only target objects in its own namespace', fix: "remove namespace and put the policy in the target's namespace" },
-          sectionName: { problem: 'targeting a section (listener) is not supported', fix: 'target the whole Service or Gateway' },
-        }, 'a targetRef');
-        if (ref.kind !== 'Service' && ref.kind !== 'Gateway') {
-          v.fail([...p, 'kind'], ref.kind, 'targetRefs kind must be Service or Gateway', 'set kind: Service (L7 policy at the service\'s waypoint) or kind: Gateway (at that waypoint)');
-        } else if (ref.group !== undefined && !TARGET_GROUPS[ref.kind]!.includes(ref.group as string)) {
-          const want = TARGET_GROUPS[ref.kind]![0]!;
-          v.fail([...p, 'group'], ref.group, `the group of a ${ref.kind} is ${JSON.stringify(want)}`, want ? `set group: ${want}` : 'remove group (or set group: "")');
-        }
-        checkName(v, [...p, 'name'], ref.name, 'dns1123-subdomain', 'targetRefs name');
-      });
-    }
-  }
-
-  if (spec.action !== undefined) {
-    checkEnum(v, ['spec', 'action'], spec.action, ['ALLOW', 'DENY'], {
-      AUDIT: 'nodemesh has no audit sink', CUSTOM: 'nodemesh has no external authorization provider',
-    });
-  }
-
-  if (spec.rules === undefined || spec.rules === null) return;
-  if (!Array.isArray(spec.rules)) {
-    v.fail(['spec', 'rules'], spec.rules, 'rules must be a list', 'write rules: [{ from: [{ source: { namespaces: ["shop"] } }] }]');
-    return;
-  }
-  spec.rules.forEach((rule: unknown, i) => {
-    const rp: Path = ['spec', 'rules', i];
-    if (!checkMap(v, rp, rule, '{ from: [...], to: [...] }')) return;
-    checkFields(v, rp, rule, {
-      from: true, to: true,
-      when: { problem: 'conditions (when) are not supported; ignoring them would make the rule match more than written', fix: 'remove when and express the rule with from and to' },
-    }, 'a rule');
-    validateRuleList(v, [...rp, 'from'], rule.from, 'source', SOURCE_FIELDS, validateSource);
-    validateRuleList(v, [...rp, 'to'], rule.to, 'operation', OPERATION_FIELDS, validateOperation);
-  });
-}
-
-const L7_ONLY = (what: string): { problem: string; fix: string } => ({
-  problem: `${what} is not supported`, fix: 'remove it; match peers with principals, namespaces or ipBlocks',
-});
-
-const SOURCE_FIELDS: FieldTable = {
-  principals: true, notPrincipals: true, namespaces: true, notNamespaces: true, ipBlocks: true, notIpBlocks: true,
-  requestPrincipals: L7_ONLY('requestPrincipals (JWT request authentication)'),
-  notRequestPrincipals: L7_ONLY('notRequestPrincipals (JWT request authentication)'),
-  remoteIpBlocks: L7_ONLY('remoteIpBlocks (X-Forwarded-For)'),
-  notRemoteIpBlocks: L7_ONLY('notRemoteIpBlocks (X-Forwarded-For)'),
-  serviceAccounts: { problem: 'serviceAccounts is not supported', fix: 'use principals: ["cluster.local/ns/<namespace>/sa/<serviceaccount>"]' },
-  notServiceAccounts: { problem: 'notServiceAccounts is not supported', fix: 'use notPrincipals: ["cluster.local/ns/<namespace>/sa/<serviceaccount>"]' },
-};
-
-const OPERATION_FIELDS: FieldTable = {
-  ports: true, notPorts: true, methods: true, notMethods: true, paths: true, notPaths: true, hosts: true, notHosts: true,
-};
-
-/** `from: [{ source: {...} }]` or `to: [{ operation: {...} }]`. */
-function validateRuleList(v: Checker, path: Path, value: unknown, inner: 'source' | 'operation', fields: FieldTable,
-  each: (v: Checker, p: Path, o: Record<string, unknown>) => void): void {
-  if (value === undefined) return;
-  const field = String(path[path.length - 1]);
-  const example = inner === 'source' ? '[{ source: { namespaces: ["shop"] } }]' : '[{ operation: { ports: ["8080"] } }]';
-  if (!Array.isArray(value) || value.length === 0) {
-    v.fail(path, value, `${field} must be a non-empty list of { ${inner}: ... }; an empty one would match everything`, `write ${field}: ${example}, or remove ${field}`);
-    return;
-  }
-  value.forEach((item: unknown, j) => {
-    const p: Path = [...path, j];
-    if (!checkMap(v, p, item, `{ ${inner}: { ... } }`)) return;
-    checkFields(v, p, item, { [inner]: true }, `a ${field} entry`);
-    const o = item[inner];
-    if (o === undefined || o === null) {
-      v.fail([...p, inner], o, `each ${field} entry needs ${inner}`, `write ${field}: ${example}`);
-      return;
-    }
-    if (!checkMap(v, [...p, inner], o, inner === 'source' ? '{ principals: [...] }' : '{ ports: ["8080"] }')) return;
-    const fieldsOk = checkFields(v, [...p, inner], o, fields, `a ${inner}`);
-    if (fieldsOk && Object.keys(o).length === 0) {
-      v.fail([...p, inner], o, `an empty ${inner} would match every ${inner === 'source' ? 'peer' : 'request'}`,
-        `set at least one of ${Object.keys(fields).filter((k) => fields[k] === true).join(', ')}, or remove this ${field} entry`);
-      return;
-    }
-    each(v, [...p, inner], o);
-  });
-}
-
-function validateSource(v: Checker, p: Path, s: Record<string, unknown>): void {
-  const pattern = (x: string, q: Path): void => checkMatchPattern(v, x, q);
-  for (const f of ['principals', 'notPrincipals'] as const) {
-    if (s[f] !== undefined) checkPolicyStrings(v, [...p, f], s[f], '["cluster.local/ns/shop/sa/web"]', pattern);
-  }
-  for (const f of ['namespaces', 'notNamespaces'] as const) {
-    if (s[f] !== undefined) checkPolicyStrings(v, [...p, f], s[f], '["shop"]', pattern);
-  }
-  for (const f of ['ipBlocks', 'notIpBlocks'] as const) {
-    if (s[f] !== undefined) checkPolicyStrings(v, [...p, f], s[f], '["10.244.0.0/16"]', (x, q) => checkIpBlock(v, x, q));
-  }
-}
-
-function validateOperation(v: Checker, p: Path, o: Record<string, unknown>): void {
-  for (const f of ['ports', 'notPorts'] as const) {
-    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["8080"]', (x, q) => checkPortString(v, x, q));
-  }
-  for (const f of ['methods', 'notMethods'] as const) {
-    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["GET"]');
-  }
-  for (const f of ['paths', 'notPaths'] as const) {
-    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["/api/*"]', (x, q) => checkMatchPattern(v, x, q));
-  }
-  for (const f of ['hosts', 'notHosts'] as const) {
-    if (o[f] !== undefined) checkPolicyStrings(v, [...p, f], o[f], '["api.shop.svc.cluster.local"]', (x, q) => checkMatchPattern(v, x, q));
-  }
-}
-
-const MTLS_MODES = ['STRICT', 'PERMISSIVE', 'DISABLE', 'UNSET'] as const;
-
-function validateMtls(v: Checker, path: Path, value: unknown, modeRequired: boolean): void {
-  if (!checkMap(v, path, value, '{ mode: STRICT }')) return;
-  checkFields(v, path, value, { mode: true }, 'an mtls setting');
-  if (value.mode === undefined) {
-    if (modeRequired) v.fail([...path, 'mode'], undefined, 'mode is required here', `set mode to one of ${MTLS_MODES.join(', ')}`);
-    return;
-  }
-  checkEnum(v, [...path, 'mode'], value.mode, MTLS_MODES);
-}
-
-function validatePeerAuthenticationSpec(v: Checker, raw: Record<string, unknown>): void {
-  const spec = raw.spec;
-  if (spec === undefined || spec === null) return; // no spec: mode UNSET, inherits
-  if (!checkMap(v, ['spec'], spec, '{ mtls: { mode: STRICT } }')) return;
-  checkFields(v, ['spec'], spec, { selector: true, mtls: true, portLevelMtls: true }, 'a PeerAuthentication spec');
-  const selectorOk = checkWorkloadSelector(v, ['spec', 'selector'], spec.selector);
-  if (spec.mtls !== undefined && spec.mtls !== null) validateMtls(v, ['spec', 'mtls'], spec.mtls, false);
-  const plm = spec.portLevelMtls;
-  if (plm === undefined || plm === null) return;
-  if (!checkMap(v, ['spec', 'portLevelMtls'], plm, '{ 8080: { mode: PERMISSIVE } }')) return;
-  if (spec.selector === undefined) {
-    v.fail(['spec', 'portLevelMtls'], undefined, 'portLevelMtls needs a selector (as in Istio): ports belong to particular workloads',
-      'add selector: { matchLabels: { app: ... } } for the workloads these ports belong to');
-  } else if (!selectorOk) {
-    return;
-  }
-  for (const [port, setting] of Object.entries(plm)) {
-    const p: Path = ['spec', 'portLevelMtls', port];
-    if (!/^[1-9]\d{0,4}$/.test(port) || Number(port) > 65535) {
-      v.fail(p, port, 'portLevelMtls keys must be port numbers from 1 to 65535', 'write e.g. 8080: { mode: PERMISSIVE }');
-      continue;
-    }
-    validateMtls(v, p, setting, true);
-  }
+  if (i.message === 'Required value') return `add ${String(i.segments[i.segments.length - 1])}`;
+  return 'correct the value as the message says (the schema is in installer/crds for nodemesh resources, the Kubernetes API reference otherwise)';
 }

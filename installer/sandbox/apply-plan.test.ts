@@ -3,6 +3,23 @@ import * as assert from 'node:assert/strict';
 import { parseManifest, type ManifestEntry } from '../../daemon/state/manifest';
 import type { AuthorizationPolicy, Namespace, PeerAuthentication, Pod, Service } from '../../daemon/state/resources';
 import { firstDifference, planApply, planDelete, type ClusterView, type Policy } from './apply-plan';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parse } from 'yaml';
+import { validateObject } from '../../daemon/schema';
+import { loadManifests } from './manifests';
+
+/** `local apply -f` of this text: the sandbox's real entry point for manifests. */
+function loadManifestsFromText(yaml: string): unknown {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'apply-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'in.yaml'), yaml);
+    return loadManifests([path.join(dir, 'in.yaml')]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function entries(yaml: string): ManifestEntry[] {
   const r = parseManifest(yaml, 'in.yaml', { sandbox: true });
@@ -211,4 +228,157 @@ test('planDelete: policies by name; a namespace takes its policies; missing poli
   const wholeNs = planDelete(view, entries('apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }\n'));
   assert.deepEqual(wholeNs.policies.map((p) => `${p.kind} ${p.metadata.namespace}/${p.metadata.name}`), ['AuthorizationPolicy shop/deny-evil', 'PeerAuthentication shop/strict']);
   assert.deepEqual(wholeNs.namespaces.map((n) => n.metadata.name), ['shop']);
+});
+
+// --- ordinary manifests: stored kinds and workloads ---------------------------------------
+
+const deployment = (replicas: number, command = '["sleep", "1"]') => `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      serviceAccountName: web
+      containers: [{ name: web, command: ${command} }]
+`;
+
+/** Applies a plan's result to a view, as cluster.ts would (pods Running). */
+function applied(view: ClusterView, plan: ReturnType<typeof planApply>): ClusterView {
+  const gone = new Set(plan.podDeletions.map((p) => p.metadata.name));
+  const goneStored = new Set(plan.storedDeletions.map((o) => o.metadata.name));
+  const others = new Map((view.others ?? []).filter((o) => !goneStored.has(o.metadata.name)).map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+  for (const s of plan.stored) others.set(`${s.object.kind}/${s.object.metadata.name}`, s.object);
+  return {
+    ...view,
+    pods: [...view.pods.filter((p) => !gone.has(p.metadata.name)), ...plan.pods.filter((p) => p.action === 'created').map((p) => ({ ...p.object, status: { phase: 'Running' as const } }))],
+    others: [...others.values()],
+  };
+}
+
+test('a Deployment becomes a ReplicaSet and pods named as a ReplicaSet names them', () => {
+  const plan = planApply(base(), entries(deployment(3)));
+  assert.deepEqual(plan.errors, []);
+  const rs = plan.stored.find((s) => s.object.kind === 'ReplicaSet')!.object;
+  const hash = (rs.metadata.labels as Record<string, string>)['pod-template-hash']!;
+  assert.match(hash, /^[bcdfghjklmnpqrstvwxz2456789]+$/);
+  assert.equal(rs.metadata.name, `web-${hash}`);
+  assert.equal(plan.pods.length, 3);
+  for (const p of plan.pods) {
+    assert.match(p.object.metadata.name, new RegExp(`^web-${hash}-[bcdfghjklmnpqrstvwxz2456789]{5}$`));
+    assert.deepEqual(p.object.metadata.labels, { app: 'web', 'pod-template-hash': hash });
+    assert.equal(p.object.spec.serviceAccountName, 'web');
+    assert.deepEqual(p.object.spec.containers, [{ name: 'web', command: ['sleep', '1'] }]);
+    const owner = (p.object.metadata as { ownerReferences?: { kind: string; name: string; uid: string; controller: boolean }[] }).ownerReferences!;
+    assert.deepEqual(owner.map((o) => [o.kind, o.name, o.uid, o.controller]), [['ReplicaSet', rs.metadata.name, rs.metadata.uid, true]]);
+    assert.ok(p.object.spec.nodeName);
+  }
+  assert.deepEqual(plan.notices, []);
+});
+
+test('re-apply scales down and up; a changed template replaces the pods; delete takes them all', () => {
+  let view = applied(base(), planApply(base(), entries(deployment(3))));
+  assert.equal(view.pods.length, 3);
+  const same = planApply(view, entries(deployment(3)));
+  assert.deepEqual([same.pods.length, same.podDeletions.length], [0, 0]);
+  const down = planApply(view, entries(deployment(1)));
+  assert.deepEqual([down.pods.length, down.podDeletions.length], [0, 2]);
+  view = applied(view, down);
+  assert.equal(view.pods.length, 1);
+  const up = planApply(view, entries(deployment(2)));
+  assert.deepEqual([up.pods.length, up.podDeletions.length], [1, 0]);
+  view = applied(view, up);
+  const changed = planApply(view, entries(deployment(2, '["sleep", "2"]')));
+  assert.equal(changed.podDeletions.length, 2, 'the old template\'s pods go');
+  assert.equal(changed.storedDeletions.length, 1, 'the old ReplicaSet goes');
+  assert.equal(changed.pods.length, 2);
+  assert.ok(changed.pods.every((p) => p.object.spec.containers[0]!.command![1] === '2'));
+  view = applied(view, changed);
+  const del = planDelete(view, entries(deployment(2)));
+  assert.deepEqual(del.others.map((o) => o.kind).sort(), ['Deployment', 'ReplicaSet']);
+  assert.equal(del.pods.length, 2);
+});
+
+test('ServiceAccount, ConfigMap, Secret and Gateway API kinds are stored; a CronJob is stored with one notice', () => {
+  const plan = planApply(base(), entries(`apiVersion: v1
+kind: ServiceAccount
+metadata: { name: web, namespace: shop }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: settings, namespace: shop }
+data: { mode: fast }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: creds, namespace: shop }
+stringData: { token: x }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r, namespace: shop }
+spec: { parentRefs: [{ name: waypoint }] }
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: { name: nightly, namespace: shop }
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate: { spec: { template: { spec: { restartPolicy: Never, containers: [{ name: j, image: busybox }] } } } }
+`));
+  assert.deepEqual(plan.errors, []);
+  assert.deepEqual(plan.stored.map((s) => [s.object.kind, s.action]), [['ServiceAccount', 'created'], ['ConfigMap', 'created'], ['Secret', 'created'], ['HTTPRoute', 'created'], ['CronJob', 'created']]);
+  assert.deepEqual(plan.notices, ['cronjob.batch/shop/nightly: stored; the sandbox does not act on kind CronJob (a cluster would run its controller)']);
+  const again = planApply(applied(base(), plan), entries('apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings, namespace: shop }\ndata: { mode: fast }\n'));
+  assert.deepEqual(again.stored.map((s) => s.action), ['unchanged']);
+});
+
+test('a stored kind in a namespace that does not exist is refused like a pod', () => {
+  const plan = planApply(base(), entries('apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c, namespace: nowhere }\n'));
+  assert.equal(plan.errors.length, 1);
+  assert.match(plan.errors[0]!.message, /nowhere/);
+});
+
+test('a targetRefs policy to a Gateway is refused at apply time, saying why; to a Service it is planned', () => {
+  const gw = planApply(base(), entries(`apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: via-waypoint, namespace: shop }
+spec:
+  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: waypoint }]
+`));
+  assert.equal(gw.policies.length, 0);
+  assert.equal(gw.errors.length, 1);
+  assert.match(gw.errors[0]!.message, /needs a waypoint.*refused rather than stored and ignored/);
+  const svc = planApply(base(), entries(`apiVersion: security.nodemesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: deny-svc, namespace: shop }
+spec:
+  targetRefs: [{ kind: Service, name: api }]
+  action: DENY
+  rules: [{ from: [{ source: { namespaces: ["loadgen"] } }] }]
+`));
+  assert.deepEqual(svc.errors, []);
+  assert.equal(svc.policies.length, 1);
+});
+
+test('the sandbox refuses the invalid policies with the API server\'s field paths', () => {
+  const policy = (spec: string) => `apiVersion: security.nodemesh.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: { name: p, namespace: shop }\nspec:\n${spec}`;
+  const cases: [string, string, string][] = [
+    ['unknown action', policy('  action: AUDIT\n'), 'spec.action'],
+    ['principal: typo', policy('  rules: [{ from: [{ source: { principal: ["cluster.local/ns/shop/sa/web"] } }] }]\n'), 'spec.rules[0].from[0].source.principal'],
+    ['bad ipBlock', policy('  rules: [{ from: [{ source: { ipBlocks: ["10.0.0.0/33"] } }] }]\n'), 'spec.rules[0].from[0].source.ipBlocks[0]'],
+    ['selector and targetRefs', policy('  selector: { matchLabels: { app: a } }\n  targetRefs: [{ kind: Service, name: a }]\n'), 'spec'],
+  ];
+  for (const [name, yaml, path] of cases) {
+    // the same path the schema module gives a real API server's client
+    const schemaPath = validateObject(parse(yaml)).issues[0]?.path;
+    assert.equal(schemaPath, path, name);
+    const r = parseManifest(yaml, 'in.yaml', { sandbox: true });
+    assert.equal(r.ok, false, name);
+    if (!r.ok) assert.equal(r.issues[0]!.path, path, name);
+    // and the sandbox's apply (loadManifests -> planApply) never sees it
+    assert.throws(() => loadManifestsFromText(yaml), (e: Error) => e.message.includes(path), name);
+  }
 });

@@ -7,13 +7,18 @@ import {
   ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, ROOT_NAMESPACE, type AuthorizationPolicy, type Labels, type Namespace,
   type PeerAuthentication, type Pod, type Resource, type Service,
 } from '../../daemon/state/resources';
-import { describeObject, parseIPv4, type ManifestEntry } from '../../daemon/state/manifest';
+import { describeObject, isResource, parseIPv4, type ManifestEntry, type OtherObject } from '../../daemon/state/manifest';
 import { InstallerErrors, type NodemeshError } from '../errors';
 import { allocateClusterIP, inServiceCIDR } from './services';
+import { enforcementOf } from '../../daemon/policy/enforcement';
+import { resourceLabel, storedKindRole } from './stored-kinds';
+import { newUid, ownedBy, podFor, replicaSetFor, scale, type Workload } from './workloads';
 
 export type Action = 'created' | 'configured' | 'unchanged';
 
-export interface Planned<T extends Resource> {
+type AnyObject = Resource | OtherObject;
+
+export interface Planned<T extends AnyObject> {
   object: T;
   action: Action;
   previous?: T;
@@ -32,6 +37,15 @@ export interface ApplyPlan {
   pods: Planned<Pod>[];
   /** AuthorizationPolicies and PeerAuthentications, in input order. */
   policies: Planned<Policy>[];
+  /** Every other kind with a schema, stored as written (Deployments, ReplicaSets, ConfigMaps,
+   * Secrets, ServiceAccounts, Gateway API kinds, ...), and the ReplicaSets Deployments make. */
+  stored: Planned<OtherObject>[];
+  /** Pods a ReplicaSet no longer wants (scaled down, or its Deployment's template changed). */
+  podDeletions: Pod[];
+  /** Stored objects to delete (a Deployment's ReplicaSet for an older template). */
+  storedDeletions: OtherObject[];
+  /** Per stored object of a kind the sandbox does not act on: one line saying so. */
+  notices: string[];
   errors: NodemeshError[];
 }
 
@@ -40,6 +54,8 @@ export interface ClusterView {
   pods: readonly Pod[];
   services: readonly Service[];
   policies: readonly Policy[];
+  /** Stored objects of the other kinds (see ApplyPlan.stored). */
+  others?: readonly OtherObject[];
   nodes: readonly string[];
   serviceCIDR: string;
 }
@@ -51,7 +67,7 @@ export function rootNamespaceObject(): Namespace {
 }
 
 const SANDBOX_ANNOTATIONS = [ANNOTATION_SANDBOX_NETNS, ANNOTATION_SANDBOX_CGROUP];
-const key = (o: Resource): string => describeObject(o);
+const key = (o: AnyObject): string => describeObject(o);
 const where = (e: ManifestEntry): string => `${e.file}: document ${e.document} (line ${e.line})`;
 const LIVE = new Set(['Pending', 'Running']);
 
@@ -93,7 +109,7 @@ function userAnnotations(a: Labels | undefined): Record<string, string> {
 
 /** Metadata of an applied object: user labels/annotations; uid, creation time and the
  * sandbox's own annotations kept from the stored object. */
-function mergeMeta(applied: Resource, stored: Resource | undefined): Resource['metadata'] {
+function mergeMeta(applied: AnyObject, stored: AnyObject | undefined): Resource['metadata'] {
   const { uid: _u, resourceVersion: _r, generation: _g, ...user } = applied.metadata;
   const kept: Record<string, string> = {};
   for (const k of SANDBOX_ANNOTATIONS) {
@@ -111,20 +127,24 @@ function mergeMeta(applied: Resource, stored: Resource | undefined): Resource['m
   return meta as unknown as Resource['metadata'];
 }
 
-const metaChanged = (a: Resource, b: Resource): boolean =>
+const metaChanged = (a: AnyObject, b: AnyObject): boolean =>
   canonical(a.metadata.labels ?? {}) !== canonical(b.metadata.labels ?? {}) ||
   canonical(userAnnotations(a.metadata.annotations)) !== canonical(userAnnotations(b.metadata.annotations));
 
 /** Drops what the cluster owns (status) from an applied object. */
-function strip<T extends Resource>(o: T): T {
+function strip<T extends AnyObject>(o: T): T {
   const { status: _s, ...rest } = o as T & { status?: unknown };
   return rest as T;
 }
 
+type TypedEntry = ManifestEntry & { object: Resource };
+
 export function planApply(view: ClusterView, entries: readonly ManifestEntry[]): ApplyPlan {
-  const plan: ApplyPlan = { namespaces: [], services: [], pods: [], policies: [], errors: [] };
-  const byKey = new Map<string, Resource>();
-  for (const o of [...view.namespaces, ...view.pods, ...view.services, ...view.policies]) byKey.set(key(o), o);
+  const plan: ApplyPlan = { namespaces: [], services: [], pods: [], policies: [], stored: [], podDeletions: [], storedDeletions: [], notices: [], errors: [] };
+  const byKey = new Map<string, AnyObject>();
+  for (const o of [...view.namespaces, ...view.pods, ...view.services, ...view.policies, ...(view.others ?? [])]) byKey.set(key(o), o);
+  const typed = entries.filter((e): e is TypedEntry => isResource(e.object));
+  const others = entries.filter((e) => !isResource(e.object));
 
   // The same object twice across files: last one would silently win; say so instead.
   const seen = new Map<string, ManifestEntry>();
@@ -137,16 +157,8 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
     seen.set(k, e);
   }
 
-  // A kind the parser accepts but this planner does not store yet must not vanish silently.
-  for (const e of entries) {
-    const kind = (e.object as { kind: string }).kind;
-    if (kind !== 'Namespace' && kind !== 'Pod' && kind !== 'Service' && !POLICY_KINDS.includes(kind)) {
-      plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: the sandbox cannot apply kind ${kind} yet (installer/sandbox/apply-plan.ts)`] }));
-    }
-  }
-
   const namespaceNames = new Set(view.namespaces.map((n) => n.metadata.name));
-  for (const e of entries) {
+  for (const e of typed) {
     if (e.object.kind !== 'Namespace') continue;
     const applied = strip(e.object);
     const stored = byKey.get(key(applied)) as Namespace | undefined;
@@ -155,7 +167,8 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
     namespaceNames.add(object.metadata.name);
   }
   const needNamespace = (e: ManifestEntry): boolean => {
-    const ns = e.object.metadata.namespace!;
+    const ns = e.object.metadata.namespace;
+    if (ns === undefined) return true; // cluster-scoped
     if (namespaceNames.has(ns)) return true;
     if (ns === ROOT_NAMESPACE && isPolicy(e.object)) {
       plan.namespaces.push({ object: rootNamespaceObject(), action: 'created', implicit: true });
@@ -170,7 +183,7 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
   const vipOwner = new Map<string, string>();
   for (const s of view.services) if (s.spec.clusterIP) vipOwner.set(s.spec.clusterIP, key(s));
   const pendingAlloc: { e: ManifestEntry; object: Service; stored?: Service }[] = [];
-  for (const e of entries) {
+  for (const e of typed) {
     if (e.object.kind !== 'Service') continue;
     if (!needNamespace(e)) continue;
     const applied = strip(e.object);
@@ -225,7 +238,15 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
   for (const p of view.pods) {
     if (p.spec.nodeName && LIVE.has(p.status?.phase ?? 'Pending')) load.set(p.spec.nodeName, (load.get(p.spec.nodeName) ?? 0) + 1);
   }
-  for (const e of entries) {
+  const schedule = (applied: Pod): Pod => {
+    let node = applied.spec.nodeName;
+    if (!node) {
+      node = [...load.entries()].sort((a, b) => a[1] - b[1] || view.nodes.indexOf(a[0]) - view.nodes.indexOf(b[0]))[0]?.[0];
+    }
+    load.set(node!, (load.get(node!) ?? 0) + 1);
+    return { ...applied, metadata: mergeMeta(applied, undefined), spec: { ...applied.spec, nodeName: node } };
+  };
+  for (const e of typed) {
     if (e.object.kind !== 'Pod') continue;
     if (!needNamespace(e)) continue;
     const applied = strip(e.object);
@@ -247,20 +268,19 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
       plan.pods.push({ object, action: metaChanged(object, stored) ? 'configured' : 'unchanged', previous: stored });
       continue;
     }
-    let node = applied.spec.nodeName;
-    if (!node) {
-      node = [...load.entries()].sort((a, b) => a[1] - b[1] || view.nodes.indexOf(a[0]) - view.nodes.indexOf(b[0]))[0]?.[0];
-    }
-    load.set(node!, (load.get(node!) ?? 0) + 1);
-    const object: Pod = { ...applied, metadata: mergeMeta(applied, undefined), spec: { ...applied.spec, nodeName: node } };
-    plan.pods.push({ object, action: 'created' });
+    plan.pods.push({ object: schedule(applied), action: 'created' });
   }
 
   // Policies: stored as written (the daemons evaluate them); generation counts spec changes,
   // as the API server does for custom resources.
-  for (const e of entries) {
+  for (const e of typed) {
     if (!isPolicy(e.object)) continue;
     if (!needNamespace(e)) continue;
+    const refusal = refuseUnenforceable(e.object);
+    if (refusal) {
+      plan.errors.push(InstallerErrors.NODEMESH_E_SANDBOX_APPLY_REJECTED({ problems: [`${where(e)}: ${key(e.object)}: ${refusal}`] }));
+      continue;
+    }
     // A policy without spec is stored with `spec: {}`: the evaluators read p.spec.* directly.
     const applied = { ...strip(e.object), spec: e.object.spec ?? {} } as Policy;
     const stored = byKey.get(key(applied)) as Policy | undefined;
@@ -270,7 +290,69 @@ export function planApply(view: ClusterView, entries: readonly ManifestEntry[]):
     const action: Action = !stored ? 'created' : specChanged || metaChanged(object, stored) ? 'configured' : 'unchanged';
     plan.policies.push({ object, action, previous: stored });
   }
+
+  planStored(view, others, byKey, needNamespace, schedule, plan);
   return plan;
+}
+
+/** Everything of an object but what the cluster owns (metadata, status). */
+function contentOf(o: AnyObject): unknown {
+  const { metadata: _m, status: _s, ...rest } = o as AnyObject & { status?: unknown };
+  return rest;
+}
+
+/** A policy the node daemons cannot enforce and no waypoint enforces yet is refused here,
+ * never stored and ignored (daemon/policy/enforcement.ts says where each policy holds). */
+export function refuseUnenforceable(p: Policy): string | undefined {
+  if (p.kind !== 'AuthorizationPolicy') return undefined;
+  const e = enforcementOf(p);
+  if (e.where !== 'waypoint') return undefined;
+  return `${e.detail}; no waypoint enforces AuthorizationPolicies in this version, so it is refused rather than stored and ignored: ` +
+    'attach it to a Service (targetRefs: [{ kind: Service, name: ... }], enforced at L4 by the node daemons) or select the workloads with selector';
+}
+
+/** Other kinds: stored as written; Deployments and ReplicaSets reconciled into pods. */
+function planStored(view: ClusterView, entries: readonly ManifestEntry[], byKey: ReadonlyMap<string, AnyObject>,
+  needNamespace: (e: ManifestEntry) => boolean, schedule: (p: Pod) => Pod, plan: ApplyPlan): void {
+  const planObject = (applied: OtherObject): Planned<OtherObject> => {
+    const stored = byKey.get(key(applied)) as OtherObject | undefined;
+    const object = { ...applied, metadata: mergeMeta(applied, stored) } as OtherObject;
+    const action: Action = !stored ? 'created' : canonical(contentOf(applied)) !== canonical(contentOf(stored)) || metaChanged(object, stored) ? 'configured' : 'unchanged';
+    const p: Planned<OtherObject> = { object, action, ...(stored ? { previous: stored } : {}) };
+    plan.stored.push(p);
+    return p;
+  };
+  const ownPods = (rs: OtherObject): Pod[] => view.pods.filter((p) => p.metadata.namespace === rs.metadata.namespace && ownedBy(p, 'ReplicaSet', rs.metadata.name));
+  const reconcileReplicaSet = (rs: Workload): void => {
+    const dec = scale(rs.spec.replicas ?? 1, ownPods(rs));
+    plan.podDeletions.push(...dec.remove);
+    for (let i = 0; i < dec.create; i++) plan.pods.push({ object: schedule(podFor(rs)), action: 'created' });
+  };
+  for (const e of entries) {
+    if (!needNamespace(e)) continue;
+    const { object } = planObject(strip(e.object as OtherObject));
+    const role = storedKindRole(object);
+    if (role === 'not-acted-on') {
+      plan.notices.push(`${resourceLabel(object)}: stored; the sandbox does not act on kind ${object.kind} (a cluster would run its controller)`);
+    }
+    if (role !== 'workload') continue;
+    if (object.kind === 'ReplicaSet') {
+      reconcileReplicaSet(object as Workload);
+      continue;
+    }
+    const d = object as Workload;
+    const wanted = replicaSetFor(d);
+    const rs = planObject(wanted).object as Workload;
+    if (!rs.metadata.uid) rs.metadata.uid = newUid();
+    // A changed template: the old ReplicaSets and their pods go (no rolling window here).
+    for (const old of view.others ?? []) {
+      if (old.kind !== 'ReplicaSet' || old.metadata.namespace !== d.metadata.namespace || old.metadata.name === rs.metadata.name) continue;
+      if (!ownedBy(old, 'Deployment', d.metadata.name)) continue;
+      plan.storedDeletions.push(old);
+      plan.podDeletions.push(...ownPods(old));
+    }
+    reconcileReplicaSet(rs);
+  }
 }
 
 export interface DeletePlan {
@@ -278,32 +360,49 @@ export interface DeletePlan {
   services: Service[];
   pods: Pod[];
   policies: Policy[];
+  /** Stored objects of the other kinds (a Deployment takes its ReplicaSets along). */
+  others: OtherObject[];
   notFound: string[];
 }
 
-/** Objects to delete for these entries; a Namespace takes its pods, services and policies
- * with it. */
+/** Objects to delete for these entries; a Namespace takes everything in it along, a
+ * Deployment its ReplicaSets, a ReplicaSet its pods (as the garbage collector would). */
 export function planDelete(view: ClusterView, entries: readonly ManifestEntry[]): DeletePlan {
-  const plan: DeletePlan = { namespaces: [], services: [], pods: [], policies: [], notFound: [] };
-  const add = <T extends Resource>(list: T[], o: T): void => {
+  const plan: DeletePlan = { namespaces: [], services: [], pods: [], policies: [], others: [], notFound: [] };
+  const add = <T extends AnyObject>(list: T[], o: T): void => {
     if (!list.some((x) => key(x) === key(o))) list.push(o);
+  };
+  const others = view.others ?? [];
+  const addOther = (o: OtherObject): void => {
+    add(plan.others, o);
+    const ns = o.metadata.namespace;
+    if (o.kind === 'Deployment') {
+      for (const rs of others) if (rs.kind === 'ReplicaSet' && rs.metadata.namespace === ns && ownedBy(rs, 'Deployment', o.metadata.name)) addOther(rs);
+    } else if (o.kind === 'ReplicaSet') {
+      for (const p of view.pods) if (p.metadata.namespace === ns && ownedBy(p, 'ReplicaSet', o.metadata.name)) add(plan.pods, p);
+    }
   };
   for (const e of entries) {
     const k = key(e.object);
-    if (e.object.kind === 'Namespace') {
-      const ns = view.namespaces.find((n) => n.metadata.name === e.object.metadata.name);
+    const o = e.object;
+    if (!isResource(o)) {
+      const found = others.find((x) => key(x) === k);
+      if (found) addOther(found); else plan.notFound.push(k);
+    } else if (o.kind === 'Namespace') {
+      const ns = view.namespaces.find((n) => n.metadata.name === o.metadata.name);
       if (!ns) { plan.notFound.push(k); continue; }
       add(plan.namespaces, ns);
       for (const p of view.pods) if (p.metadata.namespace === ns.metadata.name) add(plan.pods, p);
       for (const s of view.services) if (s.metadata.namespace === ns.metadata.name) add(plan.services, s);
       for (const p of view.policies) if (p.metadata.namespace === ns.metadata.name) add(plan.policies, p);
-    } else if (isPolicy(e.object)) {
+      for (const x of others) if (x.metadata.namespace === ns.metadata.name) add(plan.others, x);
+    } else if (isPolicy(o)) {
       const p = view.policies.find((x) => key(x) === k);
       if (p) add(plan.policies, p); else plan.notFound.push(k);
-    } else if (e.object.kind === 'Pod') {
+    } else if (o.kind === 'Pod') {
       const p = view.pods.find((x) => key(x) === k);
       if (p) add(plan.pods, p); else plan.notFound.push(k);
-    } else if (e.object.kind === 'Service') {
+    } else if (o.kind === 'Service') {
       const s = view.services.find((x) => key(x) === k);
       if (s) add(plan.services, s); else plan.notFound.push(k);
     }

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readAllObjects, removeObject, writeObject, type StoredObject } from '../../daemon/sources/object-directory';
-import { describeObject, type ManifestEntry } from '../../daemon/state/manifest';
+import { describeObject, isResource, type ManifestEntry, type OtherObject } from '../../daemon/state/manifest';
 import type { Namespace, Pod, Resource, Service } from '../../daemon/state/resources';
 import { enrolmentOf } from '../../daemon/state/snapshot';
 import { InstallerErrors, NodemeshError } from '../errors';
@@ -25,6 +25,8 @@ import {
   startContainers, waitForDaemon, writePod,
 } from './pods';
 import { describePolicy, policyKey, waitForPolicies, type PolicyStatus } from './policies';
+import { resourceLabel } from './stored-kinds';
+import { enforcementOf } from '../../daemon/policy/enforcement';
 import { loadServiceRules, renderServiceRules, serviceEndpoints } from './services';
 import {
   BPF_PIN_ROOT, DEFAULT_STATE_DIR, SERVICE_CIDR, TOP_NETNS, acquireLock, clusterIsLive, layout, readCluster, stateDir, writeCluster,
@@ -102,12 +104,13 @@ function nodeRecords(count: number, l: Layout, cgRoot: string): NodeRecord[] {
 
 // --- objects -----------------------------------------------------------------------------
 
-interface Objects { namespaces: Namespace[]; pods: Pod[]; services: Service[]; policies: Policy[] }
+interface Objects { namespaces: Namespace[]; pods: Pod[]; services: Service[]; policies: Policy[]; others: OtherObject[] }
 
 function readObjects(l: Layout): Objects {
-  const out: Objects = { namespaces: [], pods: [], services: [], policies: [] };
-  for (const o of readAllObjects(l.objects).objects as unknown as Resource[]) {
-    if (o.kind === 'Namespace') out.namespaces.push(o);
+  const out: Objects = { namespaces: [], pods: [], services: [], policies: [], others: [] };
+  for (const o of readAllObjects(l.objects).objects as unknown as (Resource | OtherObject)[]) {
+    if (!isResource(o)) out.others.push(o);
+    else if (o.kind === 'Namespace') out.namespaces.push(o);
     else if (o.kind === 'Pod') out.pods.push(o);
     else if (o.kind === 'Service') out.services.push(o);
     else if (isPolicy(o)) out.policies.push(o);
@@ -115,7 +118,7 @@ function readObjects(l: Layout): Objects {
   return out;
 }
 
-const put = (l: Layout, o: Resource): void => { writeObject(l.objects, o as unknown as StoredObject); };
+const put = (l: Layout, o: Resource | OtherObject): void => { writeObject(l.objects, o as unknown as StoredObject); };
 
 function view(c: ClusterState, objs: Objects): ClusterView {
   return { ...objs, nodes: c.nodes.map((n) => n.name), serviceCIDR: c.serviceCIDR };
@@ -164,7 +167,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   const entries = opts.files.length ? loadManifests(opts.files) : [];
   const names = Array.from({ length: opts.nodes }, (_, i) => nodeName(i + 1));
   if (entries.length) {
-    const dry = planApply({ namespaces: [defaultNamespace()], pods: [], services: [], policies: [], nodes: names, serviceCIDR: SERVICE_CIDR }, entries);
+    const dry = planApply({ namespaces: [defaultNamespace()], pods: [], services: [], policies: [], others: [], nodes: names, serviceCIDR: SERVICE_CIDR }, entries);
     throwPlanErrors(dry);
   }
 
@@ -323,7 +326,7 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
   for (const p of plan.policies) {
     if (p.action !== 'unchanged') put(l, p.object);
     const refs = p.object.kind === 'AuthorizationPolicy' && (p.object.spec.targetRefs ?? []).length > 0;
-    out.result(`${label(p.object)} ${p.action}${refs ? ' (targetRefs: enforced by a waypoint, not by the node daemons)' : ''}`);
+    out.result(`${label(p.object)} ${p.action}${refs && p.object.kind === 'AuthorizationPolicy' ? ` (enforced ${enforcementOf(p.object).detail})` : ''}`);
   }
   const policyChanges = new Map<string, Policy | undefined>(plan.policies.filter((p) => p.action !== 'unchanged').map((p) => [policyKey(p.object), p.object]));
   await waitForPolicies(c.nodes, policyChanges, { info: out.info, checkpoint: () => intr?.check() });
@@ -332,6 +335,23 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
     out.result(`${label(p.object)} ${p.action} (${p.object.spec.clusterIP})`);
   }
   if (plan.services.some((p) => p.action !== 'unchanged')) syncServiceRules(c, l);
+  for (const p of plan.stored) {
+    if (p.action !== 'unchanged') put(l, p.object);
+    out.result(`${resourceLabel(p.object)} ${p.action}`);
+  }
+  for (const n of plan.notices) out.info(n);
+  // Pods a ReplicaSet no longer wants go before new ones start (scale down, replaced template).
+  for (const o of plan.storedDeletions) {
+    removeObject(l.objects, o.kind, o.metadata.namespace, o.metadata.name);
+    out.result(`${resourceLabel(o)} deleted (its Deployment's template changed)`);
+  }
+  if (plan.podDeletions.length) {
+    const leftovers: string[] = [];
+    for (const p of plan.podDeletions) leftovers.push(...(await deletePod(c, l, p)));
+    for (const p of plan.podDeletions) out.result(`pod/${p.metadata.namespace}/${p.metadata.name} deleted (no longer wanted by its ReplicaSet)`);
+    syncServiceRules(c, l);
+    if (leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers });
+  }
 
   // Relabelled pods: new metadata, same runtime.
   for (const p of plan.pods) {
@@ -400,6 +420,17 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
   if (failures.length > 1) throw InstallerErrors.NODEMESH_E_SANDBOX_PODS_FAILED({ problems: failures.map((f) => `${f.message} (${f.code})`) });
 }
 
+/** Removes a pod: its object first (the daemon unenrols it), then its processes, netns and cgroup. */
+async function deletePod(c: ClusterState, l: Layout, p: Pod): Promise<string[]> {
+  const k = podKey(p.metadata.namespace ?? 'default', p.metadata.name);
+  removeObject(l.objects, 'Pod', p.metadata.namespace, p.metadata.name);
+  const rec = c.pods[k];
+  const left = rec ? await destroyPodSandbox(rec) : [];
+  delete c.pods[k];
+  writeCluster(l, c);
+  return left;
+}
+
 function asError(e: unknown): NodemeshError {
   if (NodemeshError.is(e)) return e;
   return InstallerErrors.NODEMESH_E_SANDBOX_POD_START({ pod: '(see above)', reason: (e as Error).message }, { cause: e });
@@ -452,14 +483,13 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
     const c = requireCluster(l);
     const plan = planDelete(view(c, readObjects(l)), entries);
     const leftovers: string[] = [];
+    for (const o of plan.others) {
+      removeObject(l.objects, o.kind, o.metadata.namespace, o.metadata.name);
+      out.result(`${resourceLabel(o)} deleted`);
+    }
     for (const p of plan.pods) {
-      const k = podKey(p.metadata.namespace ?? 'default', p.metadata.name);
-      removeObject(l.objects, 'Pod', p.metadata.namespace, p.metadata.name); // the daemon unenrols it
-      const rec = c.pods[k];
-      if (rec) leftovers.push(...(await destroyPodSandbox(rec)));
-      delete c.pods[k];
-      writeCluster(l, c);
-      out.result(`pod/${k} deleted`);
+      leftovers.push(...(await deletePod(c, l, p)));
+      out.result(`pod/${podKey(p.metadata.namespace ?? 'default', p.metadata.name)} deleted`);
     }
     for (const s of plan.services) {
       removeObject(l.objects, 'Service', s.metadata.namespace, s.metadata.name);
@@ -476,7 +506,7 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
     syncServiceRules(c, l);
     await waitForPolicies(c.nodes, new Map(plan.policies.map((p) => [policyKey(p), undefined])), { info: out.info });
     if (leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers });
-    const deleted = plan.pods.length + plan.services.length + plan.policies.length + plan.namespaces.length;
+    const deleted = plan.pods.length + plan.services.length + plan.policies.length + plan.namespaces.length + plan.others.length;
     if (plan.notFound.length && !opts.ignoreNotFound) throw InstallerErrors.NODEMESH_E_SANDBOX_NOT_FOUND({ objects: plan.notFound, deleted });
     intr.check();
   } finally {

@@ -6,6 +6,7 @@ import { layout, readCluster, stateDir } from './state';
 import type { IdentityStatus } from '../../daemon/identity/certificate-manager';
 import type { HboneClientStats } from '../../daemon/tunnel/hbone-client';
 import type { AuthorizationPolicy, PeerAuthentication } from '../../daemon/state/resources';
+import type { PolicyEnforcement } from '../../daemon/policy/enforcement';
 
 export interface NodeMeshStatus {
   node: string;
@@ -14,7 +15,7 @@ export interface NodeMeshStatus {
   workloads?: DaemonWorkloads & { snapshotVersion?: number };
   certificates?: { trustDomain: string; identities: IdentityStatus[] };
   pools?: { client: HboneClientStats | null; servers: { pod: string; ready: boolean; sessions?: number; activeStreams?: number }[] };
-  policies?: { authorizationPolicies: AuthorizationPolicy[]; peerAuthentications: PeerAuthentication[] };
+  policies?: { authorizationPolicies: AuthorizationPolicy[]; peerAuthentications: PeerAuthentication[]; policyEnforcement?: PolicyEnforcement[] };
 }
 
 export async function gatherMeshStatus(): Promise<NodeMeshStatus[]> {
@@ -83,6 +84,21 @@ export function formatMeshStatus(all: NodeMeshStatus[]): string {
         p.spec.action ?? 'ALLOW', String(p.spec.rules?.length ?? 0)]),
       ...pas.map((p) => ['PeerAuthentication', `${p.metadata.namespace}/${p.metadata.name}`, JSON.stringify(p.spec.selector?.matchLabels ?? 'namespace'),
         p.spec.mtls?.mode ?? 'UNSET', '-'])], ''));
+  }
+  // Where each policy holds (daemon/policy/enforcement.ts), and on which workloads, per node.
+  const enforcement = new Map<string, { e: PolicyEnforcement; workloads: Set<string> }>();
+  for (const n of all) {
+    for (const e of n.policies?.policyEnforcement ?? []) {
+      const k = `${e.kind} ${e.namespace}/${e.name}`;
+      const have = enforcement.get(k) ?? { e, workloads: new Set<string>() };
+      for (const w of e.workloads) have.workloads.add(w);
+      enforcement.set(k, have);
+    }
+  }
+  if (enforcement.size > 0) {
+    parts.push('');
+    parts.push(table([['POLICY', 'ENFORCED', 'WORKLOADS'],
+      ...[...enforcement].sort(([a], [b]) => a.localeCompare(b)).map(([k, { e, workloads }]) => [k, e.detail, workloads.size ? [...workloads].sort().join(',') : '-'])], ''));
   }
   return parts.join('\n');
 }

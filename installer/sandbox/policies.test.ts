@@ -42,7 +42,7 @@ test('describePolicy: scope and summary', () => {
     ['allow-web', 'app=api', 'ALLOW, 2 rules'],
     ['deny-all', 'namespace shop', 'ALLOW, no rules: denies everything it applies to'],
     ['mesh', 'mesh-wide', 'DENY, 1 rule'],
-    ['waypoint', 'Service/api', 'ALLOW, 1 rule (enforced by a waypoint, not by node daemons)'],
+    ['waypoint', 'Service/api', 'ALLOW, 1 rule (enforced at L4 by the node daemons, on the pods Service/api selects, on its target ports)'],
     ['strict', 'namespace shop', 'mtls STRICT'],
     ['api', 'app=api', 'mtls UNSET, ports 8080:PERMISSIVE'],
     ['mesh', 'mesh-wide', 'mtls UNSET'],

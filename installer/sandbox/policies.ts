@@ -3,6 +3,7 @@
 // and `local delete` return only once every node daemon shows the new state in its
 // `GET /debug/snapshot` (its `authorizationPolicies` / `peerAuthentications`), so a policy
 // is in force when the command returns, and how `local status` summarises them.
+import { enforcementOf } from '../../daemon/policy/enforcement';
 import { ROOT_NAMESPACE } from '../../daemon/state/resources';
 import { InstallerErrors } from '../errors';
 import { adminGet } from './admin-client';
@@ -126,7 +127,7 @@ export function describePolicy(p: Policy): PolicyStatus {
       ? (action === 'ALLOW' ? 'ALLOW, no rules: denies everything it applies to' : 'DENY, no rules: matches nothing')
       : `${action}, ${rules.length} rule${rules.length === 1 ? '' : 's'}`;
     if (refs.length > 0) {
-      return { ...base, appliesTo: refs.map((r) => `${r.kind}/${r.name}`).join(','), summary: `${summary} (enforced by a waypoint, not by node daemons)` };
+      return { ...base, appliesTo: refs.map((r) => `${r.kind}/${r.name}`).join(','), summary: `${summary} (enforced ${enforcementOf(p).detail})` };
     }
     return { ...base, appliesTo: scope, summary };
   }
