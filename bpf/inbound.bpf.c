@@ -154,7 +154,9 @@ NM_INLINE int nm_steer(struct bpf_sk_lookup *ctx)
 	sk = bpf_map_lookup_elem(&nm_in_listen, &k);
 	if (!sk)
 		return SK_DROP; /* enrolled but no listener: the daemon is down, fail closed */
-	err = bpf_sk_assign(ctx, sk, 0);
+	/* Exactly the daemon's listener in the map, not its SO_REUSEPORT group: a process in
+	 * the pod that joins the group (same address, same uid) gets none of this traffic. */
+	err = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
 	bpf_sk_release(sk);
 	return err ? SK_DROP : SK_PASS;
 }

@@ -213,7 +213,8 @@ function adopt(fd: number, onConnection: (s: net.Socket) => void): Promise<Serve
 /** A listener inside the namespace at nsName; `greeting` answers each connection. */
 async function listenIn(native: NativeBinding, nsName: string, family: 4 | 6, host: string, port: number,
   greeting: (s: net.Socket) => string | undefined, mark = 0, dualStack = false): Promise<Served> {
-  const fd = native.socketInNetns(nsPath(nsName), family, host, port, mark, 128, 1 | (family === 6 && !dualStack ? 4 : 0));
+  // SO_REUSEPORT (16) as the daemon's listeners have it, so the tests see what that allows.
+  const fd = native.socketInNetns(nsPath(nsName), family, host, port, mark, 128, 1 | 16 | (family === 6 && !dualStack ? 4 : 0));
   return adopt(fd, (s) => {
     s.on('error', () => { /* client gone */ });
     const g = greeting(s);
@@ -513,6 +514,20 @@ describe('kernel path (eBPF capture, sk_lookup steering, pins)', { concurrency: 
     });
     assert.equal(data, `app from ${INBOUND_PASSTHROUGH_SOURCE_V4}\n`);
     assert.equal(appA.connections, appBefore + 1);
+  });
+
+  it('a pod process that joins the daemon\'s SO_REUSEPORT group on 15006 gets none of the steered plaintext', async () => {
+    const intruder = await listenIn(native, NS.a, 6, '::', MESH_PORTS.inboundPlaintext, () => 'intruder\n', 0, true);
+    served.push(intruder);
+    const before = inA.connections;
+    for (let i = 0; i < 8; i++) {
+      const r = await runClient(NS.srv, { host: IP.a, port: PORT.app, inCgroup: false });
+      assert.equal(r.data, `inbound to ${IP.a}:${PORT.app} from ${IP.srvA}\n`, JSON.stringify(r));
+    }
+    assert.equal(intruder.connections, 0, 'sk_lookup assigns exactly the daemon\'s socket (BPF_SK_LOOKUP_F_NO_REUSEPORT)');
+    assert.equal(inA.connections, before + 8);
+    await intruder.close();
+    served.splice(served.indexOf(intruder), 1);
   });
 
   it('kubelet probes: plaintext from the node\'s address reaches the app; an app on a mesh-looking port is still steered', async () => {
