@@ -108,4 +108,5 @@ export interface RequestView {
   headers: Readonly<Record<string, string>>;
 }
 
-export const ROUTE_CONTROLLER_NAME = 'nodemesh.io/waypoint';
+/** One controller name for the sandbox's waypoint and the Kubernetes controller (route status parents). */
+export { CONTROLLER_NAME as ROUTE_CONTROLLER_NAME } from '../daemon/waypoint-controller/kube-object';

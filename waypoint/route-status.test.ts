@@ -39,7 +39,7 @@ test('route status: Accepted and ResolvedRefs with the Gateway API reasons', () 
 test('route status: the message names the field, the generation is observed, transitions keep their time', () => {
   const { value, problems } = convertHttpRoute(httpRoute('r', [{ timeouts: { request: 'soon' } }], { unchecked: true }));
   const first = routeStatus(value, problems, inputs);
-  assert.equal(first[0].controllerName, 'nodemesh.io/waypoint');
+  assert.equal(first[0].controllerName, 'nodemesh.io/waypoint-controller');
   assert.deepEqual(first[0].parentRef, { group: '', kind: 'Service', name: 'api', namespace: 'shop' });
   const accepted = first[0].conditions[0];
   assert.match(accepted.message, /^spec\.rules\[0\]\.timeouts\.request: "soon" is not a duration/);
