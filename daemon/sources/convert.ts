@@ -7,6 +7,7 @@ import {
   AuthorizationPolicy, Container, EndpointSlice, GRPCRoute, Gateway, HTTPRoute, Labels, Namespace, ObjectMeta, PeerAuthentication, Pod,
   RESOURCE_KINDS, Resource, ResourceKind, Service, WAYPOINT_GATEWAY_CLASS,
 } from '../state/resources';
+import { meshAnnotations } from '../state/snapshot';
 import { SkipReason, boundedError } from './source';
 
 /** The project's schema validator (daemon/schema): same schemas as `local apply`. */
@@ -46,12 +47,6 @@ function labels(v: unknown, what: string): Labels | undefined {
 }
 
 /** Annotations the mesh reads (its own and the sandbox's runtime facts); the rest is dropped. */
-function meshAnnotations(v: Labels | undefined): Labels | undefined {
-  if (!v) return undefined;
-  const kept = Object.entries(v).filter(([k]) => k.includes('nodemesh.io/') || k.startsWith('traffic.sidecar.istio.io/'));
-  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
-}
-
 function meta(raw: Raw, namespaced: boolean): ObjectMeta {
   need(isObj(raw.metadata), 'metadata is missing');
   const m = raw.metadata;

@@ -179,15 +179,13 @@ function toWorkload(p: Pod, ns: Namespace | undefined, rt: PodRuntime | undefine
   });
 }
 
-/** Only the annotations the mesh reads (port exclusions): a pod's others can be large
- * (last-applied-configuration) and every workload of the cluster is held in memory. */
-function meshAnnotations(a: Labels | undefined): Readonly<Record<string, string>> | undefined {
+/** Only the annotations the mesh reads (nodemesh.io/*, sandbox.nodemesh.io/*, Istio's port
+ * exclusions): a pod's others can be large (last-applied-configuration) and every workload of
+ * the cluster is held in memory. */
+export function meshAnnotations(a: Labels | undefined): Labels | undefined {
   if (!a) return undefined;
-  let out: Record<string, string> | undefined;
-  for (const [k, v] of Object.entries(a)) {
-    if (k.startsWith('traffic.sidecar.istio.io/') || k.startsWith('nodemesh.io/')) (out ??= {})[k] = v;
-  }
-  return out && Object.freeze(out);
+  const kept = Object.entries(a).filter(([k]) => k.includes('nodemesh.io/') || k.startsWith('traffic.sidecar.istio.io/'));
+  return kept.length > 0 ? Object.freeze(Object.fromEntries(kept)) : undefined;
 }
 
 /** Mutable while one batch of changes is applied; frozen into a Snapshot at the end. */
