@@ -1,7 +1,9 @@
 // The outbound routing decision: pure, synchronous, table-tested (decide.test.ts). It turns
 // (source workload, original destination, snapshot) into what the tunnel should do, as
 // ztunnel's build_request does. Service VIPs are balanced here, through the injected picker.
-import type { SocketAddress } from '../redirection/datapath';
+import { MESH_PORTS as MESH_PORT_NUMBERS, type SocketAddress } from '../redirection/datapath';
+import { HBONE_PORT } from '../tunnel/hbone-protocol';
+import { endpointKey } from '../tunnel/authority';
 import type { Endpoint, ServiceEntry, Snapshot, Workload } from '../state/snapshot';
 import type { EndpointPicker } from './balancer';
 import { isWaypointWorkload, waypointFor } from '../state/waypoints';
@@ -42,9 +44,8 @@ export interface DecideContext {
   exclude?: ReadonlySet<string>;
 }
 
-export const HBONE_PORT = 15008;
 /** Ports the mesh owns: an app never connects to them through the mesh. */
-const MESH_PORTS = new Set([15001, 15006, HBONE_PORT]);
+const MESH_PORTS: ReadonlySet<number> = new Set(Object.values(MESH_PORT_NUMBERS));
 
 export const spiffeIdOf = (td: string, w: Pick<Workload, 'namespace' | 'serviceAccount'>) => `spiffe://${td}/ns/${w.namespace}/sa/${w.serviceAccount}`;
 const svcRef = (s: ServiceEntry): ServiceRef => ({ namespace: s.namespace, name: s.name });
@@ -90,7 +91,7 @@ export function decide(snapshot: Snapshot, source: Workload, dst: SocketAddress,
     if (ready.length === 0) {
       return { kind: 'deny', reason: 'no-endpoints', message: `service ${svc.namespace}/${svc.name} has no ready endpoints for port ${dst.port}`, service };
     }
-    const left = ctx.exclude ? ready.filter((e) => !ctx.exclude!.has(`${e.ip}:${e.ports.get(dst.port)}`)) : ready;
+    const left = ctx.exclude ? ready.filter((e) => !ctx.exclude!.has(endpointKey(e.ip, e.ports.get(dst.port) ?? 0))) : ready;
     const ep = ctx.picker.pick(left);
     if (!ep) {
       return { kind: 'deny', reason: 'no-healthy-endpoint', message: `every endpoint of service ${svc.namespace}/${svc.name} failed for this connection`, service };
