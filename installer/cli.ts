@@ -40,8 +40,9 @@ export function buildProgram(): Command {
     .description('create the sandbox cluster, start a nodemesh-node daemon per node, apply manifests, and return once ready')
     .option('--nodes <n>', 'number of nodes', nodeCount, 2)
     .option('-f, --filename <file|dir>', 'manifest file or directory to apply once the cluster is up (repeatable; - for stdin)', collect)
-    .action(async (o: { nodes: number; filename?: string[] }) => {
-      await up({ nodes: o.nodes, files: o.filename ?? [] });
+    .option('--apiserver <kubeconfig>', 'publish the sandbox to this API server (nodes, pods with status, services, EndpointSlices, service accounts, manifests) and run the daemons and nodemesh-identity on the Kubernetes source; apply, delete and down follow')
+    .action(async (o: { nodes: number; filename?: string[]; apiserver?: string }) => {
+      await up({ nodes: o.nodes, files: o.filename ?? [], ...(o.apiserver ? { apiserver: o.apiserver } : {}) });
     });
 
   local.command('down')

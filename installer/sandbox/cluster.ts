@@ -33,6 +33,11 @@ import {
   type ClusterState, type Layout, type NodeRecord, type PodRecord,
 } from './state';
 import { otherLiveSandbox, sandboxRemains, teardown } from './teardown';
+// `local up --apiserver` (apiserver-mode.ts)
+import {
+  apiServerRecord, daemonSourceEnv, identitySourceEnv, loadAdminKubeconfig, publishSandbox, relayMain, startRelay, unpublishSandbox, writeProcessCredentials,
+  type ApiServerRecord,
+} from './apiserver-mode';
 import { createNode, createTop, netnsPath, nodeIP, nodeName, nodeNetns, podCIDR } from './topology';
 import { startAppliedWaypoints, stopDeletedWaypoints } from './waypoints';
 
@@ -154,7 +159,11 @@ function requireCluster(l: Layout): ClusterState {
 
 // --- up / down ---------------------------------------------------------------------------
 
-export interface UpOptions { nodes: number; files: string[]; out?: Output }
+export interface UpOptions {
+  nodes: number; files: string[]; out?: Output;
+  /** A kubeconfig: publish the sandbox to that API server and run the Kubernetes path (apiserver-mode.ts). */
+  apiserver?: string;
+}
 
 export async function up(opts: UpOptions): Promise<ClusterState> {
   const out = opts.out ?? consoleOutput;
@@ -171,10 +180,15 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     const dry = planApply({ namespaces: [defaultNamespace()], pods: [], services: [], policies: [], others: [], nodes: names, serviceCIDR: SERVICE_CIDR }, entries);
     throwPlanErrors(dry);
   }
+  if (opts.apiserver) {
+    loadAdminKubeconfig(opts.apiserver);
+    if (!fs.existsSync(relayMain(REPO_ROOT))) throw InstallerErrors.NODEMESH_E_SANDBOX_DAEMON_MISSING({ path: relayMain(REPO_ROOT) });
+  }
 
   const lock = acquireLock(l);
   const intr = new Interruption();
   let created = false;
+  let published: ApiServerRecord | undefined;
   try {
     const existing = readCluster(l);
     if (existing && clusterIsLive(existing)) {
@@ -199,6 +213,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       serviceCIDR: SERVICE_CIDR, topNetns: TOP_NETNS, daemonCommand: daemonArgv,
       identity: identityRecord(l.dir, cgRoot, l.logs, TOP_NETNS),
       nodes: nodeRecords(opts.nodes, l, cgRoot), pods: {},
+      ...(opts.apiserver ? { apiserver: apiServerRecord(opts.apiserver, l.dir, cgRoot, l.logs) } : {}),
     };
     const identity = cluster.identity!;
     created = true;
@@ -216,10 +231,22 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     loadServiceRules(cluster.nodes.map((n) => n.netns), renderServiceRules([], []));
     put(l, defaultNamespace());
 
+    if (cluster.apiserver) {
+      const api = cluster.apiserver;
+      out.info(`publishing to the API server ${api.server}; its relay for the sandbox on ${api.relayAddress} (log ${api.relayLog})`);
+      api.relay = await startRelay(api, TOP_NETNS, REPO_ROOT);
+      published = api;
+      writeCluster(l, cluster);
+      const uids = await publishSandbox(cluster, l);
+      await writeProcessCredentials(cluster, uids);
+      writeCluster(l, cluster);
+      out.info(`published nodes, nodemesh-system (ServiceAccounts, RBAC, CRDs) and a nodemesh-node pod per node; tokens by TokenRequest in ${api.dir}`);
+    }
+
     // The CA first: node daemons read its root at start and ask it for certificates.
     out.info(`starting nodemesh-identity in ${TOP_NETNS} on ${identity.address} (mesh CA in ${identity.caDir}, fresh node credentials)`);
-    writeCredentials(identity, cluster.nodes);
-    const startedIdentity = startIdentity(identity, l.objects, REPO_ROOT);
+    if (!cluster.apiserver) writeCredentials(identity, cluster.nodes);
+    const startedIdentity = startIdentity(identity, l.objects, REPO_ROOT, cluster.apiserver ? identitySourceEnv(cluster.apiserver) : {});
     identity.process = startedIdentity.ref;
     writeCluster(l, cluster);
     await waitIdentityReady(identity, startedIdentity, { checkpoint: () => intr.check() });
@@ -227,7 +254,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
 
     out.info(`starting ${opts.nodes} nodemesh-node daemon(s)`);
     const started = cluster.nodes.map((n) => {
-      const d = startDaemon(n, l.objects, daemonArgv, identityClientEnv(identity, n));
+      const d = startDaemon(n, l.objects, daemonArgv, identityClientEnv(identity, n), cluster.apiserver ? daemonSourceEnv(cluster.apiserver, n.name) : {});
       n.daemon = d.ref;
       return d;
     });
@@ -245,6 +272,9 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   } catch (e) {
     if (created) {
       out.info(`local up failed; removing what it created (logs stay in ${l.logs} until the next local up or down)`);
+      if (published) {
+        try { await unpublishSandbox(published); } catch (u) { out.info(`warning: could not remove what was published to ${published.server}: ${(u as Error).message}`); }
+      }
       const r = await teardown(l, cgroup2Root, () => undefined, { keepLogs: true });
       if (r.leftovers.length) out.info(`warning: could not remove: ${r.leftovers.join(', ')}`);
     }
@@ -273,6 +303,15 @@ export async function down(out: Output = consoleOutput): Promise<{ wasUp: boolea
     if (remains.length === 0) {
       out.info('no sandbox is running; nothing to remove');
       return { wasUp: false };
+    }
+    const api = readCluster(l)?.apiserver;
+    if (api) {
+      try {
+        const gone = await unpublishSandbox(api);
+        out.info(`removed ${gone.length} object(s) the sandbox had published to ${api.server}`);
+      } catch (e) {
+        out.info(`warning: could not remove what the sandbox published to ${api.server}: ${(e as Error).message}`);
+      }
     }
     const r = await teardown(l, cgroup2Root, out.info);
     if (r.leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers: r.leftovers });
@@ -389,6 +428,8 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
       failures.push(asError(e));
     }
   }
+  // --apiserver: the daemons learn of the pods from the API server, which gives them their uids.
+  if (c.apiserver) { await publishSandbox(c, l); writeCluster(l, c); }
   const servicesNow = readObjects(l).services;
   await Promise.all(started.map(async ({ pod, rec }) => {
     const node = nodeOf(rec.node);
@@ -408,6 +449,7 @@ async function applyEntries(c: ClusterState, l: Layout, entries: ManifestEntry[]
   }));
   writeCluster(l, c);
   if (fresh.length || plan.pods.some((p) => p.action === 'configured')) syncServiceRules(c, l);
+  if (c.apiserver) { await publishSandbox(c, l); writeCluster(l, c); } // phases Running, EndpointSlices ready
 
   // Relabelled pods and namespaces: wait until the daemons reflect the new enrolment, so the
   // change has taken effect when apply returns.
@@ -509,6 +551,7 @@ export async function remove(files: string[], opts: { ignoreNotFound?: boolean }
       out.result(`namespace/${n.metadata.name} deleted`);
     }
     syncServiceRules(c, l);
+    if (c.apiserver) { await publishSandbox(c, l); writeCluster(l, c); }
     await waitForPolicies(c.nodes, new Map(plan.policies.map((p) => [policyKey(p), undefined])), { info: out.info });
     if (leftovers.length) throw InstallerErrors.NODEMESH_E_SANDBOX_TEARDOWN({ leftovers });
     const deleted = plan.pods.length + plan.services.length + plan.policies.length + plan.namespaces.length + plan.others.length;

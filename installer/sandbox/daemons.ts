@@ -25,6 +25,7 @@ import { InstallerErrors } from '../errors';
 import { adminGet, adminGetJson } from './admin-client';
 import { checkRoot, isAlive, logTail, processRef, signalIfOurs, sleep, type ProcessRef } from './host';
 import { identityClientEnv } from './identity';
+import { daemonSourceEnv } from './apiserver-mode';
 import { launchDetached } from './launch';
 import { acquireLock, layout, readCluster, stateDir, writeCluster, type NodeRecord } from './state';
 
@@ -47,7 +48,7 @@ export function daemonCommand(repoRoot: string, env: NodeJS.ProcessEnv = process
   return { argv: [process.execPath, main], main };
 }
 
-export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env, identity: Record<string, string> = {}): Record<string, string> {
+export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env, identity: Record<string, string> = {}, source: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {
     ...identity,
     PATH: extra.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -63,15 +64,17 @@ export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.Pr
   for (const [k, v] of Object.entries(extra)) {
     if (v !== undefined && k.startsWith('NODEMESH_') && !(k in env) && !k.startsWith('NODEMESH_SANDBOX') && k !== 'NODEMESH_DAEMON_COMMAND') env[k] = v;
   }
-  return env;
+  // `local up --apiserver` (apiserver-mode.ts): the Kubernetes source instead of the directory.
+  if (source.NODEMESH_SOURCE === 'kube') delete env.NODEMESH_SANDBOX_OBJECTS;
+  return { ...env, ...source };
 }
 
 export interface StartedDaemon { ref: ProcessRef; exited: Promise<string> }
 
-export function startDaemon(node: NodeRecord, objectsDir: string, argv: readonly string[], identity: Record<string, string> = {}): StartedDaemon {
+export function startDaemon(node: NodeRecord, objectsDir: string, argv: readonly string[], identity: Record<string, string> = {}, source: Record<string, string> = {}): StartedDaemon {
   fs.mkdirSync(path.dirname(node.adminSocket), { recursive: true });
   fs.writeFileSync(node.log, `--- nodemesh local up: starting ${argv.join(' ')} at ${new Date().toISOString()}\n`, { flag: 'a' });
-  const child = launchDetached({ cgroup: node.daemonCgroup, netnsPath: node.netnsPath, argv, env: daemonEnv(node, objectsDir, process.env, identity), logFile: node.log });
+  const child = launchDetached({ cgroup: node.daemonCgroup, netnsPath: node.netnsPath, argv, env: daemonEnv(node, objectsDir, process.env, identity, source), logFile: node.log });
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exit status ${code}`));
     child.once('error', (e) => resolve(`could not start: ${e.message}`));
@@ -143,7 +146,7 @@ export async function restartDaemon(nodeName: string, log: (line: string) => voi
     const old = isAlive(node.daemon) ? node.daemon : undefined;
     const t0 = Date.now();
     log(`${node.name}: starting a new nodemesh-node beside pid ${old?.pid ?? '(none running)'}`);
-    const started = startDaemon(node, l.objects, c.daemonCommand, c.identity ? identityClientEnv(c.identity, node) : {});
+    const started = startDaemon(node, l.objects, c.daemonCommand, c.identity ? identityClientEnv(c.identity, node) : {}, c.apiserver ? daemonSourceEnv(c.apiserver, node.name) : {});
     try {
       await waitTakeOver(node, started);
     } catch (e) {

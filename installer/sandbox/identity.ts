@@ -84,7 +84,7 @@ export function writeCredentials(id: IdentityRecord, nodes: readonly NodeRecord[
 /** Developer knobs that pass through to nodemesh-identity (the rest is set here). */
 const PASS_THROUGH = ['NODEMESH_LOG_LEVEL', 'NODEMESH_CERT_MAX_TTL_SECONDS'];
 
-export function identityEnv(id: IdentityRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function identityEnv(id: IdentityRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env, source: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {
     PATH: extra.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     NODEMESH_IDENTITY_LISTEN: id.address,
@@ -95,7 +95,9 @@ export function identityEnv(id: IdentityRecord, objectsDir: string, extra: NodeJ
     NODEMESH_SANDBOX_OBJECTS: objectsDir,
   };
   for (const k of PASS_THROUGH) if (extra[k] !== undefined) env[k] = extra[k]!;
-  return env;
+  // `local up --apiserver` (apiserver-mode.ts): TokenReview and node binding through the API.
+  if (source.NODEMESH_SOURCE === 'kube') { delete env.NODEMESH_NODE_CREDENTIALS; delete env.NODEMESH_SANDBOX_OBJECTS; }
+  return { ...env, ...source };
 }
 
 /** What each node daemon gets to reach nodemesh-identity. */
@@ -114,13 +116,13 @@ export function identityMain(repoRoot: string): string {
   return path.join(repoRoot, 'dist', 'daemon', 'identity-main.js');
 }
 
-export function startIdentity(id: IdentityRecord, objectsDir: string, repoRoot: string): StartedIdentity {
+export function startIdentity(id: IdentityRecord, objectsDir: string, repoRoot: string, source: Record<string, string> = {}): StartedIdentity {
   fs.mkdirSync(id.caDir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(id.cgroup, { recursive: true });
   const argv = [process.execPath, identityMain(repoRoot)];
   fs.writeFileSync(id.log, `--- nodemesh local up: starting ${argv.join(' ')} at ${new Date().toISOString()}\n`, { flag: 'a' });
   const logOffset = fs.statSync(id.log).size;
-  const child = launchDetached({ cgroup: id.cgroup, netnsPath: netnsPath(id.netns), argv, env: identityEnv(id, objectsDir), logFile: id.log });
+  const child = launchDetached({ cgroup: id.cgroup, netnsPath: netnsPath(id.netns), argv, env: identityEnv(id, objectsDir, process.env, source), logFile: id.log });
   const exited = new Promise<string>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exit status ${code}`));
     child.once('error', (e) => resolve(`could not start: ${e.message}`));

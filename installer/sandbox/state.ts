@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { InstallerErrors } from '../errors';
 import { isAlive, processRef, type ProcessRef } from './host';
 import type { IdentityRecord } from './identity';
+import type { ApiServerRecord } from './apiserver-mode';
 
 export const DEFAULT_STATE_DIR = '/run/nodemesh/sandbox';
 export const TOP_NETNS = 'nmsb-top';
@@ -56,7 +57,7 @@ export function layout(dir: string): Layout {
 }
 
 /** The entries a sandbox state dir may hold; teardown removes exactly these. */
-export const STATE_ENTRIES = ['cluster.json', 'objects', 'logs', 'pods', 'nodes', 'identity'];
+export const STATE_ENTRIES = ['cluster.json', 'objects', 'logs', 'pods', 'nodes', 'identity', 'apiserver'];
 
 export interface NodeRecord {
   name: string;
@@ -126,6 +127,8 @@ export interface ClusterState {
   daemonCommand: string[];
   /** The mesh CA service (absent in a cluster.json of a version before it existed). */
   identity?: IdentityRecord;
+  /** `local up --apiserver`: the API server the sandbox publishes to and its processes read. */
+  apiserver?: ApiServerRecord;
   nodes: NodeRecord[];
   pods: Record<string, PodRecord>;
 }
