@@ -4,6 +4,7 @@
 import { loadConfig } from './config';
 import { createLogger } from './log';
 import { NodeAgent } from './node-agent';
+import { tunnelIdentities } from './tunnel-identities';
 import { loadNative } from '../native';
 import { EbpfDatapath } from './redirection/ebpf-datapath';
 import { MemoryDatapath } from './redirection/memory-datapath';
@@ -18,9 +19,6 @@ import { KubeSource } from './sources/kube-source';
 import { KubeHttp, loadKubeConfig } from './sources/kube-client';
 import { PodLocator } from './redirection/pod-locator';
 import { validateObject } from './schema';
-import { CertificateManager } from './identity/certificate-manager';
-import { IdentityClient } from './identity/identity-client';
-import { HboneClient } from './tunnel/hbone-client';
 
 /** The sandbox's pods carry their namespaces as annotations; on a cluster they are found on the node. */
 function makeSource(cfg: ReturnType<typeof loadConfig>, log: Logger): { source: StateSource; podFinder?: PodLocator } {
@@ -42,14 +40,7 @@ async function main(): Promise<void> {
     excludeOutboundPorts: cfg.excludeOutboundPorts, logger: log.child({ component: 'datapath' }),
     probeSources: cfg.probeSources ?? nodeAddresses(os.networkInterfaces()),
   });
-  let identities: CertificateManager | undefined;
-  let hbone: HboneClient | undefined;
-  if (cfg.identity) {
-    const idc = cfg.identity;
-    const client = IdentityClient.fromConfig(idc);
-    identities = new CertificateManager({ fetch: (id) => client.fetchIdentity(id, idc.certTtlSeconds), logger: log.child({ component: 'certificates' }) });
-    hbone = new HboneClient({ log: log.child({ component: 'hbone-client' }) });
-  }
+  const { identities, hbone } = tunnelIdentities(cfg, log);
   const { source, podFinder } = makeSource(cfg, log);
   const agent = new NodeAgent(cfg, {
     datapath, sockets: new NetnsSocketFactory(native), source, podFinder, log, identities, hbone,

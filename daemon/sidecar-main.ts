@@ -23,6 +23,7 @@
 import { loadConfig } from './config';
 import { createLogger } from './log';
 import { NodeAgent } from './node-agent';
+import { tunnelIdentities } from './tunnel-identities';
 import { loadNative } from '../native';
 import { EbpfDatapath } from './redirection/ebpf-datapath';
 import { NetnsSocketFactory } from './redirection/socket-factory';
@@ -30,9 +31,6 @@ import { SandboxSource } from './sources/sandbox-source';
 import { validateObject } from './schema';
 import type { SourceBatch, StateSource } from './sources/source';
 import { DaemonErrors, NodemeshError } from './errors';
-import { CertificateManager } from './identity/certificate-manager';
-import { IdentityClient } from './identity/identity-client';
-import { HboneClient } from './tunnel/hbone-client';
 import { DATAPLANE_AMBIENT, LABEL_DATAPLANE_MODE, type Resource } from './state/resources';
 import type { Snapshot, Workload } from './state/snapshot';
 
@@ -88,14 +86,7 @@ async function main(): Promise<void> {
     objectDir: cfg.bpfObjectDir, pinRoot: cfg.bpfPinRoot, cgroupPath: cfg.cgroupPath,
     excludeOutboundPorts: cfg.excludeOutboundPorts, logger: log.child({ component: 'datapath' }),
   });
-  let identities: CertificateManager | undefined;
-  let hbone: HboneClient | undefined;
-  if (cfg.identity) {
-    const idc = cfg.identity;
-    const client = IdentityClient.fromConfig(idc);
-    identities = new CertificateManager({ fetch: (id) => client.fetchIdentity(id, idc.certTtlSeconds), logger: log.child({ component: 'certificates' }) });
-    hbone = new HboneClient({ log: log.child({ component: 'hbone-client' }) });
-  }
+  const { identities, hbone } = tunnelIdentities(cfg, log);
   const agent = new NodeAgent(cfg, {
     datapath, sockets: new NetnsSocketFactory(loadNative()), source: new SidecarViewSource(new SandboxSource(cfg.source.objectsDir, undefined, validateObject)),
     log, identities, hbone, enrolScope: sidecarScope(podUid),
