@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO, STATE_DIR, apply, down, exec, leftovers, nodemesh, nodemeshOk, requireSandboxPrerequisites, status } from './helpers/sandbox';
+import { REPO, STATE_DIR, apply, down, eventually, exec, leftovers, nodemesh, nodemeshOk, requireSandboxPrerequisites, status } from './helpers/sandbox';
 import { connections } from './helpers/mesh';
 
 const BACKEND = path.join(REPO, 'test', 'e2e', 'fixtures', 'l7-backend.js');
@@ -202,9 +202,11 @@ describe('the waypoint in the sandbox', () => {
     const seen = JSON.parse(r.stdout) as { headers: Record<string, string> };
     assert.match(seen.headers.traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
     assert.notEqual(seen.headers.traceparent, '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01');
-    const lines = fs.readFileSync(waypointLog, 'utf8').split('\n').filter((l) => l.includes('"waypoint request"')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    const line = lines.find((l) => typeof l.traceparent === 'string' && (l.traceparent as string).includes('0af7651916cd43dd8448eb211c80319c'));
-    assert.ok(line, 'the request is in the waypoint access log');
+    // Log lines are written in batches (daemon/log.ts): wait for this one to be flushed.
+    const line = await eventually('the request in the waypoint access log', () => {
+      const lines = fs.readFileSync(waypointLog, 'utf8').split('\n').filter((l) => l.includes('"waypoint request"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return lines.find((l) => typeof l.traceparent === 'string' && (l.traceparent as string).includes('0af7651916cd43dd8448eb211c80319c'));
+    });
     assert.equal(line.caller, 'spiffe://cluster.local/ns/shop/sa/client');
     assert.equal(line.waypoint, 'spiffe://cluster.local/ns/shop/sa/waypoint');
     assert.equal(line.route, 'shop/api');
@@ -238,8 +240,8 @@ spec:
     for (let i = 0; i < 50 && denied !== '403'; i++) { denied = await status('/admin/users'); if (denied !== '403') await new Promise((res) => setTimeout(res, 200)); }
     assert.equal(denied, '403');
     assert.equal(await status('/users'), '200');
-    const line = fs.readFileSync(waypointLog, 'utf8').split('\n').filter((l) => l.includes('"status":403')).map((l) => JSON.parse(l) as Record<string, unknown>).pop();
-    assert.ok(line, 'the refusal is in the access log');
+    const line = await eventually('the refusal in the access log (written in batches)', () =>
+      fs.readFileSync(waypointLog, 'utf8').split('\n').filter((l) => l.includes('"status":403')).map((l) => JSON.parse(l) as Record<string, unknown>).pop());
     assert.equal(line.caller, 'spiffe://cluster.local/ns/shop/sa/client');
     assert.match(String(line.reason), /RBAC: access denied: denied-by-policy: denied by AuthorizationPolicy shop\/no-admin/);
   });
