@@ -17,7 +17,7 @@ export const metricsStage = (deps: { metrics: WaypointMetrics; log: Logger; wayp
   if (x.attempts > 1) deps.metrics.retries.inc({ route }, x.attempts - 1);
   deps.log.info({
     caller: x.tunnel.sourceId, waypoint: deps.waypointId(), service: `${x.tunnel.service.namespace}/${x.tunnel.service.name}:${x.tunnel.port}`,
-    method: x.method, path: x.path.slice(0, 256), protocol: x.tunnel.protocol, route: route || undefined, backend: backend || undefined,
+    method: x.method.slice(0, 32), path: x.path.slice(0, 256), protocol: x.tunnel.protocol, route: route || undefined, backend: backend || undefined,
     endpoint: x.endpoint ? `${x.endpoint.ip}:${x.endpoint.port}` : undefined, status: reply.status, attempts: x.attempts,
     durationMs: Math.round(seconds * 1e4) / 10, traceparent: x.traceparent, reason: reply.local,
   }, 'waypoint request');
