@@ -31,17 +31,25 @@ export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket
     // (its daemon sends its app a FIN), FIN toward our app; the socket's end is then
     // endSocketCleanly's to decide, whatever the stream does meanwhile.
     let endingCleanly = false;
+    let endedCleanly: (() => void) | undefined;
     const forget = cleanEnds?.add((graceMs) => {
       endingCleanly = true;
       stream.unpipe(socket);
       stream.on('data', discard);
       stream.resume();
       if (!stream.writableEnded && !stream.closed && !stream.destroyed) stream.end();
-      return endSocketCleanly(socket, graceMs);
+      void endSocketCleanly(socket, graceMs);
+      // Done once the peer answered our END_STREAM too (its stream then closes cleanly and its
+      // daemon reports no failure), or when the grace is over: what is left is the caller's.
+      return new Promise<void>((r) => {
+        const timer = setTimeout(r, graceMs);
+        endedCleanly = () => { clearTimeout(timer); r(); };
+      });
     });
     const done = () => {
       if (--pending > 0) return;
       forget?.();
+      endedCleanly?.();
       const r: SpliceResult = { rstCode: stream.rstCode ?? NGHTTP2_NO_ERROR };
       if (error) { r.error = error; r.failedSide = failedSide; }
       resolve(r);
