@@ -278,7 +278,7 @@ export class NodeAgent {
         left.open === 0 ? 'drained: no connection left open' : 'drain deadline reached: ending the connections still open cleanly');
       // Past the deadline, tunnels still open end with FIN toward our apps and END_STREAM toward
       // the peers (whose daemons FIN their apps): a restart must not look like a reset.
-      if (left.open > 0) await this.outboundCleanEnds.endAll();
+      await this.outboundCleanEnds.endAll();
     });
     await Promise.all([drained, this.hboneInbound?.close(drainMs)]);
     for (const s of this.servers) s.close();
