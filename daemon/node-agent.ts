@@ -23,6 +23,7 @@ import { registerUdpPassthroughMetric } from './admin/udp-metric';
 import { NodeMetrics } from './metrics';
 import { policyEnforcement } from './policy/enforcement';
 import type { HboneClient } from './tunnel/hbone-client';
+import { CleanEndSet } from './tunnel/clean-end';
 import type { WorkloadIdentityKey, IdentityStatus } from './identity/certificate-manager';
 
 /** What the agent needs of the certificate manager. */
@@ -67,6 +68,8 @@ export class NodeAgent {
   readonly connections: ConnectionTable;
   readonly enrolment: EnrolmentController;
   private readonly openInbound = new OpenInboundSet();
+  /** Outbound tunnels, ended cleanly (FIN, not RST) at the drain deadline. */
+  private readonly outboundCleanEnds = new CleanEndSet();
   private readonly hboneInbound: HboneInbound | undefined;
   private servers: http.Server[] = [];
   private phase: 'starting' | 'running' | 'draining' = 'starting';
@@ -80,6 +83,7 @@ export class NodeAgent {
       snapshot: () => this.snapshot, connections: this.connections, log: deps.log.child({ component: 'proxy' }),
       picker: new PowerOfTwoChoices(), identities: deps.identities, hbone: deps.hbone,
       localPod: (uid) => this.enrolment.podByUid(uid), openInbound: this.openInbound,
+      cleanEnds: this.outboundCleanEnds,
     };
     if (deps.identities) {
       this.hboneInbound = new HboneInbound({
@@ -269,13 +273,18 @@ export class NodeAgent {
     this.tracker?.stop();
     // Listeners first: the kernel hands what is queued on them to a newer daemon's.
     await this.enrolment.stop();
-    const [left] = await Promise.all([this.drain(drainMs), this.hboneInbound?.close(drainMs)]);
-    this.deps.log.info({ open: left.open, waitedMs: left.waitedMs, deadlineMs: drainMs },
-      left.open === 0 ? 'drained: no connection left open' : 'drain deadline reached: closing the connections still open');
+    const drained = this.drain(drainMs).then(async (left) => {
+      this.deps.log.info({ open: left.open, waitedMs: left.waitedMs, deadlineMs: drainMs },
+        left.open === 0 ? 'drained: no connection left open' : 'drain deadline reached: ending the connections still open cleanly');
+      // Past the deadline, tunnels still open end with FIN toward our apps and END_STREAM toward
+      // the peers (whose daemons FIN their apps): a restart must not look like a reset.
+      await this.outboundCleanEnds.endAll();
+    });
+    await Promise.all([drained, this.hboneInbound?.close(drainMs)]);
     for (const s of this.servers) s.close();
-    // Past the deadline, tunnels still open are cancelled: their peers end the app
-    // connections at once instead of waiting for a session that will never answer.
-    await this.deps.hbone?.close({ force: left.open > 0 });
+    // What did not end within the grace is cancelled: its peers end the app connections at
+    // once instead of waiting for a session that will never answer.
+    await this.deps.hbone?.close({ force: this.connections.list().open.length > 0 });
     this.deps.identities?.stop();
     await this.deps.datapath.stop(opts);
   }

@@ -27,6 +27,6 @@ export async function viaHbone(c: OutboundCall, d: Extract<Decision, { kind: 'hb
   c.rec.upstream = `${formatAuthority(t.address, t.port)} (HBONE)`;
   c.rec.path = 'hbone';
   client.resume();
-  const r = await spliceStreamSocket(stream, client, authority);
+  const r = await spliceStreamSocket(stream, client, authority, deps.cleanEnds);
   return { verdict: 'allow', cause: 'allowed', reason: 'mTLS tunnel', error: r.error };
 }

@@ -19,6 +19,7 @@ import type { ConnectionCause, ConnectionTable, LiveConnection, NewConnection, P
 import type { OpenInboundSet } from './open-inbound';
 import type { HboneClient } from '../tunnel/hbone-client';
 import type { IssuedIdentity } from '../tunnel/tls-identity';
+import type { CleanEndSet } from '../tunnel/clean-end';
 import { endpointKey, formatAuthority } from '../tunnel/authority';
 import { DaemonErrors, NodemeshError } from '../errors';
 import { viaPassthrough } from './outbound-passthrough';
@@ -45,6 +46,8 @@ export interface ProxyDeps {
   /** An enrolled pod of this node, for the same-node path. */
   localPod: (uid: string) => PodContext | undefined;
   openInbound: OpenInboundSet;
+  /** Tunnelled app connections, ended cleanly when the daemon stops past its drain deadline. */
+  cleanEnds?: CleanEndSet;
 }
 
 export interface PodContext {

@@ -20,6 +20,7 @@ import { HboneErrors } from '../errors';
 import { HostPort, canonicalIp, formatAuthority, parseAuthority } from './authority';
 import { DEFAULT_TUNING, HboneTuning, REASON_HEADER, headerSafe, sessionSettings } from './hbone-protocol';
 import { spliceStreamSocket } from './splice';
+import { CleanEndSet } from './clean-end';
 import {
   IssuedIdentity, PeerVerifier, defaultPeerVerifier, describeTlsError, peerChainDer, sameCredentials, secureContextOptions,
 } from './tls-identity';
@@ -125,6 +126,8 @@ export class HboneServer {
   private identityInUse: IssuedIdentity;
   private readonly sessions = new Set<InboundSession>();
   private readonly streams = new Set<InboundStream>();
+  /** Open splices, ended cleanly (FIN to the app, END_STREAM to the peer) at the close deadline. */
+  private readonly cleanEnds = new CleanEndSet();
   private closing = false;
   private readonly counters = { connections: 0, handshakeFailures: 0, protocolErrors: 0, allowed: 0, denied: 0, failed: 0 };
 
@@ -197,7 +200,8 @@ export class HboneServer {
   }
 
   /** Graceful: GOAWAY on every session, open streams run to completion; after `timeoutMs`
-   * whatever is left is closed. New connections are refused from now on. */
+   * they are ended cleanly (the app and the peer see a close, not a reset; bounded by
+   * CLEAN_END_GRACE_MS), then whatever is left is closed. New connections are refused from now on. */
   async close(opts: { timeoutMs?: number } = {}): Promise<void> {
     this.closing = true;
     const all = [...this.sessions];
@@ -211,6 +215,7 @@ export class HboneServer {
     const r = await Promise.race([closed, deadline]);
     clearTimeout(timer);
     if (r === 'timeout') {
+      await this.cleanEnds.endAll();
       this.closeStreamsWhere(() => true, 'closed by the destination: the HBONE listener shut down');
       for (const s of this.sessions) s.session.destroy();
     }
@@ -346,7 +351,7 @@ export class HboneServer {
     s.streams.add(rec);
     this.counters.allowed++;
     stream.respond({ ':status': 200 });
-    const result = await spliceStreamSocket(stream, app, authority);
+    const result = await spliceStreamSocket(stream, app, authority, this.cleanEnds);
     this.streams.delete(rec);
     s.streams.delete(rec);
     const error = rec.closedReason === undefined ? result.error : undefined;

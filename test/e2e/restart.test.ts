@@ -1,6 +1,7 @@
 // Issue 7.5 on the real kernel in the sandbox: restarting node daemons under continuous load
 // (new connections at a steady rate and long-lived streams between two nodes) fails no new
-// connection; long-lived streams survive or end after the drain deadline, counted.
+// connection; long-lived streams survive or end cleanly (FIN, never a reset) after the drain
+// deadline, counted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -147,6 +148,8 @@ describe('hitless daemon restart under load', () => {
     assert.ok(summary.started >= 1000, `the load ran (${summary.started} new connections)`);
     assert.equal(summary.failed, 0, `no new connection failed: ${JSON.stringify(summary.failures)}`);
     assert.equal(summary.streams.survived + summary.streams.endedFin + summary.streams.endedError, LOAD.streams, 'every stream is accounted for');
+    // A stream the drain deadline ends is closed cleanly for the app: FIN, not ECONNRESET.
+    assert.equal(summary.streams.endedError, 0, `long-lived streams ended with an error: ${JSON.stringify(summary.streams.errors)} (survived ${summary.streams.survived}, ended cleanly ${summary.streams.endedFin})`);
     // A stream that ended did so no earlier than the first restart's drain deadline.
     for (const at of summary.streams.endedAtMs) assert.ok(at >= 4000 + DRAIN_SECONDS * 1000 - 500, `a stream ended at ${at} ms, before the drain deadline`);
   });
