@@ -25,4 +25,8 @@ test('retry decisions: codes, connection failures, attempts, backoff and the dea
     [undefined, { kind: 'response', status: 503 }, 0, 1000, { retry: false, reason: 'no-policy' }],
   ];
   for (const [p, outcome, done, left, want] of table) assert.deepEqual(retryDecision(p, outcome, done, left), want, `${JSON.stringify(outcome)} after ${done}`);
+  // Without a policy an idempotent request is tried once more after a reset; others are not.
+  assert.deepEqual(retryDecision(undefined, { kind: 'reset' }, 0, 1000, true), { retry: true, delayMs: 0 });
+  assert.deepEqual(retryDecision(undefined, { kind: 'reset' }, 1, 1000, true), { retry: false, reason: 'no-policy' });
+  assert.deepEqual(retryDecision(undefined, { kind: 'reset' }, 0, 1000, false), { retry: false, reason: 'no-policy' });
 });

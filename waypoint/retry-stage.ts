@@ -2,7 +2,7 @@
 // timeout, forward) again, so a retry may land on another backend and avoids endpoints that
 // already failed. The decision is retry-decision.ts; this only waits and loops.
 import { discard, type Layer, type Reply } from './exchange';
-import { retryDecision, type AttemptOutcome } from './retry-decision';
+import { IDEMPOTENT_METHODS, retryDecision, type AttemptOutcome } from './retry-decision';
 
 const outcomeOf = (r: Reply): AttemptOutcome => (r.failure ? { kind: r.failure } : { kind: 'response', status: r.status });
 
@@ -20,7 +20,7 @@ export const retryStage: Layer = (next) => async (x) => {
   const deadline = x.selection!.rule.timeouts.requestMs !== undefined ? x.startedAt + x.selection!.rule.timeouts.requestMs : Infinity;
   for (let retries = 0; ; retries++) {
     const reply = await next(x);
-    const verdict = retryDecision(policy, outcomeOf(reply), retries, deadline - performance.now());
+    const verdict = retryDecision(policy, outcomeOf(reply), retries, deadline - performance.now(), IDEMPOTENT_METHODS.has(x.method));
     if (!verdict.retry) return reply;
     discard(reply);
     if (verdict.delayMs > 0 && !(await sleep(verdict.delayMs, x.signal))) return reply;
