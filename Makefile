@@ -65,9 +65,8 @@ ts: node_modules/.package-lock.json
 build: deps bpf native ts
 
 # --- run ----------------------------------------------------------------------------------
-demo: build
-	$(NODEMESH) local up -f installer/examples/shop
-	$(NODEMESH) local demo
+demo: build bpffs
+	$(SANDBOX_LOCK) sh -c '$(NODEMESH) local up -f installer/examples/shop && $(NODEMESH) local demo'
 
 local-down:
 	$(NODEMESH) local down

@@ -20,7 +20,7 @@ export const matchStage = (routes: () => RouteTable): Layer => (next) => async (
   const attached = routes().forService(svc, x.tunnel.port);
   const candidates = attached.length > 0 ? attached : [implicitRoute(svc, x.tunnel.port)];
   const sel = routes().select(candidates, { method: x.method, path: x.path, query: x.query, headers: flatHeaders(x.headers) });
-  if (!sel) return localReply(404, `no route of Service ${svc.namespace}/${svc.name} matches ${x.method} ${x.path}`);
+  if (!sel) return localReply(404, `no route of Service ${svc.namespace}/${svc.name} matches ${x.method.slice(0, 32)} ${x.path.slice(0, 256)}`);
   x.selection = sel;
   return next(x);
 };

@@ -316,8 +316,8 @@ export function refuseUnenforceable(p: Policy, waypointExists?: (namespace: stri
   const ns = p.metadata.namespace ?? 'default';
   const gateways = (p.spec?.targetRefs ?? []).filter((r) => r.kind === 'Gateway');
   if (waypointExists && gateways.every((r) => waypointExists(ns, r.name))) return undefined;
-  return `${e.detail}; no waypoint enforces AuthorizationPolicies in this version, so it is refused rather than stored and ignored: ` +
-    'attach it to a Service (targetRefs: [{ kind: Service, name: ... }], enforced at L4 by the node daemons) or select the workloads with selector';
+  return `${e.detail}; no waypoint Gateway (class nodemesh-waypoint) of that name exists in its namespace, so it is refused rather than stored and ignored: ` +
+    'create the waypoint first (nodemesh waypoint apply -n <namespace>), or attach it to a Service (targetRefs: [{ kind: Service, name: ... }], enforced at L4 by the node daemons) or select the workloads with selector';
 }
 
 /** Whether a Gateway of class nodemesh-waypoint is among these objects (issue 9). */
