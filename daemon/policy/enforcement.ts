@@ -39,7 +39,7 @@ export function enforcementOf(p: AuthorizationPolicy): Enforcement {
     : '; its methods/paths/hosts/when need a waypoint: at L4 its DENY rules match on their ports alone (fail closed)';
   const gateways = refText(p, 'Gateway');
   if (gateways) {
-    return { where: 'waypoint', detail: `targetRefs ${gateways} needs a waypoint: enforced fail-closed (the node daemons deny every connection it governs)` };
+    return { where: 'waypoint', detail: `targetRefs ${gateways} needs a waypoint: enforced there, at L7, on the traffic it carries; the node daemons deny the connections it governs that bypass the waypoint (fail closed)` };
   }
   const services = refText(p, 'Service');
   if (services) {
