@@ -7,7 +7,7 @@ import { authorizeRequest } from './l7-authorization';
 export const authzStage = (deps: { snapshot: () => Snapshot; gateway: { namespace: string; name: string } }): Layer => (next) => (x) => {
   const t = x.tunnel;
   const v = authorizeRequest(deps.snapshot().authorizationPolicies, { principal: t.sourceId, ip: t.sourceAddress },
-    { gateway: deps.gateway, service: t.service, port: t.port }, { method: x.method, path: x.path, host: x.authority });
+    { gateway: deps.gateway, service: t.service, port: t.port }, { method: x.method, path: x.path, host: x.authority, headers: x.headers });
   if (v.allow) return next(x);
   return Promise.resolve(localReply(403, `RBAC: access denied: ${v.reason}: ${v.message}`));
 };

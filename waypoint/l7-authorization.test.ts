@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AuthorizationPolicy } from '../daemon/state/resources';
-import { authorizeConnection, authorizeRequest, type L7Request } from './l7-authorization';
+import { authorizeConnection, authorizeRequest, conditionHeader, conditionHolds, type L7Request } from './l7-authorization';
 
 const ap = (name: string, spec: AuthorizationPolicy['spec'], ns = 'shop'): AuthorizationPolicy =>
   ({ apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name, namespace: ns }, spec });
@@ -55,4 +55,58 @@ test('no targeted policy: allowed; TCP through the waypoint: L7 rules fail close
   const denyPost = [ap('deny-post', { targetRefs: [{ kind: 'Service', group: '', name: 'api' }], action: 'DENY', rules: [{ from: [{ source: { namespaces: ['other'] } }], to: [{ operation: { methods: ['POST'] } }] }] })];
   assert.equal(authorizeConnection(denyPost, other, target).allow, false, 'a DENY rule with L7 fields applies on its L4 part');
   assert.equal(authorizeConnection(denyPost, web, target).allow, true);
+});
+
+test('L7 authorization: `when` header conditions (values, notValues), with operations and alone', () => {
+  const svc = [{ kind: 'Service' as const, group: '', name: 'api' }];
+  const policies = [
+    // Deny DELETE unless the caller says it is an admin tool (values with prefix patterns).
+    ap('deny-delete', { targetRefs: svc, action: 'DENY', rules: [{ to: [{ operation: { methods: ['DELETE'] } }], when: [{ key: 'request.headers[X-Tool]', notValues: ['admin-*'] }] }] }),
+    // Deny a known-bad client version anywhere.
+    ap('deny-old-clients', { targetRefs: svc, action: 'DENY', rules: [{ when: [{ key: 'request.headers[user-agent]', values: ['legacy/*', '*-broken'] }] }] }),
+    ap('allow', {
+      targetRefs: svc, action: 'ALLOW',
+      rules: [
+        // Reads from anyone in shop; writes only with a tenant header other than "blocked" (conditions AND).
+        { from: [{ source: { namespaces: ['shop'] } }], to: [{ operation: { methods: ['GET'] } }] },
+        { to: [{ operation: { methods: ['POST', 'DELETE'] } }], when: [{ key: 'request.headers[x-tenant]', values: ['*'] }, { key: 'request.headers[x-tenant]', notValues: ['blocked'] }] },
+      ],
+    }),
+  ];
+  const req = (method: string, headers: Record<string, string | string[]>): L7Request => ({ method, path: '/', host: 'api.shop', headers });
+  const table: [string, L7Request, boolean, string?][] = [
+    ['GET, no headers', req('GET', {}), true],
+    ['GET, legacy agent', req('GET', { 'user-agent': 'legacy/1.0' }), false, 'shop/deny-old-clients'],
+    ['GET, suffix-matched agent', req('GET', { 'user-agent': 'curl-broken' }), false, 'shop/deny-old-clients'],
+    ['GET, fine agent', req('GET', { 'user-agent': 'curl/8' }), true],
+    ['POST without tenant', req('POST', {}), false, 'no-allow-policy-matched'],
+    ['POST with a tenant', req('POST', { 'x-tenant': 'a' }), true],
+    ['POST with the blocked tenant', req('POST', { 'x-tenant': 'blocked' }), false, 'no-allow-policy-matched'],
+    ['POST, tenant sent twice, one blocked', req('POST', { 'x-tenant': ['a', 'blocked'] }), false, 'no-allow-policy-matched'],
+    ['DELETE with a tenant, no tool', req('DELETE', { 'x-tenant': 'a' }), false, 'shop/deny-delete'],
+    ['DELETE with a tenant and an admin tool (header name case from the policy)', req('DELETE', { 'x-tenant': 'a', 'x-tool': 'admin-cli' }), true],
+    ['DELETE with another tool', req('DELETE', { 'x-tenant': 'a', 'x-tool': 'script' }), false, 'shop/deny-delete'],
+  ];
+  for (const [name, r, allow, why] of table) {
+    const v = authorizeRequest(policies, web, target, r);
+    assert.equal(v.allow, allow, name);
+    if (!v.allow && why) assert.equal(why.includes('/') ? v.policy : v.reason, why, name);
+    // Nothing the request sent appears in the verdict (it is logged): only policy names.
+    if (!v.allow) assert.doesNotMatch(v.message, /legacy|broken|blocked|script|tenant/, name);
+  }
+});
+
+test('`when` keys: only request headers are known; an unknown key fails closed; at L4 a conditional ALLOW never matches', () => {
+  assert.equal(conditionHeader('request.headers[X-Foo]'), 'x-foo');
+  assert.equal(conditionHeader('source.ip'), undefined);
+  const odd = { key: 'request.auth.claims[iss]', values: ['x'] };
+  assert.equal(conditionHolds(odd, get('/'), 'ALLOW'), false);
+  assert.equal(conditionHolds(odd, get('/'), 'DENY'), true);
+  const svc = [{ kind: 'Service' as const, group: '', name: 'api' }];
+  const allowIfHeader = [ap('allow-h', { targetRefs: svc, action: 'ALLOW', rules: [{ when: [{ key: 'request.headers[x-ok]', values: ['1'] }] }] })];
+  assert.equal(authorizeRequest(allowIfHeader, web, target, { ...get('/'), headers: { 'x-ok': '1' } }).allow, true);
+  assert.equal(authorizeConnection(allowIfHeader, web, target).allow, false, 'TCP through the waypoint: the condition cannot be checked');
+  const denyIfHeader = [ap('deny-h', { targetRefs: svc, action: 'DENY', rules: [{ from: [{ source: { namespaces: ['other'] } }], when: [{ key: 'request.headers[x-bad]', values: ['1'] }] }] })];
+  assert.equal(authorizeConnection(denyIfHeader, other, target).allow, false, 'a conditional DENY applies on its L4 part');
+  assert.equal(authorizeConnection(denyIfHeader, web, target).allow, true);
 });

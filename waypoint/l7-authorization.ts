@@ -4,10 +4,18 @@
 // daemon/policy's, reused through its pure `authorize`: each rule's L7 operations are decided
 // here against the request (a matching one keeps its L4 part, a non-matching one is dropped),
 // and the resulting L4 policies go through the same DENY-then-ALLOW evaluation as at a node.
+// A rule's `when` header conditions are decided here too: met, they are dropped; not met, the
+// rule matches nothing.
 import { authorize, hasL7, stringMatch, type AuthzVerdict } from '../daemon/policy/authorization';
-import type { AuthorizationOperation, AuthorizationPolicy, AuthorizationRule } from '../daemon/state/resources';
+import type { AuthorizationCondition, AuthorizationOperation, AuthorizationPolicy, AuthorizationRule } from '../daemon/state/resources';
 
-export interface L7Request { method: string; path: string; host: string }
+export interface L7Request {
+  method: string;
+  path: string;
+  host: string;
+  /** Lower-case names (the waypoint's exchange headers); absent: no header is present. */
+  headers?: Readonly<Record<string, string | string[]>>;
+}
 export interface L7Target {
   /** The waypoint's Gateway. */
   gateway: { namespace: string; name: string };
@@ -44,11 +52,36 @@ function l4Part(o: AuthorizationOperation): AuthorizationOperation {
   return rest;
 }
 
-/** The rule with its L7 operations decided for this request (undefined `req`: an L4-only
- * connection, where L7 rules keep daemon/policy's fail-closed meaning). */
-function decideRule(rule: AuthorizationRule, req: L7Request): AuthorizationRule {
-  if (!rule.to) return rule;
-  return { ...rule, to: rule.to.filter((t) => !hasL7(t.operation ?? {}) || operationMatchesL7(t.operation ?? {}, req)).map((t) => ({ operation: l4Part(t.operation ?? {}) })) };
+const HEADER_KEY = /^request\.headers\[([^\]]+)\]$/;
+
+/** The header a `when` key names (lower-case), or undefined for a key nodemesh does not know. */
+export function conditionHeader(key: string): string | undefined {
+  return HEADER_KEY.exec(key)?.[1]?.toLowerCase();
+}
+
+/** Whether one `when` condition holds for the request. A header sent more than once is judged
+ * value by value: `values` needs one of them to match, `notValues` none (an absent header
+ * meets `notValues`, as in Istio). A key the waypoint does not know (the schema admits only
+ * request headers) holds in a DENY rule and fails in an ALLOW one: fail closed. */
+export function conditionHolds(c: AuthorizationCondition, req: L7Request, action: 'ALLOW' | 'DENY'): boolean {
+  const name = conditionHeader(c.key);
+  if (name === undefined) return action === 'DENY';
+  const raw = req.headers?.[name];
+  const present = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  const some = (patterns: string[]) => present.some((v) => patterns.some((p) => stringMatch(p, v)));
+  if (c.values && !some(c.values)) return false;
+  if (c.notValues && some(c.notValues)) return false;
+  return true;
+}
+
+/** The rule with its L7 parts decided for this request: matching L7 operations keep their L4
+ * part, non-matching ones are dropped; `when` conditions that all hold are dropped, otherwise
+ * the rule matches nothing (an empty `to`). */
+function decideRule(rule: AuthorizationRule, req: L7Request, action: 'ALLOW' | 'DENY'): AuthorizationRule {
+  const { when, ...rest } = rule;
+  if ((when ?? []).some((c) => !conditionHolds(c, req, action))) return { ...rest, to: [] };
+  if (!rest.to) return rest;
+  return { ...rest, to: rest.to.filter((t) => !hasL7(t.operation ?? {}) || operationMatchesL7(t.operation ?? {}, req)).map((t) => ({ operation: l4Part(t.operation ?? {}) })) };
 }
 
 /** As a workload policy in the Service's namespace, so daemon/policy's `authorize` selects it. */
@@ -58,7 +91,7 @@ function asWorkloadPolicy(p: AuthorizationPolicy, namespace: string, rules: Auth
 
 /** The verdict for one HTTP request at the waypoint. */
 export function authorizeRequest(policies: readonly AuthorizationPolicy[], caller: L7Caller, t: L7Target, req: L7Request): AuthzVerdict {
-  const mine = targetedPolicies(policies, t).map((p) => asWorkloadPolicy(p, t.service.namespace, p.spec.rules?.map((r) => decideRule(r, req))));
+  const mine = targetedPolicies(policies, t).map((p) => asWorkloadPolicy(p, t.service.namespace, p.spec.rules?.map((r) => decideRule(r, req, p.spec.action ?? 'ALLOW'))));
   return authorize(mine, caller, { namespace: t.service.namespace, labels: {}, port: t.port });
 }
 

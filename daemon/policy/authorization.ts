@@ -4,8 +4,9 @@
 //    match; with no ALLOW policy at all, the connection is allowed;
 //  - rules OR together; inside a rule, `from` and `to` AND; inside each, fields AND and the
 //    list values OR; an ALLOW policy with no rules matches nothing (deny all);
-//  - L7 fields cannot be checked at L4: an ALLOW rule using them never matches and a DENY
-//    rule using them is matched on its L4 fields alone (both fail closed);
+//  - L7 fields (methods, paths, hosts, `when` header conditions) cannot be checked at L4: an
+//    ALLOW rule using them never matches and a DENY rule using them is matched on its L4
+//    fields alone (both fail closed);
 //  - a policy with targetRefs to a Service applies to the pods that Service selects, on the
 //    Service's target ports, with the same semantics; one with targetRefs to a Gateway (a
 //    waypoint) is not enforceable here: every connection it would govern (to workloads
@@ -96,6 +97,8 @@ function operationMatchesL4(o: AuthorizationOperation, port: number): boolean {
 
 function ruleMatches(rule: NonNullable<AuthorizationPolicy['spec']['rules']>[number], action: 'ALLOW' | 'DENY', subj: AuthzSubject, port: number): boolean {
   if (rule.from && !rule.from.some((f) => sourceMatches(f.source ?? {}, subj))) return false;
+  // `when` conditions name request headers (L7): an ALLOW rule with them matches nothing here.
+  if ((rule.when ?? []).length > 0 && action === 'ALLOW') return false;
   if (rule.to) {
     const ok = rule.to.some((t) => {
       const op = t.operation ?? {};

@@ -15,7 +15,7 @@ test('enforcementOf: where each kind of policy holds', () => {
     ['mesh-wide', ap('a', {}, 'nodemesh-system'), 'node-l4', 'at L4 by the node daemons, on every workload (mesh-wide)'],
     ['L7 ALLOW', ap('a', { rules: [{ to: [{ operation: { paths: ['/x'] } }] }] }), 'node-l4', 'match nothing at L4 (fail closed)'],
     ['Service', ap('a', { targetRefs: [{ kind: 'Service', name: 'api' }] }), 'node-l4-service', 'on the pods Service/api selects, on its target ports'],
-    ['Gateway', ap('a', { targetRefs: [{ kind: 'Gateway', name: 'w' }] }), 'waypoint', 'needs a waypoint: enforced fail-closed'],
+    ['Gateway', ap('a', { targetRefs: [{ kind: 'Gateway', name: 'w' }] }), 'waypoint', 'needs a waypoint: enforced there, at L7'],
   ];
   for (const [name, p, where, detail] of cases) {
     const e = enforcementOf(p);

@@ -32,14 +32,14 @@ const refText = (p: AuthorizationPolicy, kind: string): string =>
 
 /** Where an AuthorizationPolicy is enforced, from the policy alone. */
 export function enforcementOf(p: AuthorizationPolicy): Enforcement {
-  const l7 = (p.spec?.rules ?? []).some((r) => (r.to ?? []).some((t) => hasL7(t.operation ?? {})));
+  const l7 = (p.spec?.rules ?? []).some((r) => (r.when ?? []).length > 0 || (r.to ?? []).some((t) => hasL7(t.operation ?? {})));
   const action = p.spec?.action ?? 'ALLOW';
   const l7Note = !l7 ? '' : action === 'ALLOW'
-    ? '; its rules with methods/paths/hosts need a waypoint and match nothing at L4 (fail closed)'
-    : '; its methods/paths/hosts need a waypoint: at L4 its DENY rules match on their ports alone (fail closed)';
+    ? '; its rules with methods/paths/hosts/when need a waypoint and match nothing at L4 (fail closed)'
+    : '; its methods/paths/hosts/when need a waypoint: at L4 its DENY rules match on their ports alone (fail closed)';
   const gateways = refText(p, 'Gateway');
   if (gateways) {
-    return { where: 'waypoint', detail: `targetRefs ${gateways} needs a waypoint: enforced fail-closed (the node daemons deny every connection it governs)` };
+    return { where: 'waypoint', detail: `targetRefs ${gateways} needs a waypoint: enforced there, at L7, on the traffic it carries; the node daemons deny the connections it governs that bypass the waypoint (fail closed)` };
   }
   const services = refText(p, 'Service');
   if (services) {

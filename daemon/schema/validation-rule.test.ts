@@ -20,6 +20,7 @@ const GROUP = "!has(self.group) || (self.kind == 'Service' && self.group == '') 
 const IP_BLOCK = 'isIP(self) || isCIDR(self)';
 const PORT_LEVEL = '!has(self.portLevelMtls) || has(self.selector)';
 const PORTS = "self.all(key, key.matches('^[1-9][0-9]{0,4}$') && int(key) <= 65535)";
+const CONDITION = 'has(self.values) || has(self.notValues)';
 
 const IP_MESSAGE = 'Invalid value: must be an IPv4 or IPv6 address or CIDR, e.g. "10.244.1.7", "10.244.0.0/16" or "fd00::/64"';
 const LABELS_MESSAGE = 'Invalid value: wildcards and empty keys are not allowed in matchLabels';
@@ -46,6 +47,8 @@ const ruleCases: RuleCase[] = [
     rule: GROUP, name: 'a Service with the Gateway API group', obj: ap({ targetRefs: [{ kind: 'Service', name: 'a' }, { kind: 'Service', group: 'gateway.networking.k8s.io', name: 'b' }] }),
     issues: [{ path: 'spec.targetRefs[1]', message: 'Invalid value: group must be "" for a Service and "gateway.networking.k8s.io" for a Gateway' }],
   },
+  { rule: CONDITION, name: 'a header condition with values and one with notValues', obj: ap({ rules: [{ when: [{ key: 'request.headers[x-a]', values: ['1'] }, { key: 'request.headers[x-b]', notValues: ['2'] }] }] }), issues: 'valid' },
+  { rule: CONDITION, name: 'a header condition with neither', obj: ap({ rules: [{ when: [{ key: 'request.headers[x-a]' }] }] }), issues: [{ path: 'spec.rules[0].when[0]', message: 'Invalid value: a condition needs values or notValues' }] },
   { rule: IP_BLOCK, name: 'addresses and CIDRs of both families', obj: from({ ipBlocks: ['10.244.1.7', '10.244.0.0/16', 'fd00::/64', '::1'], notIpBlocks: ['0.0.0.0/0'] }), issues: 'valid' },
   { rule: IP_BLOCK, name: 'a prefix longer than the family', obj: from({ ipBlocks: ['10.0.0.0/33'] }), issues: [{ path: `${SRC}.ipBlocks[0]`, message: IP_MESSAGE }] },
   { rule: IP_BLOCK, name: 'an IPv4-mapped IPv6 address (Kubernetes refuses it)', obj: from({ notIpBlocks: ['fd00::/8', '::ffff:10.0.0.1'] }), issues: [{ path: `${SRC}.notIpBlocks[1]`, message: IP_MESSAGE }] },

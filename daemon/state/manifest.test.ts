@@ -322,6 +322,13 @@ cases.push(
     objects: ['AuthorizationPolicy shop/api-allow'],
   },
   {
+    name: 'AuthorizationPolicy: `when` header conditions (values, notValues) are accepted',
+    text: apRules('  - to: [{ operation: { methods: ["DELETE"] } }]\n    when: [{ key: "request.headers[X-Tool]", notValues: ["admin-*"] }, { key: "request.headers[x-tenant]", values: ["*"] }]\n'),
+    objects: ['AuthorizationPolicy shop/api-allow'],
+  },
+  { name: 'AuthorizationPolicy: a `when` key other than a request header is refused', text: apRules('  - when: [{ key: "source.ip", values: ["10.0.0.1"] }]\n'), issue: { path: 'spec.rules[0].when[0].key', problemIncludes: 'should match' } },
+  { name: 'AuthorizationPolicy: a `when` condition without values or notValues is refused', text: apRules('  - when: [{ key: "request.headers[x-a]" }]\n'), issue: { path: 'spec.rules[0].when[0]', problemIncludes: 'a condition needs values or notValues' } },
+  {
     name: 'AuthorizationPolicy: mesh-wide policy in nodemesh-system',
     text: AP.replace('namespace: shop', 'namespace: nodemesh-system'), objects: ['AuthorizationPolicy nodemesh-system/api-allow'],
   },
@@ -354,7 +361,7 @@ cases.push(
   { name: 'AuthorizationPolicy: an empty from list', text: apRules('  - from: []\n'), issue: { path: 'spec.rules[0].from', problemIncludes: 'at least 1 items' } },
   { name: 'AuthorizationPolicy: an empty operation', text: apRules('  - to: [{ operation: {} }]\n'), issue: { path: 'spec.rules[0].to[0].operation', problemIncludes: 'at least 1 properties' } },
   { name: 'AuthorizationPolicy: a source written without the source key', text: apRules('  - from: [{ principals: ["a/b"] }]\n'), issues: 2, issue: { path: 'spec.rules[0].from[0].source', problem: 'Required value' } },
-  { name: 'AuthorizationPolicy: when is not supported', text: apRules('  - when: [{ key: "request.headers[x]", values: ["y"] }]\n'), issue: { path: 'spec.rules[0].when', problemIncludes: 'unknown field' } },
+  { name: 'AuthorizationPolicy: an unknown `when` field is an error', text: apRules('  - when: [{ key: "request.headers[x]", value: ["y"] }]\n'), issue: { path: 'spec.rules[0].when[0].value', problemIncludes: 'unknown field' } },
   { name: 'AuthorizationPolicy: requestPrincipals is not supported', text: AP.replace('namespaces: ["shop"]', 'requestPrincipals: ["*"]'), issue: { path: `${SRC}.requestPrincipals`, problemIncludes: 'unknown field' } },
   { name: 'AuthorizationPolicy: rules not a list', text: apRules('    from: []\n'), issue: { path: 'spec.rules', problemIncludes: 'must be of type array' } },
   {

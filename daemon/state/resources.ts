@@ -243,9 +243,19 @@ export interface AuthorizationOperation {
   notHosts?: string[];
 }
 
+/** Istio's `when`: `key` is `request.headers[<name>]` (L7: enforced by a waypoint; at L4 an
+ * ALLOW rule with conditions never matches). A header must match one of `values` and none of
+ * `notValues`. */
+export interface AuthorizationCondition {
+  key: string;
+  values?: string[];
+  notValues?: string[];
+}
+
 export interface AuthorizationRule {
   from?: { source: AuthorizationSource }[];
   to?: { operation: AuthorizationOperation }[];
+  when?: AuthorizationCondition[];
 }
 
 export interface AuthorizationPolicy {

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import 'reflect-metadata';
 import { MeshCA } from '../../daemon/identity/ca';
 import {
-  REPO, STATE_DIR, adminGet, apply, down, eventually, exec, leftovers, nodemeshOk, remove, requireSandboxPrerequisites, status,
+  REPO, STATE_DIR, adminGet, apply, down, eventually, exec, findFile, leftovers, nodemeshOk, remove, requireSandboxPrerequisites, status,
 } from './helpers/sandbox';
 import { connections, echoProbe } from './helpers/mesh';
 
@@ -85,15 +85,6 @@ const ECHO_VIP = '10.96.8.8';
 const PROBE = path.join(REPO, 'test', 'e2e', 'fixtures', 'hbone-probe.js');
 
 const nodeLog = (node: string) => fs.readFileSync(path.join(STATE_DIR, 'logs', `${node}.log`), 'utf8');
-
-function findFile(dir: string, name: string): string {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isFile() && e.name === name) return p;
-    if (e.isDirectory()) { try { return findFile(p, name); } catch { /* keep looking */ } }
-  }
-  throw new Error(`no ${name} under ${dir}`);
-}
 
 describe('the zero-trust tunnel in the sandbox', () => {
   let ips: Record<string, string> = {};

@@ -165,6 +165,16 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
+/** The first file called `name` below `dir` (e.g. the sandbox CA's key under STATE_DIR). */
+export function findFile(dir: string, name: string): string {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isFile() && e.name === name) return p;
+    if (e.isDirectory()) { try { return findFile(p, name); } catch { /* keep looking */ } }
+  }
+  throw new Error(`no ${name} under ${dir}`);
+}
+
 // --- prerequisites and leftovers -----------------------------------------------------------
 
 function cgroup2Root(): string | undefined {
