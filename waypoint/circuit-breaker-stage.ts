@@ -2,7 +2,8 @@
 // endpoint is chosen and before the attempt's timeout, where Envoy checks its connection pool's
 // limits. A request over the limits is answered 503 at once with `nodemesh-overloaded: true`
 // (Envoy's x-envoy-overloaded) and failure `overflow`, which is never retried and never counts
-// against the endpoint. A slot is held until the response body is over, not only its headers.
+// against the endpoint. A slot is held until the response body is over, not only its headers,
+// or until the caller is gone (a body nobody reads must not hold a slot for ever).
 import type { Snapshot } from '../daemon/state/snapshot';
 import { trafficPolicies } from './backend-traffic-policy';
 import { CircuitBreakers, type OverflowLimit } from './circuit-breaker';
@@ -41,7 +42,10 @@ export const circuitBreakerStage = (deps: CircuitBreakerStageDeps): Layer => (ne
     slot.release();
     throw e;
   }
-  if (Buffer.isBuffer(reply.body) || reply.body.destroyed) slot.release();
-  else { reply.body.once('close', slot.release); reply.body.once('end', slot.release); reply.body.once('error', slot.release); }
+  if (Buffer.isBuffer(reply.body) || reply.body.destroyed || x.signal.aborted) { slot.release(); return reply; }
+  reply.body.once('close', slot.release);
+  reply.body.once('end', slot.release);
+  reply.body.once('error', slot.release);
+  x.signal.addEventListener('abort', slot.release, { once: true });
   return reply;
 };
