@@ -70,6 +70,23 @@ test('a gRPC abort on a Service: HTTP 200 with the status in the grpc-status tra
   }
 });
 
+test('an injected delay holds the request, outside the route timeout (as Envoy\'s fault filter sits before its router)', async () => {
+  const route = httpRoute('api', [{ backendRefs: [{ name: 'api-v1', port: 80 }], timeouts: { request: '100ms' } }]);
+  rig.setExtra([route as unknown as Resource, policy('slowdown', { targetRefs: [{ kind: 'HTTPRoute', name: 'api' }], faultInjection: { delay: { fixedDelay: '300ms' } } })]);
+  rig.setRoutes([route]);
+  try {
+    const t0 = performance.now();
+    const r = await rig.get('/');
+    assert.equal(r.status, 200, String(r.headers['nodemesh-reason']));
+    assert.ok(performance.now() - t0 >= 300, 'held for the fixed delay');
+    const faults = await metric('nodemesh_waypoint_faults_injected_total');
+    assert.ok(faults.some((v) => v.labels.policy === 'shop/slowdown' && v.labels.fault === 'delay' && v.value === 1));
+  } finally {
+    rig.setExtra([]);
+    rig.setRoutes([]);
+  }
+});
+
 test('circuit breaking: over maxParallelRequests + maxPendingRequests, 503 at once with nodemesh-overloaded, counted', async () => {
   // The backend holds every answer until the test lets go, so what is in flight is exact.
   const held: (() => void)[] = [];
