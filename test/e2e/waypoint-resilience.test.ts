@@ -184,9 +184,10 @@ spec:
     ]);
   });
 
-  test('a 50% abort fault gives about half 503s, never retried', async () => {
+  test('a 50% abort fault gives about half 503s, never retried', async (t) => {
     const answers = await requests('shop/client', `http://${FAULTY_VIP}/`, 1000, 8);
     const byStatus = tally(answers, (a) => String(a.status));
+    t.diagnostic(`statuses of 1000: ${JSON.stringify(byStatus)}`);
     assert.equal((byStatus['200'] ?? 0) + (byStatus['503'] ?? 0), 1000, JSON.stringify(byStatus));
     // Binomial(1000, 0.5): mean 500, sd 15.8; five sd either way.
     assert.ok(byStatus['503'] >= 421 && byStatus['503'] <= 579, JSON.stringify(byStatus));
@@ -198,10 +199,11 @@ spec:
     assert.equal(metricValue(m, 'nodemesh_waypoint_retries_total', 'route="shop/faulty"'), 0);
   });
 
-  test('an outlier endpoint (always 500) is ejected, traffic goes to the healthy one, and it comes back once healthy', async () => {
+  test('an outlier endpoint (always 500) is ejected, traffic goes to the healthy one, and it comes back once healthy', async (t) => {
     // One at a time, so the three 500s in a row are the bad endpoint's first three answers.
     const first = await requests('shop/client', `http://${PAIR_VIP}/`, 30, 1);
     const outcome = first.map((a) => `${a.status} ${a.version}`);
+    t.diagnostic(`answers in order: ${outcome.join(', ')}`);
     assert.equal(outcome.filter((o) => o === '500 bad').length, 3, outcome.join(', '));
     const afterThird = outcome.slice(outcome.lastIndexOf('500 bad') + 1);
     assert.ok(afterThird.length >= 10, `the bad endpoint was picked late: ${outcome.join(', ')}`);
@@ -222,8 +224,9 @@ spec:
     await eventually('the return in the waypoint log', () => fs.readFileSync(waypointLog, 'utf8').includes('outlier detection brought an endpoint back'));
   });
 
-  test('circuit breaking: with a slow backend, excess concurrent requests get 503 at once and are counted', async () => {
+  test('circuit breaking: with a slow backend, excess concurrent requests get 503 at once and are counted', async (t) => {
     const answers = await requests('shop/client', `http://${SLOW_VIP}/`, 8, 8);
+    t.diagnostic(`answers: ${answers.map((a) => `${a.status} in ${a.ms} ms`).join(', ')}`);
     const ok = answers.filter((a) => a.status === 200);
     const refused = answers.filter((a) => a.status === 503);
     assert.equal(ok.length + refused.length, 8, JSON.stringify(answers));
