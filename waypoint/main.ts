@@ -95,6 +95,7 @@ async function main(): Promise<void> {
       ready: () => ({ ready: true, reasons: [] }),
       json: {
         '/debug/routes': () => routes.entries.map((e) => ({ kind: e.route.kind, namespace: e.route.namespace, name: e.route.name, parents: e.status })),
+        '/debug/policies': () => trafficPolicies(snapshot).entries.map((e) => ({ ...e.policy, ancestors: e.ancestors.map((a) => ({ ancestorRef: a.ancestorRef, ...a.condition })) })),
         '/debug/pools': () => ({ client: hbone.stats(), server: server.hbone.stats() }),
         '/debug/certificates': () => certs.status(),
         '/debug/config': () => ({ ...cfg, identity: { ...cfg.identity } }),
