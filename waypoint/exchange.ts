@@ -65,8 +65,8 @@ export interface Reply {
   body: Readable | Buffer;
   /** Set when the waypoint answered itself: why (logged, and sent as `nodemesh-reason`). */
   local?: string;
-  /** How the upstream attempt failed, for retries. */
-  failure?: 'connect-failure' | 'reset' | 'timeout';
+  /** How the upstream attempt failed, for retries (`overflow`: the circuit breaker refused it; never retried). */
+  failure?: 'connect-failure' | 'reset' | 'timeout' | 'overflow';
 }
 
 export type Handler = (x: Exchange) => Promise<Reply>;

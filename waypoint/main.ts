@@ -23,6 +23,8 @@ import { callerStatementHeader, forwarder, loadSigningKey } from './forward';
 import { buildPipeline } from './pipeline';
 import { RouteTable, buildRouteTable } from './route-table';
 import { writeRouteStatuses } from './route-status-writer';
+import { trafficPolicies } from './backend-traffic-policy';
+import { writePolicyStatuses } from './policy-status-writer';
 import { WaypointMetrics } from './waypoint-metrics';
 import { WaypointServer } from './waypoint-server';
 
@@ -56,6 +58,10 @@ async function main(): Promise<void> {
       const written = writeRouteStatuses(cfg.objectsDir, routes.entries, serves);
       if (written.length) log.info({ routes: written }, 'route status updated');
     } catch (e) { log.warn({ err: (e as Error).message }, 'route status not written'); }
+    try {
+      const written = writePolicyStatuses(cfg.objectsDir, trafficPolicies(s).entries, { namespace: cfg.namespace }, serves, new Date().toISOString());
+      if (written.length) log.info({ policies: written }, 'policy status updated');
+    } catch (e) { log.warn({ err: (e as Error).message }, 'policy status not written'); }
   });
 
   const first = await certs.whenReady(cfg.namespace, cfg.serviceAccount);
@@ -89,6 +95,7 @@ async function main(): Promise<void> {
       ready: () => ({ ready: true, reasons: [] }),
       json: {
         '/debug/routes': () => routes.entries.map((e) => ({ kind: e.route.kind, namespace: e.route.namespace, name: e.route.name, parents: e.status })),
+        '/debug/policies': () => trafficPolicies(snapshot).entries.map((e) => ({ ...e.policy, ancestors: e.ancestors.map((a) => ({ ancestorRef: a.ancestorRef, ...a.condition })) })),
         '/debug/pools': () => ({ client: hbone.stats(), server: server.hbone.stats() }),
         '/debug/certificates': () => certs.status(),
         '/debug/config': () => ({ ...cfg, identity: { ...cfg.identity } }),

@@ -30,3 +30,8 @@ test('retry decisions: codes, connection failures, attempts, backoff and the dea
   assert.deepEqual(retryDecision(undefined, { kind: 'reset' }, 1, 1000, true), { retry: false, reason: 'no-policy' });
   assert.deepEqual(retryDecision(undefined, { kind: 'reset' }, 0, 1000, false), { retry: false, reason: 'no-policy' });
 });
+
+test('a circuit breaker overflow is never retried, whatever the policy', () => {
+  assert.deepEqual(retryDecision({ attempts: 3, backoffMs: 1, codes: [503] }, { kind: 'overflow' }, 0, 10_000, true), { retry: false, reason: 'not-retryable' });
+  assert.deepEqual(retryDecision(undefined, { kind: 'overflow' }, 0, 10_000, true), { retry: false, reason: 'not-retryable' });
+});

@@ -11,7 +11,9 @@ export type AttemptOutcome =
   | { kind: 'connect-failure' }
   | { kind: 'reset' }
   /** backendRequest timeout: retried like a reset (the request may be idempotent or not; the spec retries it). */
-  | { kind: 'timeout' };
+  | { kind: 'timeout' }
+  /** The circuit breaker refused the attempt: never retried (Envoy never retries an overflow; it would feed the overload). */
+  | { kind: 'overflow' };
 
 export type RetryVerdict = { retry: true; delayMs: number } | { retry: false; reason: 'no-policy' | 'not-retryable' | 'attempts-exhausted' | 'deadline' | 'success' };
 
@@ -20,6 +22,7 @@ export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', '
 
 export function retryDecision(policy: RetryPolicy | undefined, outcome: AttemptOutcome, retriesDone: number, msLeft: number, idempotent = false): RetryVerdict {
   if (outcome.kind === 'response' && outcome.status < 400) return { retry: false, reason: 'success' };
+  if (outcome.kind === 'overflow') return { retry: false, reason: 'not-retryable' };
   // Without a policy, a connection that failed before the request left is tried once more on
   // another endpoint (nothing was processed, so it is safe for any method), as Istio and
   // Linkerd do by default.

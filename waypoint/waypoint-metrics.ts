@@ -1,7 +1,7 @@
 // The waypoint's Prometheus metrics. Labels are bounded by construction: route and backend
 // names come from the cluster's own objects (not from requests), response codes from a fixed
 // set (anything else is its class, e.g. `5xx`).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const KNOWN_CODES = new Set([200, 201, 204, 301, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 429, 500, 502, 503, 504]);
 
@@ -18,6 +18,11 @@ export class WaypointMetrics {
   readonly retries: Counter<'route'>;
   readonly mirrors: Counter<'result'>;
   readonly tunnels: Counter<'protocol'>;
+  /** Resilience (BackendTrafficPolicy): labels are Services and policies of the cluster, and fixed sets. */
+  readonly overflows: Counter<'backend' | 'limit'>;
+  readonly ejections: Counter<'backend' | 'reason'>;
+  readonly ejected: Gauge<'backend'>;
+  readonly faults: Counter<'policy' | 'fault'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_waypoint_' });
@@ -29,5 +34,9 @@ export class WaypointMetrics {
     this.retries = new Counter({ name: 'nodemesh_waypoint_retries_total', help: 'Attempts after the first, by route', labelNames: ['route'], registers: [this.registry] });
     this.mirrors = new Counter({ name: 'nodemesh_waypoint_mirrored_requests_total', help: 'Mirrored copies sent, by result', labelNames: ['result'], registers: [this.registry] });
     this.tunnels = new Counter({ name: 'nodemesh_waypoint_tunnels_total', help: 'HBONE tunnels served, by what they carried', labelNames: ['protocol'], registers: [this.registry] });
+    this.overflows = new Counter({ name: 'nodemesh_waypoint_circuit_breaker_overflows_total', help: 'Requests refused (503) by a circuit breaker, by backend Service and the limit that refused them', labelNames: ['backend', 'limit'], registers: [this.registry] });
+    this.ejections = new Counter({ name: 'nodemesh_waypoint_outlier_ejections_total', help: 'Endpoints ejected by outlier detection, by backend Service and detector', labelNames: ['backend', 'reason'], registers: [this.registry] });
+    this.ejected = new Gauge({ name: 'nodemesh_waypoint_outlier_ejected_endpoints', help: 'Endpoints ejected at the last ejection or return, by backend Service', labelNames: ['backend'], registers: [this.registry] });
+    this.faults = new Counter({ name: 'nodemesh_waypoint_faults_injected_total', help: 'Faults injected, by BackendTrafficPolicy and kind (delay, abort)', labelNames: ['policy', 'fault'], registers: [this.registry] });
   }
 }

@@ -25,6 +25,14 @@ const CONDITION = 'has(self.values) || has(self.notValues)';
 const IP_MESSAGE = 'Invalid value: must be an IPv4 or IPv6 address or CIDR, e.g. "10.244.1.7", "10.244.0.0/16" or "fd00::/64"';
 const LABELS_MESSAGE = 'Invalid value: wildcards and empty keys are not allowed in matchLabels';
 
+const btp = (spec: unknown): unknown => ({ apiVersion: 'policy.nodemesh.io/v1alpha1', kind: 'BackendTrafficPolicy', metadata: { name: 'p', namespace: 'shop' }, spec });
+const SVC = { kind: 'Service', name: 'api' };
+const ROUTE = { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', name: 'api' };
+const BTP_SOMETHING = 'has(self.circuitBreaker) || has(self.outlierDetection) || has(self.faultInjection)';
+const BTP_SERVICES = "!(has(self.circuitBreaker) || has(self.outlierDetection)) || self.targetRefs.all(t, t.kind == 'Service')";
+const BTP_GROUP = "!has(self.group) || (self.kind == 'Service' && self.group == '') || (self.kind != 'Service' && self.group == 'gateway.networking.k8s.io')";
+const BTP_ONE_STATUS = 'has(self.httpStatus) != has(self.grpcStatus)';
+
 interface RuleCase { rule: string; name: string; obj: unknown; issues: SchemaIssue[] | 'valid' }
 
 // Every rule of installer/crds, each with objects that pass and objects that fail it.
@@ -59,6 +67,25 @@ const ruleCases: RuleCase[] = [
   ...['65536', '0', '080', 'http'].map((port): RuleCase => ({
     rule: PORTS, name: `port key ${port}`, obj: pa({ selector: { matchLabels: { a: 'b' } }, portLevelMtls: { [port]: { mode: 'STRICT' } } }),
     issues: [{ path: 'spec.portLevelMtls', message: 'Invalid value: port must be between 1 and 65535' }],
+  })),
+  // BackendTrafficPolicy (policy.nodemesh.io)
+  { rule: BTP_SOMETHING, name: 'a policy with only a fault', obj: btp({ targetRefs: [SVC], faultInjection: { abort: { httpStatus: 503 } } }), issues: 'valid' },
+  { rule: BTP_SOMETHING, name: 'a policy that sets nothing', obj: btp({ targetRefs: [SVC] }), issues: [{ path: 'spec', message: 'Invalid value: set at least one of circuitBreaker, outlierDetection or faultInjection' }] },
+  { rule: BTP_SERVICES, name: 'circuit breaking for a Service', obj: btp({ targetRefs: [SVC, { kind: 'Service', group: '', name: 'b' }], circuitBreaker: { maxPendingRequests: 0 } }), issues: 'valid' },
+  { rule: BTP_SERVICES, name: 'a route fault', obj: btp({ targetRefs: [ROUTE], faultInjection: { delay: { fixedDelay: '1s' } } }), issues: 'valid' },
+  {
+    rule: BTP_SERVICES, name: 'outlier detection for a route', obj: btp({ targetRefs: [SVC, ROUTE], outlierDetection: { consecutive5xxErrors: 1 } }),
+    issues: [{ path: 'spec', message: 'Invalid value: circuitBreaker and outlierDetection apply to the endpoints of a backend Service: every targetRef must be a Service (attach route-level faultInjection with a policy of its own)' }],
+  },
+  { rule: BTP_GROUP, name: 'a GRPCRoute with its group', obj: btp({ targetRefs: [{ kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', name: 'g' }], faultInjection: { abort: { grpcStatus: 14 } } }), issues: 'valid' },
+  {
+    rule: BTP_GROUP, name: 'an HTTPRoute with the core group', obj: btp({ targetRefs: [{ kind: 'HTTPRoute', group: '', name: 'r' }], faultInjection: { abort: { httpStatus: 500 } } }),
+    issues: [{ path: 'spec.targetRefs[0]', message: 'Invalid value: group must be "" for a Service and "gateway.networking.k8s.io" for an HTTPRoute or GRPCRoute' }],
+  },
+  { rule: BTP_ONE_STATUS, name: 'an abort with a gRPC status', obj: btp({ targetRefs: [SVC], faultInjection: { abort: { grpcStatus: 0, percentage: 0.5 } } }), issues: 'valid' },
+  ...[{ httpStatus: 503, grpcStatus: 14 }, { percentage: 50 }].map((abort): RuleCase => ({
+    rule: BTP_ONE_STATUS, name: `abort ${JSON.stringify(abort)}`, obj: btp({ targetRefs: [SVC], faultInjection: { abort } }),
+    issues: [{ path: 'spec.faultInjection.abort', message: 'Invalid value: set exactly one of httpStatus or grpcStatus' }],
   })),
 ];
 

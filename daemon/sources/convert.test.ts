@@ -133,4 +133,9 @@ test('convert: policies come through whole (minus managedFields), as the sandbox
   assert.deepEqual(ok(ap), { ...ap, metadata: meta });
   const badSpec = convertObject({ ...ap, spec: 'ALLOW' });
   assert.ok(badSpec && !badSpec.ok && badSpec.reason === 'malformed');
+  const btp = { apiVersion: 'policy.nodemesh.io/v1alpha1', kind: 'BackendTrafficPolicy', metadata: { name: 'api', namespace: 'shop', managedFields: [{ manager: 'kubectl' }] },
+    spec: { targetRefs: [{ kind: 'Service', name: 'api' }], faultInjection: { abort: { httpStatus: 503, percentage: 50 } } } };
+  assert.deepEqual(ok(btp), { ...btp, metadata: { name: 'api', namespace: 'shop' } });
+  const noSpec = convertObject({ ...btp, spec: undefined });
+  assert.ok(noSpec && !noSpec.ok && noSpec.reason === 'malformed');
 });

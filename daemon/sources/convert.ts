@@ -4,7 +4,7 @@
 // volumes, env or managedFields), so a node that watches every pod of a large cluster keeps a
 // few hundred bytes per pod. A bad object becomes a reason, never an exception.
 import {
-  AuthorizationPolicy, Container, EndpointSlice, GRPCRoute, Gateway, HTTPRoute, Labels, Namespace, ObjectMeta, PeerAuthentication, Pod,
+  AuthorizationPolicy, BackendTrafficPolicy, Container, EndpointSlice, GRPCRoute, Gateway, HTTPRoute, Labels, Namespace, ObjectMeta, PeerAuthentication, Pod,
   RESOURCE_KINDS, Resource, ResourceKind, Service, WAYPOINT_GATEWAY_CLASS,
 } from '../state/resources';
 import { meshAnnotations } from '../state/snapshot';
@@ -229,6 +229,7 @@ export function convertObject(raw: unknown, validate: ObjectValidator = ACCEPT_A
       }
       case 'HTTPRoute': specObject(raw); return { ok: true, resource: whole<HTTPRoute>(raw, true) };
       case 'GRPCRoute': specObject(raw); return { ok: true, resource: whole<GRPCRoute>(raw, true) };
+      case 'BackendTrafficPolicy': specObject(raw); return { ok: true, resource: whole<BackendTrafficPolicy>(raw, true) };
     }
   } catch (e) {
     if (!(e instanceof Malformed)) throw e;

@@ -39,6 +39,7 @@ const OPTIONAL: OptionalKind[] = [
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'gateways' },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: ['v1'], plural: 'httproutes' },
   { kind: 'GRPCRoute', group: 'gateway.networking.k8s.io', versions: ['v1', 'v1alpha2'], plural: 'grpcroutes' },
+  { kind: 'BackendTrafficPolicy', group: 'policy.nodemesh.io', versions: ['v1alpha1'], plural: 'backendtrafficpolicies' },
 ];
 
 export interface KubeSourceOptions {

@@ -168,10 +168,12 @@ export interface Service {
   };
 }
 
-export type Resource = Namespace | Pod | Service | EndpointSlice | AuthorizationPolicy | PeerAuthentication | Gateway | HTTPRoute | GRPCRoute;
+export type Resource =
+  | Namespace | Pod | Service | EndpointSlice | AuthorizationPolicy | PeerAuthentication | Gateway | HTTPRoute | GRPCRoute | BackendTrafficPolicy;
 export type ResourceKind = Resource['kind'];
 export const RESOURCE_KINDS: readonly ResourceKind[] = Object.freeze([
   'Namespace', 'Pod', 'Service', 'EndpointSlice', 'AuthorizationPolicy', 'PeerAuthentication', 'Gateway', 'HTTPRoute', 'GRPCRoute',
+  'BackendTrafficPolicy',
 ] as ResourceKind[]);
 
 /** The Pod's Ready condition; undefined when the kubelet has not reported one. */
@@ -281,4 +283,29 @@ export interface PeerAuthentication {
     mtls?: { mode?: MtlsMode };
     portLevelMtls?: Record<string, { mode?: MtlsMode }>;
   };
+}
+
+// --- policy.nodemesh.io/v1alpha1: resilience, read by the waypoints -------------------------
+
+export const POLICY_API_VERSION = 'policy.nodemesh.io/v1alpha1';
+
+/** Circuit breaking, outlier detection and fault injection (installer/crds/
+ * backendtrafficpolicies.policy.nodemesh.io.yaml is its schema; waypoint/backend-traffic-policy.ts
+ * its meaning). Read whole, as validated. */
+export interface BackendTrafficPolicy {
+  apiVersion: typeof POLICY_API_VERSION;
+  kind: 'BackendTrafficPolicy';
+  metadata: ObjectMeta & { creationTimestamp?: string };
+  spec: {
+    targetRefs: { group?: string; kind: 'Service' | 'HTTPRoute' | 'GRPCRoute'; name: string }[];
+    circuitBreaker?: { maxConnections?: number; maxPendingRequests?: number; maxParallelRequests?: number; maxRequestsPerConnection?: number };
+    outlierDetection?: {
+      consecutive5xxErrors?: number; consecutiveGatewayErrors?: number; interval?: string; baseEjectionTime?: string; maxEjectionPercent?: number;
+    };
+    faultInjection?: {
+      delay?: { fixedDelay: string; percentage?: number };
+      abort?: { httpStatus?: number; grpcStatus?: number; percentage?: number };
+    };
+  };
+  status?: unknown;
 }

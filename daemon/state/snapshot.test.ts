@@ -159,6 +159,13 @@ test('incremental snapshot: policies and waypoint kinds are kept by name, in a s
   assert.deepEqual(s.authorizationPolicies.map((p) => p.metadata.name), ['b']);
   s = applyChanges(s, [up({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: 'shop' }, spec: { gatewayClassName: 'nodemesh-waypoint' } })], 3);
   assert.equal(s.gateways.get('shop/waypoint')?.spec.gatewayClassName, 'nodemesh-waypoint');
+  const btp = { apiVersion: 'policy.nodemesh.io/v1alpha1' as const, kind: 'BackendTrafficPolicy' as const, metadata: { name: 'api', namespace: 'shop' }, spec: { targetRefs: [{ kind: 'Service' as const, name: 'api' }], circuitBreaker: { maxParallelRequests: 2 } } };
+  s = applyChanges(s, [up(btp)], 4);
+  assert.equal(s.backendTrafficPolicies.get('shop/api')?.spec.circuitBreaker?.maxParallelRequests, 2);
+  const gateways = s.gateways;
+  s = applyChanges(s, [del('BackendTrafficPolicy', 'shop', 'api')], 5);
+  assert.equal(s.backendTrafficPolicies.size, 0);
+  assert.equal(s.gateways, gateways, 'what a change does not touch is shared');
 });
 
 test('incremental snapshot: any sequence of events ends where a full build of the final objects does', () => {

@@ -5,7 +5,7 @@
 // Service's endpoints, a namespace label change re-derives enrolment of that namespace's
 // pods. The data path reads snapshots synchronously; nothing here does I/O.
 import {
-  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, AuthorizationPolicy, DATAPLANE_AMBIENT, DATAPLANE_NONE, EndpointSlice,
+  ANNOTATION_SANDBOX_CGROUP, ANNOTATION_SANDBOX_NETNS, AuthorizationPolicy, BackendTrafficPolicy, DATAPLANE_AMBIENT, DATAPLANE_NONE, EndpointSlice,
   GRPCRoute, Gateway, HTTPRoute, LABEL_DATAPLANE_MODE, LABEL_SERVICE_NAME, Labels, Namespace, PeerAuthentication, Pod, Resource,
   ResourceKind, Service, ServicePort, podIPs,
 } from './resources';
@@ -72,6 +72,8 @@ export interface Snapshot {
   readonly gateways: ReadonlyMap<string, Gateway>;
   readonly httpRoutes: ReadonlyMap<string, HTTPRoute>;
   readonly grpcRoutes: ReadonlyMap<string, GRPCRoute>;
+  /** Resilience policies (circuit breaking, outlier detection, faults), by `ns/name`, for the waypoint. */
+  readonly backendTrafficPolicies: ReadonlyMap<string, BackendTrafficPolicy>;
 }
 
 /** Where this node found a pod's sandbox (pod-locator.ts); sandbox pods carry it as annotations. */
@@ -113,6 +115,7 @@ interface Public {
   gateways: PMap<Gateway>;
   httpRoutes: PMap<HTTPRoute>;
   grpcRoutes: PMap<GRPCRoute>;
+  backendTrafficPolicies: PMap<BackendTrafficPolicy>;
 }
 
 const INDEX = new WeakMap<Snapshot, Index>();
@@ -133,6 +136,7 @@ function freeze(version: number, p: Public, index: Index): Snapshot {
 export const EMPTY_SNAPSHOT: Snapshot = freeze(0, {
   namespaces: empty(), workloads: empty(), workloadsByIP: empty(), services: empty(), servicesByVIP: empty(),
   authorizationPolicies: Object.freeze([]), peerAuthentications: Object.freeze([]), gateways: empty(), httpRoutes: empty(), grpcRoutes: empty(),
+  backendTrafficPolicies: empty(),
 }, EMPTY_INDEX);
 
 const nsOf = (o: { metadata: { namespace?: string } }): string => o.metadata.namespace ?? 'default';
@@ -202,6 +206,7 @@ class Draft {
       servicesByVIP: prev.servicesByVIP as PMap<ServiceEntry>, authorizationPolicies: prev.authorizationPolicies,
       peerAuthentications: prev.peerAuthentications, gateways: prev.gateways as PMap<Gateway>,
       httpRoutes: prev.httpRoutes as PMap<HTTPRoute>, grpcRoutes: prev.grpcRoutes as PMap<GRPCRoute>,
+      backendTrafficPolicies: prev.backendTrafficPolicies as PMap<BackendTrafficPolicy>,
     };
     this.i = { ...(INDEX.get(prev) ?? EMPTY_INDEX) };
   }
@@ -220,6 +225,7 @@ class Draft {
         case 'Gateway': this.p.gateways = this.p.gateways.set(keyOf(r.metadata.namespace, r.metadata.name), r); return;
         case 'HTTPRoute': this.p.httpRoutes = this.p.httpRoutes.set(keyOf(r.metadata.namespace, r.metadata.name), r); return;
         case 'GRPCRoute': this.p.grpcRoutes = this.p.grpcRoutes.set(keyOf(r.metadata.namespace, r.metadata.name), r); return;
+        case 'BackendTrafficPolicy': this.p.backendTrafficPolicies = this.p.backendTrafficPolicies.set(keyOf(r.metadata.namespace, r.metadata.name), r); return;
       }
     }
     const key = keyOf(c.namespace, c.name);
@@ -233,6 +239,7 @@ class Draft {
       case 'Gateway': this.p.gateways = this.p.gateways.delete(key); return;
       case 'HTTPRoute': this.p.httpRoutes = this.p.httpRoutes.delete(key); return;
       case 'GRPCRoute': this.p.grpcRoutes = this.p.grpcRoutes.delete(key); return;
+      case 'BackendTrafficPolicy': this.p.backendTrafficPolicies = this.p.backendTrafficPolicies.delete(key); return;
     }
   }
 

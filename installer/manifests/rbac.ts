@@ -29,6 +29,8 @@ export function nodeRbac(v: ManifestValues): [ClusterRole, ClusterRoleBinding] {
         { apiGroups: ['security.nodemesh.io'], resources: ['authorizationpolicies', 'peerauthentications'], verbs: READ },
         // Waypoints: which Gateway serves a namespace and its routes.
         { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways', 'httproutes', 'grpcroutes'], verbs: READ },
+        // Resilience (circuit breaking, outlier detection, faults) the waypoints enforce.
+        { apiGroups: ['policy.nodemesh.io'], resources: ['backendtrafficpolicies'], verbs: READ },
       ],
     }),
     new ClusterRoleBinding({

@@ -12,6 +12,7 @@ test('storedKindRole: workloads run, what mesh components read is kept, the rest
     ['gateway.networking.k8s.io/v1', 'HTTPRoute', 'kept'],
     ['gateway.networking.k8s.io/v1alpha2', 'GRPCRoute', 'kept'],
     ['networking.nodemesh.io/v1alpha1', 'ResiliencePolicy', 'kept'],
+    ['policy.nodemesh.io/v1alpha1', 'BackendTrafficPolicy', 'kept'],
     ['batch/v1', 'CronJob', 'not-acted-on'],
     ['apps/v1', 'DaemonSet', 'not-acted-on'],
     ['example.io/v1', 'Thing', 'not-acted-on'],

@@ -257,6 +257,8 @@ export interface WaypointInfo {
   /** Services bound to it (by their label or their namespace's). */
   services: string[];
   routes: { kind: string; name: string; accepted: string; resolvedRefs: string }[];
+  /** BackendTrafficPolicies of its namespace, each target with its Accepted condition. */
+  policies: { name: string; targets: { kind: string; name: string; accepted: string }[] }[];
 }
 
 interface Cond { type: string; status: string; reason: string }
@@ -276,10 +278,20 @@ export function listWaypoints(c: ClusterState, l: Layout): WaypointInfo[] {
       const show = (t: string) => { const x = parent?.conditions.find((k) => k.type === t); return x ? `${x.status} (${x.reason})` : 'no status'; };
       return { kind: r.kind, name: r.metadata.name, accepted: show('Accepted'), resolvedRefs: show('ResolvedRefs') };
     });
+    const policies = objects.filter((o) => o.kind === 'BackendTrafficPolicy' && o.metadata.namespace === ns).map((o) => {
+      const p = o as unknown as { spec?: { targetRefs?: { kind: string; name: string }[] }; status?: { ancestors?: { ancestorRef: { kind: string; name: string }; conditions: Cond[] }[] } };
+      return {
+        name: o.metadata.name,
+        targets: (p.spec?.targetRefs ?? []).map((t) => {
+          const x = p.status?.ancestors?.find((a) => a.ancestorRef.kind === t.kind && a.ancestorRef.name === t.name)?.conditions.find((k) => k.type === 'Accepted');
+          return { kind: t.kind, name: t.name, accepted: x ? `${x.status} (${x.reason})` : 'no status' };
+        }),
+      };
+    });
     const programmed = gw.status?.conditions?.find((k) => k.type === 'Programmed');
     return {
       namespace: ns, name: gw.metadata.name, node: rec?.node, ip: rec?.ip, running: !!rec && rec.containers.some((p) => isAlive(p.process)),
-      programmed: programmed ? `${programmed.status} (${programmed.reason})` : 'unknown', services, routes,
+      programmed: programmed ? `${programmed.status} (${programmed.reason})` : 'unknown', services, routes, policies,
     };
   });
 }
@@ -323,6 +335,7 @@ export function formatWaypoints(list: readonly WaypointInfo[]): string {
     lines.push(`${w.namespace}/${w.name}  ${w.running ? 'running' : 'NOT RUNNING'}  ${w.node ?? '-'}  ${w.ip ?? '-'}  Programmed=${w.programmed}`);
     lines.push(`  services: ${w.services.length ? w.services.join(', ') : '(none: label a Service or the namespace nodemesh.io/use-waypoint=' + w.name + ')'}`);
     for (const r of w.routes) lines.push(`  ${r.kind} ${r.name}: Accepted=${r.accepted} ResolvedRefs=${r.resolvedRefs}`);
+    for (const p of w.policies) for (const t of p.targets) lines.push(`  BackendTrafficPolicy ${p.name} -> ${t.kind} ${t.name}: Accepted=${t.accepted}`);
   }
   return lines.join('\n');
 }
