@@ -305,6 +305,9 @@ export class HboneListener {
     });
   }
 
+  /** Tunnels open now. */
+  get openTunnels(): number { return this.tunnels.size; }
+
   stats(): HboneListenerStats {
     const t = this.server.stats();
     return { sessions: t.sessions, activeStreams: this.tunnels.size, counters: { ...t.counters, ...this.counters } };
@@ -375,6 +378,13 @@ export class HboneInbound {
         return !inboundVerdict(vouched ? withoutTargetRefPolicies(s) : s, dest, { principal, ip: c.sourceAddress }, c.destination.port).allow;
       });
     }
+    return n;
+  }
+
+  /** Tunnels open now, every pod together. */
+  openTunnels(): number {
+    let n = 0;
+    for (const e of this.pods.values()) n += e.server?.openTunnels ?? 0;
     return n;
   }
 
