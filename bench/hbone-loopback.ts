@@ -1,6 +1,6 @@
 // Side-by-side on 127.0.0.1: the same request/response load straight to an echo app, through
 // a plaintext TCP proxy pair, and through an HBONE pair (HboneClient in one process,
-// HboneServer in another, as a source node and a destination node would be). Prints
+// HboneListener in another, as a source node and a destination node would be). Prints
 // requests/s, p50/p99 latency and ratios. Not a test: numbers depend on the machine.
 //
 //   node dist/bench/hbone-loopback.js [--conns 64] [--size 1024] [--requests 100000] [--seconds 5] [--rounds 3] [--mode persistent|churn]
@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { MeshCA, describeLeaf, spiffeId } from '../daemon/identity/ca';
 import { HboneClient } from '../daemon/tunnel/hbone-client';
-import { HboneServer } from '../daemon/tunnel/hbone-server';
+import { HboneListener } from '../daemon/proxy/inbound-hbone';
 import { spliceStreamSocket } from '../daemon/tunnel/splice';
 import { pipeBoth } from '../daemon/proxy/pipe';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
@@ -70,7 +70,7 @@ async function runRole(msg: RoleMessage): Promise<number> {
         void pipeBoth(s, net.connect({ host: HOST, port: msg.upstreamPort, allowHalfOpen: true, noDelay: true }));
       }));
     case 'hbone-server': {
-      const server = new HboneServer({
+      const server = new HboneListener({
         identity: () => msg.identity, trustDomain: 'cluster.local', podIPs: [HOST],
         authorize: () => ({ allow: true }),
         connectApp: (port) => net.connect({ host: HOST, port, allowHalfOpen: true, noDelay: true }),

@@ -1,4 +1,4 @@
-// The waypoint's HBONE listener. daemon/tunnel's HboneServer terminates mutual TLS and the
+// The waypoint's HBONE listener. HboneListener (daemon/proxy/inbound-hbone.ts) terminates mutual TLS and the
 // CONNECT (with the waypoint hook: `:authority` must be the VIP:port of a Service bound to
 // this waypoint); each tunnel is then served here: HTTP/1.1 or HTTP/2 (prior knowledge, so
 // gRPC too) through the request pipeline, anything else spliced as TCP to an endpoint of the
@@ -14,7 +14,7 @@ import type { ServiceEntry, Snapshot } from '../daemon/state/snapshot';
 import { waypointFor } from '../daemon/state/waypoints';
 import type { HboneClient } from '../daemon/tunnel/hbone-client';
 import { HBONE_PORT } from '../daemon/tunnel/hbone-protocol';
-import { HboneServer, type HboneRequestContext } from '../daemon/tunnel/hbone-server';
+import { HboneListener, type HboneRequestContext } from '../daemon/proxy/inbound-hbone';
 import type { HostPort } from '../daemon/tunnel/authority';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
 import { REASON_HEADER, localReply, type Exchange, type Handler, type Reply, type TunnelContext } from './exchange';
@@ -46,10 +46,10 @@ export interface WaypointServerDeps {
 type TunnelResult = { bytesSent: number; bytesReceived: number; error?: string };
 
 export class WaypointServer {
-  readonly hbone: HboneServer;
+  readonly hbone: HboneListener;
 
   constructor(private readonly d: WaypointServerDeps) {
-    this.hbone = new HboneServer({
+    this.hbone = new HboneListener({
       identity: d.identity, trustDomain: d.trustDomain, podIPs: [], log: d.log.child({ component: 'hbone-server' }),
       connectApp: () => { throw new Error('the waypoint serves tunnels itself'); },
       acceptAuthority: (dst) => this.refuseAuthority(dst),
