@@ -70,6 +70,8 @@ export interface H2ConnectionOptions {
   keepaliveMs?: number;
   /** ...and close the connection if the PING is not answered within this long. */
   pingTimeoutMs?: number;
+  /** Called just before an unanswered keepalive PING closes the connection. */
+  onKeepaliveTimeout?: () => void;
   /** Close, gracefully, after this long without streams and without frames (0: never). */
   idleTimeoutMs?: number;
   /** Server: a new request stream (CONNECT or not; the caller answers). */
@@ -830,6 +832,7 @@ export class H2Connection {
       if (idle > 0 && this.streams.size === 0 && this.idleSince > 0 && Date.now() - this.idleSince >= idle) { this.close(); return; }
       if (ka > 0 && quiet && this.streams.size > 0 && this.pingTimer === undefined) {
         this.pingTimer = setTimeout(() => {
+          this.opts.onKeepaliveTimeout?.();
           this.error ??= new Error(`no answer to an HTTP/2 PING within ${this.opts.pingTimeoutMs ?? 10_000} ms; the peer or the network path to it is down`);
           this.destroy();
         }, this.opts.pingTimeoutMs ?? 10_000);

@@ -107,7 +107,11 @@ export class H2Stream {
     const list = [':status', String(status)];
     for (const k in headers) list.push(k, headers[k]);
     this.conn.sendHeaders(this.id, list, endStream);
-    if (endStream) this.localEnd();
+    if (!endStream) return;
+    // A complete answer (a refusal) while the request is still open: ask the client to stop
+    // sending with RST_STREAM NO_ERROR (RFC 9113 section 8.1), as node:http2 does.
+    if (!this.remoteEnded) { this.conn.sendRst(this.id, ErrorCode.NO_ERROR); this.finish(ErrorCode.NO_ERROR, undefined); return; }
+    this.localEnd();
   }
 
   /** RST_STREAM with `code` (CANCEL by default); the stream closes now. */
