@@ -104,6 +104,7 @@ async function ourServer(opts: Partial<H2ConnectionOptions> = {}, onStream?: (s:
         const prev = stream.onclose;
         if (onStream?.(stream, headers)) return;
         if (headers[':method'] !== 'CONNECT') { stream.respond(405, { allow: 'CONNECT' }, true); return; }
+        if (headers[':authority'] === 'deny:1') { stream.respond(403, { 'nodemesh-reason': 'denied' }, true); return; }
         stream.respond(200);
         stream.ondata = (c) => { if (!stream.write(c)) stream.pause(); };
         stream.ondrain = () => stream.resume();
@@ -257,6 +258,14 @@ test('node:http2 client -> our server: GET is answered 405; a client close reach
     assert.equal(h[':status'], 405);
     assert.equal(h.allow, 'CONNECT');
     get.resume();
+    // A refused CONNECT whose client never ends its side still closes (RST_STREAM NO_ERROR).
+    const denied = session.request({ ':method': 'CONNECT', ':authority': 'deny:1' }, { endStream: false });
+    denied.on('error', () => undefined);
+    const dh = await new Promise<http2.IncomingHttpHeaders>((r) => denied.once('response', r));
+    assert.equal(dh[':status'], 403);
+    denied.resume();
+    await new Promise((r) => denied.once('close', r));
+    assert.equal(denied.rstCode, http2.constants.NGHTTP2_NO_ERROR);
     const req = session.request({ ':method': 'CONNECT', ':authority': '10.0.0.1:8080' }, { endStream: false });
     await new Promise((r) => req.once('response', r));
     req.write('x');
