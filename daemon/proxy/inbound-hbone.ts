@@ -28,6 +28,7 @@ import { spliceStreamSocket } from '../tunnel/splice';
 import { CleanEndSet } from '../tunnel/clean-end';
 import { CallerStatementVerifier, withoutTargetRefPolicies, type CallerPrincipal } from '../tunnel/caller-statement-trust';
 import type { IssuedIdentity } from '../tunnel/tls-identity';
+import type { TunnelDuplex } from '../tunnel/h2/tunnel-duplex';
 import { appConnection } from '../redirection/datapath';
 import type { SocketFactory } from '../redirection/socket-factory';
 import { inboundVerdict } from '../policy/inbound';
@@ -88,7 +89,7 @@ export interface HboneListenerOptions extends Omit<HboneServerOptions, 'onStream
   /** Replaces the "authority names this pod" check: a refusal reason, or undefined to accept. */
   acceptAuthority?: (destination: HostPort) => string | undefined;
   /** Replaces connectApp + splice: called after the 200 with the open tunnel. */
-  serveTunnel?: (ctx: HboneRequestContext, stream: http2.ServerHttp2Stream) => Promise<{ bytesSent: number; bytesReceived: number; error?: string }>;
+  serveTunnel?: (ctx: HboneRequestContext, stream: TunnelDuplex) => Promise<{ bytesSent: number; bytesReceived: number; error?: string }>;
 }
 
 export interface HboneListenerStats {
@@ -253,7 +254,7 @@ export class HboneListener {
     req.accept();
     let r: { bytesSent: number; bytesReceived: number; error?: string };
     try {
-      r = await this.opts.serveTunnel!(ctx, req.stream);
+      r = await this.opts.serveTunnel!(ctx, req.duplex());
     } catch (e) {
       r = { bytesSent: 0, bytesReceived: 0, error: (e as Error).message };
       req.cancel();

@@ -9,24 +9,26 @@
 //
 // A connection that fails TLS or speaks something other than HTTP/2 is logged and closed on
 // its own; nothing about it reaches other connections or the daemon.
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import type * as tls from 'node:tls';
+import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { HboneErrors } from '../errors';
 import { canonicalIp, formatAuthority } from './authority';
 import { DEFAULT_TUNING, HboneTuning, REASON_HEADER, headerSafe, sessionSettings } from './hbone-protocol';
+import { H2Connection } from './h2/connection';
+import { ErrorCode } from './h2/constants';
+import type { H2Stream, HeaderMap } from './h2/stream';
+import { TunnelDuplex } from './h2/tunnel-duplex';
 import {
   IssuedIdentity, PeerVerifier, defaultPeerVerifier, describeTlsError, peerChainDer, sameCredentials, secureContextOptions,
 } from './tls-identity';
-
-const { NGHTTP2_CANCEL, NGHTTP2_INADEQUATE_SECURITY } = http2.constants;
 
 /** One request stream of a verified peer, as the transport hands it over, with the answers the
  * handler may give. */
 export class InboundConnect {
   constructor(
-    readonly stream: http2.ServerHttp2Stream,
+    readonly stream: H2Stream,
     readonly headers: http2.IncomingHttpHeaders,
     /** Verified SPIFFE ID of the client certificate. */
     readonly sourceId: string,
@@ -39,28 +41,32 @@ export class InboundConnect {
   ) {}
 
   /** The client cancelled (or the session died) before or after an answer. */
-  get gone(): boolean { return this.stream.closed || this.stream.destroyed; }
+  get gone(): boolean { return this.stream.closed; }
 
   /** 200: the tunnel is open; its bytes flow through `stream`. */
-  accept(): void { this.stream.respond({ ':status': 200 }); }
+  accept(): void { this.stream.respond(200); }
 
   /** A final answer with the reason in the `nodemesh-reason` header (no-op once gone or answered). */
   refuse(status: number, reason: string, extra: http2.OutgoingHttpHeaders = {}): void {
-    const st = this.stream;
-    if (st.closed || st.destroyed || st.headersSent) return;
-    st.respond({ ':status': status, [REASON_HEADER]: headerSafe(reason), ...extra }, { endStream: true });
+    const headers: Record<string, string> = { [REASON_HEADER]: headerSafe(reason) };
+    for (const k in extra) { const v = extra[k]; if (v !== undefined) headers[k] = String(v); }
+    this.stream.respond(status, headers, true);
   }
 
   /** RST_STREAM CANCEL: the daemon closes the tunnel on purpose. */
-  cancel(): void {
-    if (!this.stream.closed && !this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
-  }
+  cancel(): void { this.stream.reset(ErrorCode.CANCEL); }
 
   /** Calls `fn` once when the stream closes; returns the function that stops waiting. */
   onGone(fn: () => void): () => void {
-    this.stream.once('close', fn);
-    return () => { this.stream.off('close', fn); };
+    const st = this.stream;
+    const before = st.onclose;
+    const hook = (code: number, e?: Error): void => { before?.(code, e); fn(); };
+    st.onclose = hook;
+    return () => { if (st.onclose === hook) st.onclose = before; };
   }
+
+  /** The tunnel as a Node Duplex, for code that needs stream machinery (the waypoint). */
+  duplex(): TunnelDuplex { return new TunnelDuplex(this.stream); }
 }
 
 export interface HboneServerOptions {
@@ -88,22 +94,23 @@ export interface HboneServerStats {
 }
 
 interface InboundSession {
-  session: http2.ServerHttp2Session;
+  conn: H2Connection;
   peer: string;
   sourceAddress: string;
   /** Set once the peer's certificate is verified. */
   sourceId?: string;
   verified: Promise<string>;
-  openStreams: number;
+  closedWaiters: (() => void)[];
 }
 
 export class HboneServer {
-  private readonly server: http2.Http2SecureServer;
+  private readonly server: tls.Server;
   private readonly tuning: HboneTuning;
   private readonly log: Logger;
   private readonly verifyPeer: PeerVerifier;
   private readonly now: () => Date;
   private readonly idleSessionTimeoutMs: number;
+  private readonly maxConcurrentStreams: number;
   private identityInUse: IssuedIdentity;
   private readonly sessions = new Set<InboundSession>();
   private openStreams = 0;
@@ -116,31 +123,29 @@ export class HboneServer {
     this.verifyPeer = opts.verifyPeer ?? defaultPeerVerifier;
     this.now = opts.now ?? (() => new Date());
     this.idleSessionTimeoutMs = opts.idleSessionTimeoutMs ?? 10 * 60_000;
+    this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
     this.identityInUse = opts.identity();
-    this.server = http2.createSecureServer({
+    this.server = tls.createServer({
       ...secureContextOptions(this.identityInUse),
       // A client certificate is required, but the verdict is ours (onSession), not Node's:
       // Node's own rejection closes the socket silently after the TLS 1.3 handshake, so neither
       // our log nor the client would learn why.
       requestCert: true,
       rejectUnauthorized: false,
-      allowHTTP1: false,
+      ALPNProtocols: ['h2'],
       handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
-      settings: sessionSettings(this.tuning, opts.maxConcurrentStreams ?? 1000),
-      maxSessionMemory: this.tuning.maxSessionMemoryMiB,
-      unknownProtocolTimeout: 1_000,
     });
-    // Registering 'clientError' keeps Node's default handler from destroying the socket with an
-    // error nobody listens to; we log and close it here instead.
-    this.server.on('clientError', (err: Error, sock: tls.TLSSocket) => this.onHandshakeError(err, sock));
-    this.server.on('unknownProtocol', (sock: tls.TLSSocket) => {
-      this.counters.protocolErrors++;
-      this.log.warn({ peer: peerOf(sock), code: 'NODEMESH_E_HBONE_PROTOCOL' },
-        HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer: peerOf(sock), reason: 'the client did not negotiate HTTP/2 (ALPN h2)' }).message);
-      sock.destroy();
+    this.server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => this.onHandshakeError(err, sock));
+    this.server.on('secureConnection', (sock: tls.TLSSocket) => {
+      if (sock.alpnProtocol !== 'h2') {
+        this.counters.protocolErrors++;
+        this.log.warn({ peer: peerOf(sock), code: 'NODEMESH_E_HBONE_PROTOCOL' },
+          HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer: peerOf(sock), reason: 'the client did not negotiate HTTP/2 (ALPN h2)' }).message);
+        sock.destroy();
+        return;
+      }
+      this.onSession(sock);
     });
-    this.server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
-    this.server.on('sessionError', noop); // logged by the session's own 'error' listener
     this.server.on('error', (err: Error) => this.log.warn({ err: err.message }, 'HBONE server error'));
   }
 
@@ -168,9 +173,9 @@ export class HboneServer {
     this.closing = true;
     const all = [...this.sessions];
     const closed = Promise.all(all.map((s) => new Promise<void>((resolve) => {
-      if (s.session.closed || s.session.destroyed) { resolve(); return; }
-      s.session.once('close', () => resolve());
-      s.session.close();
+      if (s.conn.closed) { resolve(); return; }
+      s.closedWaiters.push(resolve);
+      s.conn.close();
     })));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), opts.timeoutMs ?? 30_000); });
@@ -178,7 +183,7 @@ export class HboneServer {
     clearTimeout(timer);
     if (r === 'timeout') {
       await opts.atDeadline?.();
-      for (const s of this.sessions) s.session.destroy();
+      for (const s of this.sessions) s.conn.destroy();
     }
   }
 
@@ -200,37 +205,40 @@ export class HboneServer {
     const peer = peerOf(sock);
     const code = (err as { code?: string }).code ?? '';
     const notTls = code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG';
-    const e = notTls
-      ? HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer, reason: describeTlsError(err) })
+    const noH2 = code === 'ERR_SSL_NO_APPLICATION_PROTOCOL' || code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL';
+    const e = notTls || noH2
+      ? HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer, reason: noH2 ? 'the client did not negotiate HTTP/2 (ALPN h2)' : describeTlsError(err) })
       : HboneErrors.NODEMESH_E_HBONE_TLS({ peer, reason: describeTlsError(err) });
     this.log.warn({ peer, code: e.code, tlsCode: code || undefined }, `HBONE handshake refused: ${e.message}`);
     sock.destroy();
   }
 
-  private onSession(session: http2.ServerHttp2Session): void {
-    const sock = session.socket as tls.TLSSocket;
+  private onSession(sock: tls.TLSSocket): void {
     const sourceAddress = canonicalIp(sock.remoteAddress ?? '');
     const peer = formatAuthority(sourceAddress, sock.remotePort ?? 0);
-    if (this.closing) { session.destroy(); return; }
+    if (this.closing) { sock.destroy(); return; }
+    sock.setNoDelay(true);
     const trustBundle = this.identityInUse.trustBundlePem;
-    const s: InboundSession = { session, peer, sourceAddress, openStreams: 0, verified: undefined as unknown as Promise<string> };
-    this.sessions.add(s);
-    session.on('error', (e: Error & { code?: string }) => {
-      if (e.code === 'ERR_HTTP2_ERROR' || e.code === 'ERR_HTTP2_SESSION_ERROR') {
-        // nghttp2 refused what it received (bad preface, bad frames): this peer only.
+    const s: InboundSession = { conn: undefined as unknown as H2Connection, peer, sourceAddress, closedWaiters: [], verified: undefined as unknown as Promise<string> };
+    s.conn = new H2Connection(sock, {
+      role: 'server',
+      settings: sessionSettings(this.tuning, this.maxConcurrentStreams),
+      connectionWindow: this.tuning.connectionWindowBytes,
+      idleTimeoutMs: this.idleSessionTimeoutMs,
+      onStream: (stream, headers) => this.onStream(s, stream, headers),
+      onStreamClose: () => { this.openStreams--; },
+      onProtocolError: (reason, code, byPeer) => {
+        // What this peer sent broke the protocol (or it told us so): this peer only, logged once.
         this.counters.protocolErrors++;
-        const err = HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer, reason: e.message });
+        const err = HboneErrors.NODEMESH_E_HBONE_PROTOCOL({ peer, reason: byPeer ? reason : `${reason} (HTTP/2 error code ${code})` });
         this.log.warn({ peer, code: err.code, sourceId: s.sourceId }, `HBONE session refused: ${err.message}`);
-      } else {
-        this.log.debug({ peer, err: e.message }, 'HBONE session error');
-      }
+      },
+      onClose: () => {
+        this.sessions.delete(s);
+        for (const w of s.closedWaiters.splice(0)) w();
+      },
     });
-    session.on('close', () => this.sessions.delete(s));
-    session.on('stream', (stream, headers) => this.onStream(s, stream, headers));
-    session.setTimeout(this.idleSessionTimeoutMs, () => { if (s.openStreams === 0) session.close(); });
-    try {
-      session.setLocalWindowSize(this.tuning.connectionWindowBytes);
-    } catch { /* the session died already; its 'close' cleans up */ }
+    this.sessions.add(s);
     // Two checks before any stream is served: OpenSSL's verdict on the chain against the
     // trust bundle (made during the handshake), then the SPIFFE rules (one URI SAN, this trust
     // domain, a leaf). A refusal is logged and sent to the client as GOAWAY
@@ -248,7 +256,7 @@ export class HboneServer {
       this.counters.handshakeFailures++;
       const err = HboneErrors.NODEMESH_E_HBONE_PEER_CERT({ peer, reason: e.message }, { cause: e });
       this.log.warn({ peer, code: err.code, cause: (e as { code?: string }).code }, `HBONE client refused: ${err.message}`);
-      refuseSession(session, e.message);
+      refuseSession(s.conn, e.message);
       throw err;
     });
     s.verified.catch(noop);
@@ -256,14 +264,12 @@ export class HboneServer {
 
   /** Hands the stream over once its peer is verified; a peer that fails verification gets
    * nothing (its session is being refused). */
-  private onStream(s: InboundSession, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onStream(s: InboundSession, stream: H2Stream, headers: HeaderMap): void {
     const openedAtMs = Date.now();
-    stream.on('error', (e) => this.log.debug({ peer: s.peer, authority: headers[':authority'], err: e.message }, 'HBONE stream error'));
-    s.openStreams++;
     this.openStreams++;
-    stream.once('close', () => { s.openStreams--; this.openStreams--; });
     const hand = (sourceId: string): void => {
-      const req = new InboundConnect(stream, headers, sourceId, s.sourceAddress, s.peer, openedAtMs);
+      if (stream.closed) return;
+      const req = new InboundConnect(stream, headers as http2.IncomingHttpHeaders, sourceId, s.sourceAddress, s.peer, openedAtMs);
       try {
         this.opts.onStream(req);
       } catch (e) {
@@ -280,13 +286,11 @@ export class HboneServer {
 function noop(): void { /* errors are reported elsewhere */ }
 
 /** GOAWAY INADEQUATE_SECURITY carrying the reason (the client turns it into its error), then close. */
-function refuseSession(session: http2.ServerHttp2Session, reason: string): void {
-  if (session.destroyed) return;
-  try {
-    session.goaway(NGHTTP2_INADEQUATE_SECURITY, 0, Buffer.from(headerSafe(reason, 1024)));
-  } catch { /* already closing */ }
+function refuseSession(conn: H2Connection, reason: string): void {
+  if (conn.closed) return;
+  conn.refuse(ErrorCode.INADEQUATE_SECURITY, headerSafe(reason, 1024));
   // Give the frame a moment to leave, then drop the connection whatever the client does.
-  setTimeout(() => session.destroy(), 50).unref();
+  setTimeout(() => conn.destroy(), 50).unref();
 }
 
 function peerOf(sock: net.Socket): string {

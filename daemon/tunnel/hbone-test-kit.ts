@@ -7,6 +7,7 @@ import { MeshCA, describeLeaf, spiffeId } from '../identity/ca';
 import { HboneClient, HboneClientOptions, HboneConnectRequest } from './hbone-client';
 import { HboneListener, type HboneConnectionEvent, type HboneListenerOptions } from '../proxy/inbound-hbone';
 import type { IssuedIdentity } from './tls-identity';
+import { TunnelDuplex } from './h2/tunnel-duplex';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -92,6 +93,11 @@ export function request(source: IssuedIdentity, dst: { hbonePort: number }, appP
     dial: () => net.connect({ host: LOOPBACK, port: dst.hbonePort }),
     ...extra,
   };
+}
+
+/** A tunnel as a Duplex (tests read and write it like a socket). */
+export async function openTunnel(client: HboneClient, req: HboneConnectRequest): Promise<TunnelDuplex> {
+  return new TunnelDuplex(await client.connect(req));
 }
 
 /** Reads a stream to its end; resolves with everything it carried. */
