@@ -196,6 +196,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
     async stop() {
       await callerClient.close({ force: true });
       await server.close();
+      await forward.close(); // kept upstream tunnels: HTTP/2 sessions end with GOAWAY, as the waypoint's own stop does
       for (const s of accepted) s.destroy();
       await closeServer(listener);
       await hbone.close({ force: true });
