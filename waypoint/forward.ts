@@ -94,7 +94,7 @@ class UpstreamPool {
         headers: { forwarded: `for=${x.tunnel.sourceAddress}`, ...this.deps.connectHeaders?.(x) },
         dial: () => this.deps.dial(ep.ip, HBONE_PORT),
       });
-      return new TunnelSocket(stream, { allowHalfOpen: false });
+      return new TunnelSocket(stream, { allowHalfOpen: false, endOnDestroy: true });
     } catch (e) {
       if (e instanceof Error) connectErrors.add(e);
       throw e;

@@ -12,7 +12,16 @@ export interface TunnelSocketOptions {
   /** false: when the peer ends its side, end ours too (a pooled upstream connection the
    * server closed must leave the pool, not take the next request). Default true. */
   allowHalfOpen?: boolean;
+  /** true: destroy() without an error ends the tunnel cleanly (END_STREAM, then the peer's
+   * end) instead of resetting it, so the destination records a finished, allowed connection
+   * (an idle kept tunnel closing is not a failure). Bounded by GRACEFUL_END_MS. */
+  endOnDestroy?: boolean;
 }
+
+/** How long a clean end may take before the tunnel is reset after all. */
+export const GRACEFUL_END_MS = 5_000;
+
+function noop(): void { /* data nobody reads */ }
 
 export class TunnelSocket extends Duplex {
   readonly remoteAddress: string | undefined;
@@ -21,8 +30,11 @@ export class TunnelSocket extends Duplex {
   private bytesOut = 0;
   private idleTimer: NodeJS.Timeout | undefined;
 
+  private readonly endOnDestroy: boolean;
+
   constructor(private readonly inner: Duplex, o: TunnelSocketOptions = {}) {
     super({ allowHalfOpen: o.allowHalfOpen ?? true });
+    this.endOnDestroy = o.endOnDestroy ?? false;
     this.remoteAddress = o.address;
     this.remotePort = o.port;
     inner.on('data', (d: Buffer) => {
@@ -60,7 +72,17 @@ export class TunnelSocket extends Duplex {
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
-    if (!this.inner.destroyed) this.inner.destroy(err ?? undefined);
+    if (!this.inner.destroyed) {
+      if (!err && this.endOnDestroy && !this.inner.writableEnded) {
+        // Nothing reads it any more: let it flow to its end, and end our side.
+        this.inner.removeAllListeners('data');
+        this.inner.on('data', noop);
+        this.inner.end();
+        setTimeout(() => { if (!this.inner.destroyed) this.inner.destroy(); }, GRACEFUL_END_MS).unref();
+      } else {
+        this.inner.destroy(err ?? undefined);
+      }
+    }
     cb(err);
   }
 
