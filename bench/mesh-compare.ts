@@ -90,6 +90,8 @@ export interface CompareArgs {
   pods: number[];
   holdConns: number[];
   outDir: string;
+  /** The modes to run (default all); the others are reported as not run. */
+  modes: RunMode[];
 }
 
 const list = (k: string, v: string, min: number, max: number): number[] => {
@@ -101,8 +103,8 @@ const list = (k: string, v: string, min: number, max: number): number[] => {
 export function parseCompareArgs(argv: string[]): CompareArgs {
   const quick = argv.includes('--quick');
   const a: CompareArgs = quick
-    ? { quick, seconds: 2, rates: [500], newConnRate: 200, sameNodeRate: 500, conns: 8, wrkSeconds: 1, bulkMiB: 4, pods: [2, 3], holdConns: [100], outDir: RESULTS_DIR }
-    : { quick, seconds: 10, rates: [500, 1000, 2000], newConnRate: 500, sameNodeRate: 1000, conns: 8, wrkSeconds: 5, bulkMiB: 256, pods: [2, 10, 50], holdConns: [1000, 10000], outDir: RESULTS_DIR };
+    ? { quick, seconds: 2, rates: [500], newConnRate: 200, sameNodeRate: 500, conns: 8, wrkSeconds: 1, bulkMiB: 4, pods: [2, 3], holdConns: [100], outDir: RESULTS_DIR, modes: [...MESH_MODES] }
+    : { quick, seconds: 10, rates: [500, 1000, 2000], newConnRate: 500, sameNodeRate: 1000, conns: 8, wrkSeconds: 5, bulkMiB: 256, pods: [2, 10, 50], holdConns: [1000, 10000], outDir: RESULTS_DIR, modes: [...MESH_MODES] };
   const ints: Record<string, [keyof CompareArgs, number, number]> = {
     '--seconds': ['seconds', 1, 60], '--new-conn-rate': ['newConnRate', 1, 5000], '--same-node-rate': ['sameNodeRate', 1, 5000],
     '--conns': ['conns', 1, 256], '--wrk-seconds': ['wrkSeconds', 1, 30], '--bulk-mib': ['bulkMiB', 1, 4096],
@@ -116,13 +118,19 @@ export function parseCompareArgs(argv: string[]): CompareArgs {
     else if (k === '--pods') a.pods = list(k, v, 2, 60);
     else if (k === '--hold-conns') a.holdConns = list(k, v, 1, 15000);
     else if (k === '--out-dir') a.outDir = path.resolve(v);
+    else if (k === '--modes') {
+      const ms = v.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = ms.filter((m) => !(MESH_MODES as readonly string[]).includes(m));
+      if (ms.length === 0 || bad.length) throw new Error(`--modes takes a comma-separated list of ${MESH_MODES.join(', ')} (got ${v})`);
+      a.modes = MESH_MODES.filter((m) => ms.includes(m));
+    }
     else if (ints[k]) {
       const [f, min, max] = ints[k]!;
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${k} must be an integer from ${min} to ${max} (got ${v})`);
       (a as unknown as Record<string, number>)[f] = n;
     } else {
-      throw new Error(`unknown option ${k}; options: --quick ${[...Object.keys(ints), '--rates', '--pods', '--hold-conns', '--out-dir'].join(' ')}`);
+      throw new Error(`unknown option ${k}; options: --quick ${[...Object.keys(ints), '--rates', '--pods', '--hold-conns', '--out-dir', '--modes'].join(' ')}`);
     }
   }
   a.pods = [...new Set(a.pods)].sort((x, y) => x - y);
@@ -257,8 +265,8 @@ interface Topo {
   daemons: MeshProc[];
   identityPid: number | undefined;
   proxies: ProxyRecord[];
-  /** The waypoint mode's waypoint process (its pod's IP, its log: the access log). */
-  waypoint: MeshProc & { ip: string; log: string };
+  /** The waypoint mode's waypoint process (its pod's IP, its log: the access log), when run. */
+  waypoint: (MeshProc & { ip: string; log: string }) | undefined;
   meshProcs: (mode: RunMode) => MeshProc[];
 }
 
@@ -279,7 +287,7 @@ function findWaypoint(status: StatusJson): Topo['waypoint'] {
   return { name: `waypoint ${pod.node}`, pid, node: pod.node, kind: 'waypoint', ip: pod.ip, log: pod.log };
 }
 
-function buildTopo(status: StatusJson, proxies: ProxyRecord[]): Topo {
+function buildTopo(status: StatusJson, proxies: ProxyRecord[], withWaypoint: boolean): Topo {
   const ip = (ns: string, pod: string): string => {
     const p = status.pods.find((x) => x.namespace === ns && x.name === pod);
     if (!p || p.phase !== 'Running') throw new Error(`pod ${ns}/${pod} is ${p?.phase ?? 'missing'} (log ${p?.log ?? '?'})`);
@@ -298,10 +306,10 @@ function buildTopo(status: StatusJson, proxies: ProxyRecord[]): Topo {
   const proxyProcs = (kind: 'sidecar' | 'haproxy'): MeshProc[] => proxies.filter((p) => p.kind === kind).map((p) => ({
     name: `${kind} ${p.pod.namespace}/${p.pod.name}`, pid: p.process.pid, node: p.pod.node, adminSocket: p.adminSocket, log: p.log, kind,
   }));
-  const waypoint = findWaypoint(status);
+  const waypoint = withWaypoint ? findWaypoint(status) : undefined;
   return {
     status, ip, vip, daemons, identityPid: status.identity?.alive ? status.identity.pid ?? undefined : undefined, proxies, waypoint,
-    meshProcs: (mode) => (mode === 'ambient' ? daemons : mode === 'waypoint' ? [...daemons, waypoint] : mode === 'sidecar' ? proxyProcs('sidecar') : mode === 'haproxy' ? proxyProcs('haproxy') : []),
+    meshProcs: (mode) => (mode === 'ambient' ? daemons : mode === 'waypoint' ? [...daemons, ...(waypoint ? [waypoint] : [])] : mode === 'sidecar' ? proxyProcs('sidecar') : mode === 'haproxy' ? proxyProcs('haproxy') : []),
   };
 }
 
@@ -428,12 +436,12 @@ async function gatherRecords(topo: Topo): Promise<{ proxy: string; records: Conn
   return out;
 }
 
-async function pathChecks(topo: Topo, clkTck: number, tmp: string): Promise<Record<RunMode, ModeResult['pathChecks']>> {
+async function pathChecks(topo: Topo, clkTck: number, tmp: string, modes: readonly RunMode[]): Promise<Record<RunMode, ModeResult['pathChecks']>> {
   const files = { [CLIENT_NODE]: path.join(tmp, 'node-1.pcap'), [SERVER_NODE]: path.join(tmp, 'node-2.pcap') };
   const caps = [startCapture(CLIENT_NODE, files[CLIENT_NODE]), startCapture(SERVER_NODE, files[SERVER_NODE])];
   await sleep(1000); // tcpdump opens its sockets
   try {
-    for (const mode of MESH_MODES) {
+    for (const mode of modes) {
       const rs = await loadPhases(topo, clkTck, mode, (['cross-node', 'same-node'] as const).map((placement) => ({ placement, connMode: 'keepalive' as const, rate: 50, seconds: 0.5, conns: 2, maxRequests: 20 })));
       rs.forEach((r, k) => { if (r.ok !== r.scheduled) throw new Error(`smoke check ${mode} ${k ? 'same-node' : 'cross-node'}: ${r.ok} of ${r.scheduled} requests ok, errors ${JSON.stringify(r.errors)}`); });
     }
@@ -446,18 +454,18 @@ async function pathChecks(topo: Topo, clkTck: number, tmp: string): Promise<Reco
   // waypoint's idle timeout, both clean ends), then read the records.
   let records = await gatherRecords(topo);
   const fromWaypoint = (pod: string) => records.some((p) => p.records.some((r) => r.direction === 'inbound-hbone' && r.pod.namespace === 'waypoint' && r.pod.name === pod && /\/sa\/waypoint$/.test(r.sourceIdentity ?? '')));
-  for (const until = Date.now() + UPSTREAM_IDLE_MS + 5000; !(fromWaypoint('server') && fromWaypoint('server-local')) && Date.now() < until;) {
+  for (const until = Date.now() + UPSTREAM_IDLE_MS + 5000; topo.waypoint && !(fromWaypoint('server') && fromWaypoint('server-local')) && Date.now() < until;) {
     await sleep(1000);
     records = await gatherRecords(topo);
   }
-  const accessLog = waypointRequests(topo.waypoint.log);
+  const accessLog = topo.waypoint ? waypointRequests(topo.waypoint.log) : [];
   const out = {} as Record<RunMode, ModeResult['pathChecks']>;
-  for (const mode of MESH_MODES) {
+  for (const mode of modes) {
     out[mode] = [];
     for (const placement of ['cross-node', 'same-node'] as const) {
       const server = placement === 'cross-node' ? 'server' : 'server-local';
       const ev: PathEvidence = { records, wire: pairTraffic(packets[placement === 'cross-node' ? SERVER_NODE : CLIENT_NODE], topo.ip(mode, 'client'), topo.ip(mode, server), PLAINTEXT_MARKERS) };
-      if (mode === 'waypoint') {
+      if (mode === 'waypoint' && topo.waypoint) {
         // Three hops, each maybe on either node: both captures (a packet seen twice counts twice).
         const both = [...packets[CLIENT_NODE], ...packets[SERVER_NODE]];
         const wp = topo.waypoint;
@@ -504,7 +512,7 @@ export async function runCompare(argv: string[]): Promise<number> {
   const settleMs = args.quick ? 1000 : 3000;
   const startedAt = new Date();
   const log = (s: string): void => { process.stdout.write(`${s}\n`); };
-  log(`nodemesh bench${args.quick ? ' --quick' : ''}: no mesh vs sidecar (nodemesh) vs sidecar (HAProxy) vs ambient L4 vs ambient + waypoint`);
+  log(`nodemesh bench${args.quick ? ' --quick' : ''}: ${args.modes.map((m) => MODES.find((x) => x.id === m)!.label).join(' vs ')}`);
   log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, ${machine.memTotalMiB} MiB, kernel ${machine.kernel}, node ${machine.node}, commit ${machine.gitCommit}${machine.gitDirty ? ' (dirty)' : ''}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nodemesh-compare-'));
   fs.chmodSync(tmp, 0o755);
@@ -535,26 +543,30 @@ export async function runCompare(argv: string[]): Promise<number> {
     const up = await upRun;
     if (up.code !== 0) { ours = createdBy(upPid); throw new Error(`local up failed (exit ${up.code}):\n${up.stderr.slice(-3000)}`); }
     ours = true;
+    const run = args.modes;
+    const runs = (m: RunMode): boolean => run.includes(m);
     // The waypoint mode's waypoint (its namespace is labelled to use it in the manifest).
-    const wpApply = await mustOk('waypoint apply', nodemesh(['waypoint', 'apply', '-n', 'waypoint', '--name', WAYPOINT_NAME], { timeoutMs: 90_000 }));
-    log(wpApply.stdout.trim());
+    if (runs('waypoint')) {
+      const wpApply = await mustOk('waypoint apply', nodemesh(['waypoint', 'apply', '-n', 'waypoint', '--name', WAYPOINT_NAME], { timeoutMs: 90_000 }));
+      log(wpApply.stdout.trim());
+    }
 
     // The proxies of the two sidecar modes.
     const t0 = Date.now();
-    proxies = await startSidecars(['client', 'server', 'server-local'].map((name) => ({ namespace: 'sidecar', name })));
+    if (runs('sidecar')) proxies = await startSidecars(['client', 'server', 'server-local'].map((name) => ({ namespace: 'sidecar', name })));
     const hap: HaproxySidecarSpec[] = [
       { pod: { namespace: 'haproxy', name: 'client', serviceAccount: 'client' }, outbound: [
         { localPort: HAPROXY_LOCAL_PORT['cross-node'], peer: { namespace: 'haproxy', name: 'server', serviceAccount: 'server' } },
         { localPort: HAPROXY_LOCAL_PORT['same-node'], peer: { namespace: 'haproxy', name: 'server-local', serviceAccount: 'server' } }] },
       ...['server', 'server-local'].map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'server' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] })),
     ];
-    proxies.push(...await startHaproxySidecars(hap));
+    if (runs('haproxy')) proxies.push(...await startHaproxySidecars(hap));
     log(`proxies up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${proxies.map((p) => `${p.kind} ${p.pod.namespace}/${p.pod.name} pid ${p.process.pid}`).join(', ')}`);
-    const topo = buildTopo(await readStatus(), proxies);
+    const topo = buildTopo(await readStatus(), proxies, runs('waypoint'));
 
     // 1. Path check: every mode's traffic took the path it claims.
-    const paths = await pathChecks(topo, clkTck, tmp);
-    for (const mode of MESH_MODES) for (const c of paths[mode]) log(`path check ${mode} ${c.placement}: ${c.ok ? 'passed' : 'FAILED'}: ${[...c.checks, ...c.problems].join('; ')}`);
+    const paths = await pathChecks(topo, clkTck, tmp, run);
+    for (const mode of run) for (const c of paths[mode]) log(`path check ${mode} ${c.placement}: ${c.ok ? 'passed' : 'FAILED'}: ${[...c.checks, ...c.problems].join('; ')}`);
 
     // 2. Latency at fixed rates, new connection per request, the same-node path.
     const scenarios = [
@@ -564,7 +576,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     ];
     const latency: Record<RunMode, LatencyRow[]> = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] };
     // Warm-up (not reported): each mode's first connections, certificates and JIT.
-    for (const mode of MESH_MODES) await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: 200, seconds: args.quick ? 0.5 : 2, conns: args.conns }]);
+    for (const mode of run) await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: 200, seconds: args.quick ? 0.5 : 2, conns: args.conns }]);
     // Memory as pods per node grow (node-1 has the client and server-local of each mode),
     // measured early, when every process has only been warmed up; the idle pods and their
     // proxies are removed again so that they cost nothing in the measured phases.
@@ -576,36 +588,37 @@ export async function runCompare(argv: string[]): Promise<number> {
     const node1 = (mode: RunMode): MeshProc[] => topo.meshProcs(mode).filter((p) => p.node === CLIENT_NODE || p.kind === 'waypoint');
     for (const want of args.pods) {
       if (want > have) {
-        for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
+        // The ambient scale pods enrol in the daemons the waypoint mode shares.
+        for (const mode of (['ambient', 'sidecar', 'haproxy'] as const).filter((m) => runs(m) || (m === 'ambient' && runs('waypoint')))) {
           await mustOk(`apply scale pods (${mode})`, nodemesh(['local', 'apply', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, have, want, sleepSeconds) }));
         }
         const names = Array.from({ length: want - have }, (_, k) => `scale-${have + k}`);
-        const more = [...await startSidecars(names.map((name) => ({ namespace: 'sidecar', name }))),
-          ...await startHaproxySidecars(names.map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'scale' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] })))];
+        const more = [...(runs('sidecar') ? await startSidecars(names.map((name) => ({ namespace: 'sidecar', name }))) : []),
+          ...(!runs('haproxy') ? [] : await startHaproxySidecars(names.map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'scale' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] }))))];
         proxies.push(...more); // topo.proxies is this same list
         scaleProxies.push(...more);
         have = want;
         await sleep(settleMs);
       }
-      for (const mode of MESH_MODES) {
+      for (const mode of run) {
         const procs = node1(mode);
         pods[mode].push({ podsPerNode: want, meshRssMiB: rssMiB(procs), meshProcesses: procs.length });
       }
-      log(`pods ${want} per node: ${MESH_MODES.map((m) => `${m} ${pods[m].at(-1)!.meshRssMiB} MiB (${pods[m].at(-1)!.meshProcesses} processes)`).join(', ')}`);
+      log(`pods ${want} per node: ${run.map((m) => `${m} ${pods[m].at(-1)!.meshRssMiB} MiB (${pods[m].at(-1)!.meshProcesses} processes)`).join(', ')}`);
     }
     if (scaleProxies.length) {
       await stopProxies(scaleProxies);
       proxies.splice(0, proxies.length, ...proxies.filter((p) => !scaleProxies.includes(p)));
-      for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
+      for (const mode of (['ambient', 'sidecar', 'haproxy'] as const).filter((m) => runs(m) || (m === 'ambient' && runs('waypoint')))) {
         await mustOk(`delete scale pods (${mode})`, nodemesh(['local', 'delete', '--ignore-not-found', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, 2, have, sleepSeconds) }));
       }
       log(`removed the ${have - 2} idle pods per mode and their proxies`);
     }
 
     for (const s of scenarios) {
-      for (const mode of MESH_MODES) {
+      for (const mode of run) {
         const [r] = await loadPhases(topo, clkTck, mode, [{ placement: s.placement, connMode: s.connMode, rate: s.rate, seconds: args.seconds, conns: s.connMode === 'keepalive' ? args.conns : 64 }]);
-        const row = latencyRow(s.scenario, s.placement, r!, topo.meshProcs(mode).map((p) => p.name), mode === 'waypoint' ? topo.waypoint.name : undefined);
+        const row = latencyRow(s.scenario, s.placement, r!, topo.meshProcs(mode).map((p) => p.name), mode === 'waypoint' ? topo.waypoint?.name : undefined);
         latency[mode].push(row);
         const wp = row.waypoint ? ` (waypoint ${row.waypoint.cpuMsPer1k ?? 'n/a'} ms/1k, ${row.waypoint.rssMiB ?? 'n/a'} MiB)` : '';
         log(`${s.scenario.padEnd(26)} ${mode.padEnd(8)} p50 ${row.latency.p50Ms} ms, p90 ${row.latency.p90Ms} ms, p99 ${row.latency.p99Ms} ms, ${row.achievedRate} req/s, ${row.errors} errors, mesh CPU ${row.meshCpuMsPer1k ?? 'n/a'} ms/1k${wp}, machine ${row.machineBusyPct}% busy`);
@@ -618,7 +631,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     const maxRps = {} as Record<RunMode, ModeResult['maxRps']>;
     const newConn = {} as Record<RunMode, ModeResult['newConnSaturation']>;
     const bulk = {} as Record<RunMode, ModeResult['bulk']>;
-    for (const mode of MESH_MODES) {
+    for (const mode of run) {
       const k = await wrkPhase(topo, clkTck, mode, { seconds: args.wrkSeconds, close: false, scriptFile: scripts.keep });
       const [o] = await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: args.quick ? 2000 : 20_000, seconds: args.wrkSeconds, conns: 64 }]);
       const c = await wrkPhase(topo, clkTck, mode, { seconds: args.wrkSeconds, close: true, scriptFile: scripts.close });
@@ -638,7 +651,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     // 4. Memory with connections held open (no mesh: nothing to measure).
     const conns = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] } as Record<RunMode, ModeResult['memoryVsConns']>;
     for (const count of args.holdConns) {
-      for (const mode of MESH_MODES.filter((m) => m !== 'plain')) {
+      for (const mode of run.filter((m) => m !== 'plain')) {
         const h = await holdPhase(topo, mode, count, settleMs);
         conns[mode].push(h);
         log(`hold ${count} ${mode.padEnd(8)} open ${h.open} (failed ${h.failed}): mesh ${h.beforeMiB} -> ${h.heldMiB} -> ${h.afterMiB} MiB, ${h.perConnKiB ?? 'n/a'} KiB/connection`);
@@ -649,6 +662,9 @@ export async function runCompare(argv: string[]): Promise<number> {
     // 5. The report.
     const modes: ModeResult[] = MODES.map(({ id, label }) => {
       const m = id as RunMode;
+      if (!runs(m)) {
+        return { mode: id, label, available: false, note: 'not run (--modes)', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
+      }
       return {
         mode: id, label, available: true, meshProcesses: topo.meshProcs(m).map((p) => ({ name: p.name, pid: p.pid, node: p.node })),
         latency: latency[m], maxRps: maxRps[m], newConnSaturation: newConn[m], bulk: bulk[m], memoryVsPods: pods[m], memoryVsConns: conns[m], pathChecks: paths[m],
@@ -657,7 +673,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     if (args.quick) notes.push('quick run: a couple of seconds per phase on a shared machine; the numbers show the harness works, not how the modes compare');
     notes.push('HAProxy: one thread per sidecar (nbthread 1), TLS 1.3, the client pointed at its local HAProxy port (no capture), per-connection log lines on; nodemesh sidecars: one Node process per pod, node daemons: one per node');
     notes.push('mesh memory per node counts the node daemon (ambient) or every sidecar of the node; nodemesh-identity (shared by both nodemesh modes) is reported separately');
-    notes.push(`ambient + waypoint: the same node daemons as ambient L4 plus the namespace's waypoint (one Node process, on ${topo.waypoint.node}; client node-1 -> waypoint -> server); its mesh CPU and memory count both daemons and the waypoint, and the waypoint's own share is in its rows`);
+    if (topo.waypoint) notes.push(`ambient + waypoint: the same node daemons as ambient L4 plus the namespace's waypoint (one Node process, on ${topo.waypoint.node}; client node-1 -> waypoint -> server); its mesh CPU and memory count both daemons and the waypoint, and the waypoint's own share is in its rows`);
     const doc: BenchDoc = {
       benchmark: 'mesh-compare', version: 1, quick: args.quick, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(),
       command: ['nodemesh bench', ...argv].join(' '), machine, config: { ...args, outDir: path.relative(REPO, args.outDir) || '.', clientNode: CLIENT_NODE, serverNode: SERVER_NODE, appPort: APP_PORT, requestTimeoutMs: REQUEST_TIMEOUT_MS },

@@ -120,7 +120,8 @@ export function markdownReport(doc: BenchDoc): string {
   const head = (title: string): string[] => [`| ${title} | ${modes.map((m) => m.label).join(' | ')} |`, `| --- | ${modes.map(() => '---:').join(' | ')} |`];
   const plain = modes.find((m) => m.mode === 'plain');
   const sidecar = modes.find((m) => m.mode === 'sidecar');
-  const unavailable = (): string => 'not yet';
+  // A mode left out of this run (--modes) or one that cannot run yet.
+  const unavailable = (m: ModeResult): string => (m.note?.startsWith('not run') ? 'not run' : 'not yet');
   const out: string[] = [
     `## nodemesh side by side (${doc.quick ? 'quick run: seconds per mode, numbers are indicative only' : 'full run'})`,
     '',
@@ -129,19 +130,19 @@ export function markdownReport(doc: BenchDoc): string {
     '',
     ...head('values'),
   ];
-  for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? cell(r.get(m), r.digits) : unavailable())).join(' | ')} |`);
+  for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? cell(r.get(m), r.digits) : unavailable(m))).join(' | ')} |`);
   for (const [title, base] of [['ratio to no mesh', plain], ['ratio to sidecar (nodemesh)', sidecar]] as const) {
     if (!base) continue;
     out.push('', ...head(title));
     // A row without any ratio (the base is zero: no mesh has no mesh CPU or memory) says nothing.
     for (const r of rows.filter((x) => modes.some((m) => m.available && m !== base && ratio(x.get(m), x.get(base)) !== null))) {
-      out.push(`| ${r.label} | ${modes.map((m) => (m.available ? rcell(ratio(r.get(m), r.get(base))) : unavailable())).join(' | ')} |`);
+      out.push(`| ${r.label} | ${modes.map((m) => (m.available ? rcell(ratio(r.get(m), r.get(base))) : unavailable(m))).join(' | ')} |`);
     }
   }
   out.push('', '| path check | ' + modes.map((m) => m.label).join(' | ') + ' |', `| --- | ${modes.map(() => '---').join(' | ')} |`);
   for (const placement of ['cross-node', 'same-node'] as const) {
     out.push(`| ${placement} | ${modes.map((m) => {
-      if (!m.available) return 'not yet';
+      if (!m.available) return unavailable(m);
       const c = m.pathChecks.find((x) => x.placement === placement);
       return c ? (c.ok ? 'passed' : `FAILED: ${c.problems.join('; ')}`) : 'n/a';
     }).join(' | ')} |`);
