@@ -282,7 +282,13 @@ function findWaypoint(status: StatusJson): Topo['waypoint'] {
   const rec = Object.values(readCluster(layout(stateDir()))?.pods ?? {}).find((p) => p.namespace === 'waypoint' && p.name === podName);
   if (!pod || !rec || pod.phase !== 'Running') throw new Error(`the waypoint pod waypoint/${podName} is ${pod?.phase ?? 'missing'} (log ${pod?.log ?? '?'})`);
   const procs = fs.readFileSync(path.join(rec.cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  const pid = procs.find((p) => { try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path.join('dist', 'waypoint', 'main.js')); } catch { return false; } });
+  // Node itself, not the supervising shell whose arguments name the script too.
+  const pid = procs.find((p) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return argv[0] === process.execPath && argv.some((a) => a.endsWith(path.join('dist', 'waypoint', 'main.js')));
+    } catch { return false; }
+  });
   if (pid === undefined) throw new Error(`no nodemesh-waypoint process in ${rec.cgroup} (pids ${procs.join(', ')}; log ${pod.log})`);
   return { name: `waypoint ${pod.node}`, pid, node: pod.node, kind: 'waypoint', ip: pod.ip, log: pod.log };
 }

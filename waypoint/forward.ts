@@ -56,8 +56,10 @@ export interface Forwarder {
 
 export interface UpstreamStats { keys: number; http1: { open: number; idle: number }; http2Sessions: number; tunnelsOpened: number }
 
-/** Idle kept tunnels close after this long. */
-export const UPSTREAM_IDLE_MS = 30_000;
+/** Idle kept tunnels close after this long: under Node's default server keep-alive timeout
+ * (5 s), so the upstream rarely closes a tunnel just as a request is sent on it (a POST met
+ * that way cannot be sent again). */
+export const UPSTREAM_IDLE_MS = 4_000;
 /** Kept idle HTTP/1.1 tunnels per key. */
 export const MAX_IDLE_PER_KEY = 64;
 /** Pool keys (callers x endpoints) kept at most; idle ones are dropped first, then the oldest. */

@@ -62,7 +62,8 @@ test('nodemesh bench --quick: every mode measured, path checks passed, report an
   const waypoint = doc.modes.find((m) => m.mode === 'waypoint')!;
   assert.deepEqual(waypoint.meshProcesses.map((p) => p.name.split(' ')[0]).sort(), ['daemon', 'daemon', 'waypoint']);
   for (const row of waypoint.latency) {
-    assert.ok(row.waypoint && row.waypoint.cpuSeconds !== null && (row.waypoint.rssMiB ?? 0) > 0, `waypoint ${row.scenario}: its own CPU and RSS ${JSON.stringify(row.waypoint)}`);
+    // The waypoint's Node process (not its supervising shell): it served the phase's requests.
+    assert.ok(row.waypoint && (row.waypoint.cpuSeconds ?? 0) > 0 && (row.waypoint.rssMiB ?? 0) > 10, `waypoint ${row.scenario}: its own CPU and RSS ${JSON.stringify(row.waypoint)}`);
   }
 
   const md = fs.readFileSync(latest.markdown, 'utf8');
