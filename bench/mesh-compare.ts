@@ -1,6 +1,6 @@
-// The side-by-side bench (issue 8): no mesh, sidecar (nodemesh), sidecar (HAProxy), ambient
-// L4 and ambient + waypoint (a column left ready), in one sandbox cluster, in one run, with
-// identical apps and the same load generators.
+// The side-by-side bench (issues 8 and 9): no mesh, sidecar (nodemesh), sidecar (HAProxy),
+// ambient L4 and ambient + waypoint, in one sandbox cluster, in one run, with identical apps
+// and the same load generators.
 //
 //   make bench                                  # = node dist/bench/mesh-compare.js (under the sandbox lock)
 //   nodemesh bench [--quick] [--seconds 10] [--rates 500,1000,2000] [--pods 2,10,50] [--conns 1000,10000] ...
@@ -14,6 +14,10 @@
 //            (daemon/sidecar-main.ts, installer/sandbox/sidecars.ts); the node daemons skip them
 //   haproxy  one HAProxy per pod (installer/sandbox/haproxy.ts): the client is pointed at its
 //            local HAProxy (127.0.0.1:15001, same node: :15002), mTLS to the peer's :15443
+//   waypoint ambient, plus a waypoint (`nodemesh waypoint apply -n waypoint`, Gateway of class
+//            nodemesh-waypoint; nodemesh.io/use-waypoint on the namespace): client -> its node's
+//            daemon -> HBONE -> waypoint (L7: routes, retries, access log) -> HBONE -> the
+//            server's node daemon -> server. No route: the waypoint serves each Service as itself.
 // Every generator runs INSIDE the client pod (as `nodemesh local exec` runs a command: its cgroup, namespace and environment), so in the meshed namespaces its
 // connect() is captured like any app's. Mesh CPU and memory are those of every mesh process
 // of the mode (node daemons; sidecars; HAProxies), read from /proc.
@@ -40,7 +44,8 @@ import { parseWrk, wrkScript, type WrkResult } from './wrk';
 import { BULK_PREFIX, type BulkResult } from './bulk-client';
 import { CLOSED_PREFIX, HOLD_PREFIX } from './conn-hold';
 import { pairTraffic, parsePcap } from './pcap';
-import { checkPath, type ConnRecordLite, type PathEvidence } from './path-check';
+import { UPSTREAM_IDLE_MS } from '../waypoint/forward';
+import { checkPath, type ConnRecordLite, type PathEvidence, type WaypointRequestLine } from './path-check';
 import { MODES, chartsSvg, markdownReport, type BenchDoc, type LatencyRow, type ModeResult } from './report';
 import { startSidecars, stopProxies, type ProxyRecord } from '../installer/sandbox/sidecars';
 import { HAPROXY_MTLS_PORT, startHaproxySidecars, type HaproxySidecarSpec } from '../installer/sandbox/haproxy';
@@ -57,7 +62,7 @@ const BULK = path.join(REPO, 'dist', 'bench', 'bulk-client.js');
 const HOLD = path.join(REPO, 'dist', 'bench', 'conn-hold.js');
 const RESULTS_DIR = path.join(REPO, 'bench', 'results');
 
-const MESH_MODES = ['plain', 'sidecar', 'haproxy', 'ambient'] as const;
+const MESH_MODES = ['plain', 'sidecar', 'haproxy', 'ambient', 'waypoint'] as const;
 type RunMode = (typeof MESH_MODES)[number];
 const CLIENT_NODE = 'node-1';
 const SERVER_NODE = 'node-2';
@@ -65,6 +70,8 @@ const APP_PORT = 8080;
 const SERVICE_PORT = 80;
 const HBONE_PORT = 15008;
 const HAPROXY_LOCAL_PORT = { 'cross-node': 15001, 'same-node': 15002 } as const;
+/** The waypoint mode's Gateway (and so its service account and pod, installer/sandbox/waypoints.ts). */
+const WAYPOINT_NAME = 'waypoint';
 const REQUEST_TIMEOUT_MS = 5000;
 /** Readable plaintext of the bench's request and response: must never cross a meshed wire. */
 const PLAINTEXT_MARKERS = ['POST /bench', 'bbbbbbbbbbbbbbbbbbbbbbbb', 'abcdefghijklmnopqrstuvwxyz'];
@@ -83,6 +90,8 @@ export interface CompareArgs {
   pods: number[];
   holdConns: number[];
   outDir: string;
+  /** The modes to run (default all); the others are reported as not run. */
+  modes: RunMode[];
 }
 
 const list = (k: string, v: string, min: number, max: number): number[] => {
@@ -94,8 +103,8 @@ const list = (k: string, v: string, min: number, max: number): number[] => {
 export function parseCompareArgs(argv: string[]): CompareArgs {
   const quick = argv.includes('--quick');
   const a: CompareArgs = quick
-    ? { quick, seconds: 2, rates: [500], newConnRate: 200, sameNodeRate: 500, conns: 8, wrkSeconds: 1, bulkMiB: 4, pods: [2, 3], holdConns: [100], outDir: RESULTS_DIR }
-    : { quick, seconds: 10, rates: [500, 1000, 2000], newConnRate: 500, sameNodeRate: 1000, conns: 8, wrkSeconds: 5, bulkMiB: 256, pods: [2, 10, 50], holdConns: [1000, 10000], outDir: RESULTS_DIR };
+    ? { quick, seconds: 2, rates: [500], newConnRate: 200, sameNodeRate: 500, conns: 8, wrkSeconds: 1, bulkMiB: 4, pods: [2, 3], holdConns: [100], outDir: RESULTS_DIR, modes: [...MESH_MODES] }
+    : { quick, seconds: 10, rates: [500, 1000, 2000], newConnRate: 500, sameNodeRate: 1000, conns: 8, wrkSeconds: 5, bulkMiB: 256, pods: [2, 10, 50], holdConns: [1000, 10000], outDir: RESULTS_DIR, modes: [...MESH_MODES] };
   const ints: Record<string, [keyof CompareArgs, number, number]> = {
     '--seconds': ['seconds', 1, 60], '--new-conn-rate': ['newConnRate', 1, 5000], '--same-node-rate': ['sameNodeRate', 1, 5000],
     '--conns': ['conns', 1, 256], '--wrk-seconds': ['wrkSeconds', 1, 30], '--bulk-mib': ['bulkMiB', 1, 4096],
@@ -109,13 +118,19 @@ export function parseCompareArgs(argv: string[]): CompareArgs {
     else if (k === '--pods') a.pods = list(k, v, 2, 60);
     else if (k === '--hold-conns') a.holdConns = list(k, v, 1, 15000);
     else if (k === '--out-dir') a.outDir = path.resolve(v);
+    else if (k === '--modes') {
+      const ms = v.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = ms.filter((m) => !(MESH_MODES as readonly string[]).includes(m));
+      if (ms.length === 0 || bad.length) throw new Error(`--modes takes a comma-separated list of ${MESH_MODES.join(', ')} (got ${v})`);
+      a.modes = MESH_MODES.filter((m) => ms.includes(m));
+    }
     else if (ints[k]) {
       const [f, min, max] = ints[k]!;
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${k} must be an integer from ${min} to ${max} (got ${v})`);
       (a as unknown as Record<string, number>)[f] = n;
     } else {
-      throw new Error(`unknown option ${k}; options: --quick ${[...Object.keys(ints), '--rates', '--pods', '--hold-conns', '--out-dir'].join(' ')}`);
+      throw new Error(`unknown option ${k}; options: --quick ${[...Object.keys(ints), '--rates', '--pods', '--hold-conns', '--out-dir', '--modes'].join(' ')}`);
     }
   }
   a.pods = [...new Set(a.pods)].sort((x, y) => x - y);
@@ -126,9 +141,13 @@ export function parseCompareArgs(argv: string[]): CompareArgs {
 
 export function compareManifest(o: { sleepSeconds: number }): string {
   const docs: string[] = [];
-  const label: Record<RunMode, string | undefined> = { plain: undefined, ambient: 'ambient', sidecar: 'sidecar', haproxy: undefined };
+  const labels: Record<RunMode, Record<string, string>> = {
+    plain: {}, ambient: { 'nodemesh.io/dataplane-mode': 'ambient' }, sidecar: { 'nodemesh.io/dataplane-mode': 'sidecar' }, haproxy: {},
+    waypoint: { 'nodemesh.io/dataplane-mode': 'ambient', 'nodemesh.io/use-waypoint': WAYPOINT_NAME },
+  };
   for (const ns of MESH_MODES) {
-    docs.push(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}${label[ns] ? `\n  labels:\n    nodemesh.io/dataplane-mode: ${label[ns]}` : ''}`);
+    const l = Object.entries(labels[ns]);
+    docs.push(`apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}${l.length ? `\n  labels:${l.map(([k, v]) => `\n    ${k}: ${v}`).join('')}` : ''}`);
     // The HAProxy mode's apps listen on loopback only: the only way in is through HAProxy.
     const host = ns === 'haproxy' ? '127.0.0.1' : '0.0.0.0';
     for (const [name, node] of [['server', SERVER_NODE], ['server-local', CLIENT_NODE]] as const) {
@@ -237,7 +256,7 @@ async function mustOk(what: string, p: Promise<Run>): Promise<Run> {
 
 // --- topology -------------------------------------------------------------------------------------
 
-interface MeshProc { name: string; pid: number; node: string; adminSocket?: string; log?: string; kind: 'daemon' | 'sidecar' | 'haproxy' }
+interface MeshProc { name: string; pid: number; node: string; adminSocket?: string; log?: string; kind: 'daemon' | 'sidecar' | 'haproxy' | 'waypoint' }
 
 interface Topo {
   status: StatusJson;
@@ -246,6 +265,8 @@ interface Topo {
   daemons: MeshProc[];
   identityPid: number | undefined;
   proxies: ProxyRecord[];
+  /** The waypoint mode's waypoint process (its pod's IP, its log: the access log), when run. */
+  waypoint: (MeshProc & { ip: string; log: string }) | undefined;
   meshProcs: (mode: RunMode) => MeshProc[];
 }
 
@@ -254,7 +275,25 @@ async function readStatus(): Promise<StatusJson> {
   return JSON.parse(r.stdout) as StatusJson;
 }
 
-function buildTopo(status: StatusJson, proxies: ProxyRecord[]): Topo {
+/** The waypoint's node process: in its pod's cgroup, under the sandbox's supervising shell. */
+function findWaypoint(status: StatusJson): Topo['waypoint'] {
+  const podName = `${WAYPOINT_NAME}-waypoint`;
+  const pod = status.pods.find((p) => p.namespace === 'waypoint' && p.name === podName);
+  const rec = Object.values(readCluster(layout(stateDir()))?.pods ?? {}).find((p) => p.namespace === 'waypoint' && p.name === podName);
+  if (!pod || !rec || pod.phase !== 'Running') throw new Error(`the waypoint pod waypoint/${podName} is ${pod?.phase ?? 'missing'} (log ${pod?.log ?? '?'})`);
+  const procs = fs.readFileSync(path.join(rec.cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  // Node itself, not the supervising shell whose arguments name the script too.
+  const pid = procs.find((p) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return argv[0] === process.execPath && argv.some((a) => a.endsWith(path.join('dist', 'waypoint', 'main.js')));
+    } catch { return false; }
+  });
+  if (pid === undefined) throw new Error(`no nodemesh-waypoint process in ${rec.cgroup} (pids ${procs.join(', ')}; log ${pod.log})`);
+  return { name: `waypoint ${pod.node}`, pid, node: pod.node, kind: 'waypoint', ip: pod.ip, log: pod.log };
+}
+
+function buildTopo(status: StatusJson, proxies: ProxyRecord[], withWaypoint: boolean): Topo {
   const ip = (ns: string, pod: string): string => {
     const p = status.pods.find((x) => x.namespace === ns && x.name === pod);
     if (!p || p.phase !== 'Running') throw new Error(`pod ${ns}/${pod} is ${p?.phase ?? 'missing'} (log ${p?.log ?? '?'})`);
@@ -273,9 +312,10 @@ function buildTopo(status: StatusJson, proxies: ProxyRecord[]): Topo {
   const proxyProcs = (kind: 'sidecar' | 'haproxy'): MeshProc[] => proxies.filter((p) => p.kind === kind).map((p) => ({
     name: `${kind} ${p.pod.namespace}/${p.pod.name}`, pid: p.process.pid, node: p.pod.node, adminSocket: p.adminSocket, log: p.log, kind,
   }));
+  const waypoint = withWaypoint ? findWaypoint(status) : undefined;
   return {
-    status, ip, vip, daemons, identityPid: status.identity?.alive ? status.identity.pid ?? undefined : undefined, proxies,
-    meshProcs: (mode) => (mode === 'ambient' ? daemons : mode === 'sidecar' ? proxyProcs('sidecar') : mode === 'haproxy' ? proxyProcs('haproxy') : []),
+    status, ip, vip, daemons, identityPid: status.identity?.alive ? status.identity.pid ?? undefined : undefined, proxies, waypoint,
+    meshProcs: (mode) => (mode === 'ambient' ? daemons : mode === 'waypoint' ? [...daemons, ...(waypoint ? [waypoint] : [])] : mode === 'sidecar' ? proxyProcs('sidecar') : mode === 'haproxy' ? proxyProcs('haproxy') : []),
   };
 }
 
@@ -308,26 +348,31 @@ async function loadPhases(topo: Topo, clkTck: number, mode: RunMode, specs: { pl
   return lines.map((l) => JSON.parse(l.slice(RESULT_PREFIX.length)) as PhaseResult);
 }
 
-function latencyRow(scenario: string, placement: 'cross-node' | 'same-node', r: PhaseResult, meshNames: string[]): LatencyRow {
+function latencyRow(scenario: string, placement: 'cross-node' | 'same-node', r: PhaseResult, meshNames: string[], waypointName?: string): LatencyRow {
   const m = phaseMetrics(r);
   const known = r.processes.filter((p) => meshNames.includes(p.name));
   const cpu = known.some((p) => p.cpuSeconds === null) ? null : round(known.reduce((s, p) => s + (p.cpuSeconds ?? 0), 0), 4);
+  const per1k = (sec: number | null): number | null => (sec === null || r.ok === 0 ? null : round((sec / r.ok) * 1e6, 2));
+  // The waypoint on its own, beside the daemons (both are in meshCpuSeconds).
+  const wp = waypointName === undefined ? undefined : r.processes.find((p) => p.name === waypointName);
   return {
+    ...(wp ? { waypoint: { cpuSeconds: wp.cpuSeconds, cpuMsPer1k: per1k(wp.cpuSeconds), rssMiB: wp.rssMaxBytes === null ? null : round(wp.rssMaxBytes / 2 ** 20, 1) } } : {}),
     scenario, placement, connMode: r.mode, rate: r.rate, seconds: r.scheduledSeconds,
     latency: { p50Ms: m.p50Ms, p90Ms: m.p90Ms, p99Ms: m.p99Ms, p999Ms: m.p999Ms, maxMs: m.maxMs },
     achievedRate: m.achievedRate, ok: r.ok, errors: r.errorCount, errorKinds: r.errors,
-    meshCpuSeconds: cpu, meshCpuMsPer1k: cpu === null || r.ok === 0 ? null : round((cpu / r.ok) * 1e6, 2), machineBusyPct: m.machineBusyPct,
+    meshCpuSeconds: cpu, meshCpuMsPer1k: per1k(cpu), machineBusyPct: m.machineBusyPct,
   };
 }
 
-async function wrkPhase(topo: Topo, clkTck: number, mode: RunMode, o: { seconds: number; close: boolean; scriptFile: string }): Promise<{ w: WrkResult; cpu: number | null }> {
+async function wrkPhase(topo: Topo, clkTck: number, mode: RunMode, o: { seconds: number; close: boolean; scriptFile: string }): Promise<{ w: WrkResult; cpu: number | null; waypointCpu?: number | null }> {
   const t = target(topo, mode, 'cross-node');
   const procs = topo.meshProcs(mode);
   const a = cpuOf(procs, clkTck);
+  const wpAt = procs.findIndex((p) => p.kind === 'waypoint');
   const r = await mustOk(`wrk in ${mode}/client`, execIn(`${mode}/client`, ['wrk', '-t1', '-c64', `-d${o.seconds}s`, '--timeout', '5s', '--latency', '-s', o.scriptFile, `http://${t.host}:${t.port}/bench`],
     { timeoutMs: o.seconds * 1000 + 30_000 }));
   const b = cpuOf(procs, clkTck);
-  return { w: parseWrk(r.stdout), cpu: procs.length ? cpuDelta(a, b) : 0 };
+  return { w: parseWrk(r.stdout), cpu: procs.length ? cpuDelta(a, b) : 0, ...(wpAt >= 0 ? { waypointCpu: cpuDelta([a[wpAt]], [b[wpAt]]) } : {}) };
 }
 
 async function bulkPhase(topo: Topo, clkTck: number, mode: RunMode, mib: number): Promise<ModeResult['bulk']> {
@@ -397,12 +442,12 @@ async function gatherRecords(topo: Topo): Promise<{ proxy: string; records: Conn
   return out;
 }
 
-async function pathChecks(topo: Topo, clkTck: number, tmp: string): Promise<Record<RunMode, ModeResult['pathChecks']>> {
+async function pathChecks(topo: Topo, clkTck: number, tmp: string, modes: readonly RunMode[]): Promise<Record<RunMode, ModeResult['pathChecks']>> {
   const files = { [CLIENT_NODE]: path.join(tmp, 'node-1.pcap'), [SERVER_NODE]: path.join(tmp, 'node-2.pcap') };
   const caps = [startCapture(CLIENT_NODE, files[CLIENT_NODE]), startCapture(SERVER_NODE, files[SERVER_NODE])];
   await sleep(1000); // tcpdump opens its sockets
   try {
-    for (const mode of MESH_MODES) {
+    for (const mode of modes) {
       const rs = await loadPhases(topo, clkTck, mode, (['cross-node', 'same-node'] as const).map((placement) => ({ placement, connMode: 'keepalive' as const, rate: 50, seconds: 0.5, conns: 2, maxRequests: 20 })));
       rs.forEach((r, k) => { if (r.ok !== r.scheduled) throw new Error(`smoke check ${mode} ${k ? 'same-node' : 'cross-node'}: ${r.ok} of ${r.scheduled} requests ok, errors ${JSON.stringify(r.errors)}`); });
     }
@@ -410,13 +455,32 @@ async function pathChecks(topo: Topo, clkTck: number, tmp: string): Promise<Reco
     for (const c of caps) await stopCapture(c);
   }
   const packets = { [CLIENT_NODE]: parsePcap(fs.readFileSync(files[CLIENT_NODE])), [SERVER_NODE]: parsePcap(fs.readFileSync(files[SERVER_NODE])) };
-  const records = await gatherRecords(topo);
+  // The waypoint keeps its upstream tunnels, and a daemon records an inbound tunnel when it
+  // ends: wait until the smoke phase's tunnels have ended (the app's keep-alive timeout or the
+  // waypoint's idle timeout, both clean ends), then read the records.
+  let records = await gatherRecords(topo);
+  const fromWaypoint = (pod: string) => records.some((p) => p.records.some((r) => r.direction === 'inbound-hbone' && r.pod.namespace === 'waypoint' && r.pod.name === pod && /\/sa\/waypoint$/.test(r.sourceIdentity ?? '')));
+  for (const until = Date.now() + UPSTREAM_IDLE_MS + 5000; topo.waypoint && !(fromWaypoint('server') && fromWaypoint('server-local')) && Date.now() < until;) {
+    await sleep(1000);
+    records = await gatherRecords(topo);
+  }
+  const accessLog = topo.waypoint ? waypointRequests(topo.waypoint.log) : [];
   const out = {} as Record<RunMode, ModeResult['pathChecks']>;
-  for (const mode of MESH_MODES) {
+  for (const mode of modes) {
     out[mode] = [];
     for (const placement of ['cross-node', 'same-node'] as const) {
       const server = placement === 'cross-node' ? 'server' : 'server-local';
       const ev: PathEvidence = { records, wire: pairTraffic(packets[placement === 'cross-node' ? SERVER_NODE : CLIENT_NODE], topo.ip(mode, 'client'), topo.ip(mode, server), PLAINTEXT_MARKERS) };
+      if (mode === 'waypoint' && topo.waypoint) {
+        // Three hops, each maybe on either node: both captures (a packet seen twice counts twice).
+        const both = [...packets[CLIENT_NODE], ...packets[SERVER_NODE]];
+        const wp = topo.waypoint;
+        ev.wire = pairTraffic(both, topo.ip(mode, 'client'), topo.ip(mode, server), PLAINTEXT_MARKERS);
+        ev.waypoint = {
+          pod: `${WAYPOINT_NAME}-waypoint`, serviceAccount: WAYPOINT_NAME, serverIp: topo.ip(mode, server), requests: accessLog,
+          toWaypoint: pairTraffic(both, topo.ip(mode, 'client'), wp.ip, PLAINTEXT_MARKERS), fromWaypoint: pairTraffic(both, wp.ip, topo.ip(mode, server), PLAINTEXT_MARKERS),
+        };
+      }
       if (mode === 'haproxy') {
         const log = (pod: string): string => { const p = topo.proxies.find((x) => x.kind === 'haproxy' && x.pod.namespace === mode && x.pod.name === pod); return p ? fs.readFileSync(p.log, 'utf8') : ''; };
         ev.haproxy = { clientLog: log('client'), serverLog: log(server), serverIp: topo.ip(mode, server) };
@@ -424,6 +488,19 @@ async function pathChecks(topo: Topo, clkTck: number, tmp: string): Promise<Reco
       const v = checkPath({ mode, placement, namespace: mode, client: 'client', server, appPort: APP_PORT, meshPort: mode === 'haproxy' ? HAPROXY_MTLS_PORT : HBONE_PORT }, ev);
       out[mode].push({ placement, ...v });
     }
+  }
+  return out;
+}
+
+/** The waypoint's access-log lines (JSON, one per request; daemon/log.ts), the fields the path check reads. */
+function waypointRequests(logFile: string): WaypointRequestLine[] {
+  const out: WaypointRequestLine[] = [];
+  for (const l of fs.readFileSync(logFile, 'utf8').split('\n')) {
+    if (!l.includes('"waypoint request"')) continue;
+    try {
+      const j = JSON.parse(l) as Record<string, unknown>;
+      out.push({ caller: String(j.caller ?? ''), waypoint: String(j.waypoint ?? ''), endpoint: String(j.endpoint ?? ''), status: Number(j.status) });
+    } catch { /* a line cut by a crash: not evidence */ }
   }
   return out;
 }
@@ -441,7 +518,7 @@ export async function runCompare(argv: string[]): Promise<number> {
   const settleMs = args.quick ? 1000 : 3000;
   const startedAt = new Date();
   const log = (s: string): void => { process.stdout.write(`${s}\n`); };
-  log(`nodemesh bench${args.quick ? ' --quick' : ''}: no mesh vs sidecar (nodemesh) vs sidecar (HAProxy) vs ambient L4 (+ waypoint: not yet)`);
+  log(`nodemesh bench${args.quick ? ' --quick' : ''}: ${args.modes.map((m) => MODES.find((x) => x.id === m)!.label).join(' vs ')}`);
   log(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, ${machine.memTotalMiB} MiB, kernel ${machine.kernel}, node ${machine.node}, commit ${machine.gitCommit}${machine.gitDirty ? ' (dirty)' : ''}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nodemesh-compare-'));
   fs.chmodSync(tmp, 0o755);
@@ -472,23 +549,30 @@ export async function runCompare(argv: string[]): Promise<number> {
     const up = await upRun;
     if (up.code !== 0) { ours = createdBy(upPid); throw new Error(`local up failed (exit ${up.code}):\n${up.stderr.slice(-3000)}`); }
     ours = true;
+    const run = args.modes;
+    const runs = (m: RunMode): boolean => run.includes(m);
+    // The waypoint mode's waypoint (its namespace is labelled to use it in the manifest).
+    if (runs('waypoint')) {
+      const wpApply = await mustOk('waypoint apply', nodemesh(['waypoint', 'apply', '-n', 'waypoint', '--name', WAYPOINT_NAME], { timeoutMs: 90_000 }));
+      log(wpApply.stdout.trim());
+    }
 
     // The proxies of the two sidecar modes.
     const t0 = Date.now();
-    proxies = await startSidecars(['client', 'server', 'server-local'].map((name) => ({ namespace: 'sidecar', name })));
+    if (runs('sidecar')) proxies = await startSidecars(['client', 'server', 'server-local'].map((name) => ({ namespace: 'sidecar', name })));
     const hap: HaproxySidecarSpec[] = [
       { pod: { namespace: 'haproxy', name: 'client', serviceAccount: 'client' }, outbound: [
         { localPort: HAPROXY_LOCAL_PORT['cross-node'], peer: { namespace: 'haproxy', name: 'server', serviceAccount: 'server' } },
         { localPort: HAPROXY_LOCAL_PORT['same-node'], peer: { namespace: 'haproxy', name: 'server-local', serviceAccount: 'server' } }] },
       ...['server', 'server-local'].map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'server' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] })),
     ];
-    proxies.push(...await startHaproxySidecars(hap));
+    if (runs('haproxy')) proxies.push(...await startHaproxySidecars(hap));
     log(`proxies up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${proxies.map((p) => `${p.kind} ${p.pod.namespace}/${p.pod.name} pid ${p.process.pid}`).join(', ')}`);
-    const topo = buildTopo(await readStatus(), proxies);
+    const topo = buildTopo(await readStatus(), proxies, runs('waypoint'));
 
     // 1. Path check: every mode's traffic took the path it claims.
-    const paths = await pathChecks(topo, clkTck, tmp);
-    for (const mode of MESH_MODES) for (const c of paths[mode]) log(`path check ${mode} ${c.placement}: ${c.ok ? 'passed' : 'FAILED'}: ${[...c.checks, ...c.problems].join('; ')}`);
+    const paths = await pathChecks(topo, clkTck, tmp, run);
+    for (const mode of run) for (const c of paths[mode]) log(`path check ${mode} ${c.placement}: ${c.ok ? 'passed' : 'FAILED'}: ${[...c.checks, ...c.problems].join('; ')}`);
 
     // 2. Latency at fixed rates, new connection per request, the same-node path.
     const scenarios = [
@@ -496,50 +580,54 @@ export async function runCompare(argv: string[]): Promise<number> {
       { scenario: `new-conn@${args.newConnRate}`, placement: 'cross-node' as const, connMode: 'new-conn' as const, rate: args.newConnRate },
       { scenario: `same-node keepalive@${args.sameNodeRate}`, placement: 'same-node' as const, connMode: 'keepalive' as const, rate: args.sameNodeRate },
     ];
-    const latency: Record<RunMode, LatencyRow[]> = { plain: [], sidecar: [], haproxy: [], ambient: [] };
+    const latency: Record<RunMode, LatencyRow[]> = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] };
     // Warm-up (not reported): each mode's first connections, certificates and JIT.
-    for (const mode of MESH_MODES) await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: 200, seconds: args.quick ? 0.5 : 2, conns: args.conns }]);
+    for (const mode of run) await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: 200, seconds: args.quick ? 0.5 : 2, conns: args.conns }]);
     // Memory as pods per node grow (node-1 has the client and server-local of each mode),
     // measured early, when every process has only been warmed up; the idle pods and their
     // proxies are removed again so that they cost nothing in the measured phases.
-    const pods = { plain: [], sidecar: [], haproxy: [], ambient: [] } as Record<RunMode, ModeResult['memoryVsPods']>;
+    const pods = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] } as Record<RunMode, ModeResult['memoryVsPods']>;
     let have = 2;
     const scaleProxies: ProxyRecord[] = [];
-    const node1 = (mode: RunMode): MeshProc[] => topo.meshProcs(mode).filter((p) => p.node === CLIENT_NODE);
+    // The waypoint mode shares the node daemons (and their enrolled pods) with ambient: its
+    // column adds the namespace's waypoint, wherever it runs (one per namespace, not per pod).
+    const node1 = (mode: RunMode): MeshProc[] => topo.meshProcs(mode).filter((p) => p.node === CLIENT_NODE || p.kind === 'waypoint');
     for (const want of args.pods) {
       if (want > have) {
-        for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
+        // The ambient scale pods enrol in the daemons the waypoint mode shares.
+        for (const mode of (['ambient', 'sidecar', 'haproxy'] as const).filter((m) => runs(m) || (m === 'ambient' && runs('waypoint')))) {
           await mustOk(`apply scale pods (${mode})`, nodemesh(['local', 'apply', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, have, want, sleepSeconds) }));
         }
         const names = Array.from({ length: want - have }, (_, k) => `scale-${have + k}`);
-        const more = [...await startSidecars(names.map((name) => ({ namespace: 'sidecar', name }))),
-          ...await startHaproxySidecars(names.map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'scale' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] })))];
+        const more = [...(runs('sidecar') ? await startSidecars(names.map((name) => ({ namespace: 'sidecar', name }))) : []),
+          ...(!runs('haproxy') ? [] : await startHaproxySidecars(names.map((name) => ({ pod: { namespace: 'haproxy', name, serviceAccount: 'scale' }, inbound: { appPort: APP_PORT, allowClients: [{ namespace: 'haproxy', serviceAccount: 'client' }] }, outbound: [] }))))];
         proxies.push(...more); // topo.proxies is this same list
         scaleProxies.push(...more);
         have = want;
         await sleep(settleMs);
       }
-      for (const mode of MESH_MODES) {
+      for (const mode of run) {
         const procs = node1(mode);
         pods[mode].push({ podsPerNode: want, meshRssMiB: rssMiB(procs), meshProcesses: procs.length });
       }
-      log(`pods ${want} per node: ${MESH_MODES.map((m) => `${m} ${pods[m].at(-1)!.meshRssMiB} MiB (${pods[m].at(-1)!.meshProcesses} processes)`).join(', ')}`);
+      log(`pods ${want} per node: ${run.map((m) => `${m} ${pods[m].at(-1)!.meshRssMiB} MiB (${pods[m].at(-1)!.meshProcesses} processes)`).join(', ')}`);
     }
     if (scaleProxies.length) {
       await stopProxies(scaleProxies);
       proxies.splice(0, proxies.length, ...proxies.filter((p) => !scaleProxies.includes(p)));
-      for (const mode of ['ambient', 'sidecar', 'haproxy'] as const) {
+      for (const mode of (['ambient', 'sidecar', 'haproxy'] as const).filter((m) => runs(m) || (m === 'ambient' && runs('waypoint')))) {
         await mustOk(`delete scale pods (${mode})`, nodemesh(['local', 'delete', '--ignore-not-found', '-f', '-'], { timeoutMs: 300_000, input: scalePodsManifest(mode, 2, have, sleepSeconds) }));
       }
       log(`removed the ${have - 2} idle pods per mode and their proxies`);
     }
 
     for (const s of scenarios) {
-      for (const mode of MESH_MODES) {
+      for (const mode of run) {
         const [r] = await loadPhases(topo, clkTck, mode, [{ placement: s.placement, connMode: s.connMode, rate: s.rate, seconds: args.seconds, conns: s.connMode === 'keepalive' ? args.conns : 64 }]);
-        const row = latencyRow(s.scenario, s.placement, r!, topo.meshProcs(mode).map((p) => p.name));
+        const row = latencyRow(s.scenario, s.placement, r!, topo.meshProcs(mode).map((p) => p.name), mode === 'waypoint' ? topo.waypoint?.name : undefined);
         latency[mode].push(row);
-        log(`${s.scenario.padEnd(26)} ${mode.padEnd(8)} p50 ${row.latency.p50Ms} ms, p99 ${row.latency.p99Ms} ms, ${row.achievedRate} req/s, ${row.errors} errors, mesh CPU ${row.meshCpuMsPer1k ?? 'n/a'} ms/1k, machine ${row.machineBusyPct}% busy`);
+        const wp = row.waypoint ? ` (waypoint ${row.waypoint.cpuMsPer1k ?? 'n/a'} ms/1k, ${row.waypoint.rssMiB ?? 'n/a'} MiB)` : '';
+        log(`${s.scenario.padEnd(26)} ${mode.padEnd(8)} p50 ${row.latency.p50Ms} ms, p90 ${row.latency.p90Ms} ms, p99 ${row.latency.p99Ms} ms, ${row.achievedRate} req/s, ${row.errors} errors, mesh CPU ${row.meshCpuMsPer1k ?? 'n/a'} ms/1k${wp}, machine ${row.machineBusyPct}% busy`);
         if (row.errors) notes.push(`${mode} ${s.scenario}: ${row.errors} errors ${JSON.stringify(row.errorKinds)}`);
         if ((row.machineBusyPct ?? 0) >= 90) notes.push(`${mode} ${s.scenario}: the machine was ${row.machineBusyPct}% busy (saturated: latency includes CPU queueing)`);
       }
@@ -549,13 +637,16 @@ export async function runCompare(argv: string[]): Promise<number> {
     const maxRps = {} as Record<RunMode, ModeResult['maxRps']>;
     const newConn = {} as Record<RunMode, ModeResult['newConnSaturation']>;
     const bulk = {} as Record<RunMode, ModeResult['bulk']>;
-    for (const mode of MESH_MODES) {
+    for (const mode of run) {
       const k = await wrkPhase(topo, clkTck, mode, { seconds: args.wrkSeconds, close: false, scriptFile: scripts.keep });
       const [o] = await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: args.quick ? 2000 : 20_000, seconds: args.wrkSeconds, conns: 64 }]);
       const c = await wrkPhase(topo, clkTck, mode, { seconds: args.wrkSeconds, close: true, scriptFile: scripts.close });
       const errs = (w: WrkResult): number => w.socketErrors.connect + w.socketErrors.read + w.socketErrors.write + w.socketErrors.timeout + w.non2xx;
       maxRps[mode] = {
-        wrk: { requestsPerSecond: k.w.requestsPerSecond, requests: k.w.requests, errors: errs(k.w), p99Ms: k.w.latencyMs.p99, meshCpuMsPer1k: k.cpu === null || k.w.requests === 0 ? null : round((k.cpu / k.w.requests) * 1e6, 2) },
+        wrk: {
+          requestsPerSecond: k.w.requestsPerSecond, requests: k.w.requests, errors: errs(k.w), p99Ms: k.w.latencyMs.p99, meshCpuMsPer1k: k.cpu === null || k.w.requests === 0 ? null : round((k.cpu / k.w.requests) * 1e6, 2),
+          ...(k.waypointCpu !== undefined ? { waypointCpuMsPer1k: k.waypointCpu === null || k.w.requests === 0 ? null : round((k.waypointCpu / k.w.requests) * 1e6, 2) } : {}),
+        },
         ours: { achievedRate: round(o!.achievedRate, 1), ok: o!.ok, errors: o!.errorCount },
       };
       newConn[mode] = { wrk: { connectionsPerSecond: c.w.requestsPerSecond, requests: c.w.requests, errors: errs(c.w), meshCpuMsPer1k: c.cpu === null || c.w.requests === 0 ? null : round((c.cpu / c.w.requests) * 1e6, 2) } };
@@ -564,9 +655,9 @@ export async function runCompare(argv: string[]): Promise<number> {
     }
 
     // 4. Memory with connections held open (no mesh: nothing to measure).
-    const conns = { plain: [], sidecar: [], haproxy: [], ambient: [] } as Record<RunMode, ModeResult['memoryVsConns']>;
+    const conns = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] } as Record<RunMode, ModeResult['memoryVsConns']>;
     for (const count of args.holdConns) {
-      for (const mode of MESH_MODES.filter((m) => m !== 'plain')) {
+      for (const mode of run.filter((m) => m !== 'plain')) {
         const h = await holdPhase(topo, mode, count, settleMs);
         conns[mode].push(h);
         log(`hold ${count} ${mode.padEnd(8)} open ${h.open} (failed ${h.failed}): mesh ${h.beforeMiB} -> ${h.heldMiB} -> ${h.afterMiB} MiB, ${h.perConnKiB ?? 'n/a'} KiB/connection`);
@@ -576,10 +667,10 @@ export async function runCompare(argv: string[]): Promise<number> {
 
     // 5. The report.
     const modes: ModeResult[] = MODES.map(({ id, label }) => {
-      if (id === 'waypoint') {
-        return { mode: id, label, available: false, note: 'the waypoint does not exist yet', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
-      }
       const m = id as RunMode;
+      if (!runs(m)) {
+        return { mode: id, label, available: false, note: 'not run (--modes)', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
+      }
       return {
         mode: id, label, available: true, meshProcesses: topo.meshProcs(m).map((p) => ({ name: p.name, pid: p.pid, node: p.node })),
         latency: latency[m], maxRps: maxRps[m], newConnSaturation: newConn[m], bulk: bulk[m], memoryVsPods: pods[m], memoryVsConns: conns[m], pathChecks: paths[m],
@@ -588,6 +679,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     if (args.quick) notes.push('quick run: a couple of seconds per phase on a shared machine; the numbers show the harness works, not how the modes compare');
     notes.push('HAProxy: one thread per sidecar (nbthread 1), TLS 1.3, the client pointed at its local HAProxy port (no capture), per-connection log lines on; nodemesh sidecars: one Node process per pod, node daemons: one per node');
     notes.push('mesh memory per node counts the node daemon (ambient) or every sidecar of the node; nodemesh-identity (shared by both nodemesh modes) is reported separately');
+    if (topo.waypoint) notes.push(`ambient + waypoint: the same node daemons as ambient L4 plus the namespace's waypoint (one Node process, on ${topo.waypoint.node}; client node-1 -> waypoint -> server); its mesh CPU and memory count both daemons and the waypoint, and the waypoint's own share is in its rows`);
     const doc: BenchDoc = {
       benchmark: 'mesh-compare', version: 1, quick: args.quick, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(),
       command: ['nodemesh bench', ...argv].join(' '), machine, config: { ...args, outDir: path.relative(REPO, args.outDir) || '.', clientNode: CLIENT_NODE, serverNode: SERVER_NODE, appPort: APP_PORT, requestTimeoutMs: REQUEST_TIMEOUT_MS },
@@ -611,6 +703,9 @@ export async function runCompare(argv: string[]): Promise<number> {
     if (proxies.length) await stopProxies(proxies).catch((e: Error) => process.stderr.write(`stopping proxies: ${e.message}\n`));
     if (ours || createdBy(upPid)) {
       interrupted = undefined; // the teardown must run even after ^C
+      // The waypoint is stopped on its own first: SIGTERM and a grace, so a profile asked for
+      // with NODEMESH_SANDBOX_WAYPOINT_NODE_ARGS='--cpu-prof ...' is written (local down kills).
+      await nodemesh(['waypoint', 'delete', '-n', 'waypoint', '--name', WAYPOINT_NAME], { timeoutMs: 30_000 }).catch(() => undefined);
       const d = await nodemesh(['local', 'down'], { timeoutMs: 120_000 }).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message, timedOut: false }));
       if (d.code !== 0) process.stderr.write(`local down failed (${d.code}): ${d.stderr}; run 'nodemesh local down' by hand\n`);
     }

@@ -44,3 +44,28 @@ test('HAProxy: both log lines and TLS on its port', () => {
   assert.equal(checkPath(exp('haproxy'), { haproxy, wire: tls }).ok, false);
   assert.equal(checkPath(exp('waypoint'), {}).ok, false);
 });
+
+test('ambient + waypoint: caller -> waypoint and waypoint -> server records, the access log, TLS on both hops, nothing direct', () => {
+  const ns = 'waypoint';
+  const toWp: ConnRecordLite = { ...out(ns, 'hbone', 'waypoint', 'waypoint-waypoint') };
+  const fromWp: ConnRecordLite = { ...inb(ns), sourceIdentity: id(ns, 'waypoint') };
+  const requests = [{ caller: id(ns, 'client'), waypoint: id(ns, 'waypoint'), endpoint: '10.244.2.5:8080', status: 200 }];
+  const none = { packets: 0, serverPorts: [], tlsRecords: 0, clientHello: false, plaintextHits: 0 };
+  const good = { records: [{ proxy: 'daemon node-1', records: [toWp] }, { proxy: 'daemon node-2', records: [fromWp] }], wire: none,
+    waypoint: { pod: 'waypoint-waypoint', serviceAccount: 'waypoint', serverIp: '10.244.2.5', requests, toWaypoint: tls, fromWaypoint: tls } };
+  const v = checkPath(exp('waypoint'), good);
+  assert.equal(v.ok, true, JSON.stringify(v));
+  assert.equal(v.checks.length, 6);
+  const cases: [string, Parameters<typeof checkPath>[1], RegExp][] = [
+    ['the caller went straight to the server', { ...good, records: [{ proxy: 'd', records: [toWp, out(ns, 'hbone'), fromWp] }] }, /without the waypoint/],
+    ['the server saw the caller, not the waypoint', { ...good, records: [{ proxy: 'd', records: [toWp, inb(ns)] }] }, /waypoint's identity/],
+    ['no access-log line for the caller', { ...good, waypoint: { ...good.waypoint, requests: [{ ...requests[0]!, caller: id(ns, 'other') }] } }, /access log/],
+    ['plaintext on the waypoint -> server hop', { ...good, waypoint: { ...good.waypoint, fromWaypoint: { ...tls, plaintextHits: 2 } } }, /waypoint -> server/],
+    ['packets between client and server', { ...good, wire: tls }, /straight between/],
+  ];
+  for (const [name, ev, re] of cases) {
+    const r = checkPath(exp('waypoint'), ev);
+    assert.equal(r.ok, false, name);
+    assert.match(r.problems.join('; '), re, name);
+  }
+});

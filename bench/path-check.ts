@@ -9,7 +9,11 @@
 //   - a capture on the nodes (bench/pcap.ts): between the client pod and the server pod,
 //     which ports carried payload, whether it was TLS, and whether any plaintext of the
 //     request or response was readable. No mesh: plaintext to the app port, and no proxy
-//     recorded the connection.
+//     recorded the connection;
+//   - ambient + waypoint: the client's daemon tunnelled to the waypoint pod (the waypoint's
+//     identity), the server's daemon took a tunnel from the waypoint's identity, the waypoint's
+//     access log has the requests with the caller's identity and the server as endpoint; on the
+//     wire, only TLS to 15008 on both hops and nothing between the client and the server.
 import type { PairTraffic } from './pcap';
 
 export type ModeId = 'plain' | 'sidecar' | 'haproxy' | 'ambient' | 'waypoint';
@@ -38,6 +42,9 @@ export interface PathExpectation {
   meshPort?: number;
 }
 
+/** One request in the waypoint's access log (waypoint/metrics-stage.ts). */
+export interface WaypointRequestLine { caller: string; waypoint: string; endpoint: string; status: number }
+
 export interface PathEvidence {
   /** Connection records of every nodemesh proxy of the cluster (node daemons and sidecars). */
   records?: { proxy: string; records: ConnRecordLite[] }[];
@@ -45,6 +52,8 @@ export interface PathEvidence {
   haproxy?: { clientLog: string; serverLog: string; serverIp: string };
   /** What the capture saw between the two pods. */
   wire?: PairTraffic;
+  /** Ambient + waypoint: the waypoint's pod and log, and the capture of both hops through it. */
+  waypoint?: { pod: string; serviceAccount: string; serverIp: string; requests: WaypointRequestLine[]; toWaypoint: PairTraffic; fromWaypoint: PairTraffic };
 }
 
 export interface PathVerdict { ok: boolean; checks: string[]; problems: string[] }
@@ -91,10 +100,14 @@ export function checkPath(e: PathExpectation, ev: PathEvidence): PathVerdict {
       if (outOk) checks.push(`the client's HAProxy logged ${outOk} TLS connection(s) to ${h.serverIp}:${e.meshPort}`);
       else problems.push(`the client's HAProxy logged no TLS connection to ${h.serverIp}:${e.meshPort}`);
     }
+  } else if (e.mode === 'waypoint') {
+    checkWaypointPath(e, ev, mine, checks, problems);
   }
-  if (e.mode === 'waypoint') problems.push('the waypoint does not exist yet');
   const w = ev.wire;
-  if (w) {
+  if (w && e.mode === 'waypoint') {
+    if (w.packets === 0) checks.push('wire: no packet between the client and the server (every byte went through the waypoint)');
+    else problems.push(`wire: ${w.packets} packet(s) straight between the client and the server, expected none`);
+  } else if (w) {
     const local = e.mode === 'ambient' && e.placement === 'same-node';
     if (local) {
       if (w.packets === 0) checks.push('wire: no packet between the two pods (the node proxy joined them inside the node)');
@@ -109,4 +122,32 @@ export function checkPath(e: PathExpectation, ev: PathEvidence): PathVerdict {
     }
   }
   return { ok: problems.length === 0 && checks.length > 0, checks, problems };
+}
+
+type Rec = ConnRecordLite & { proxy: string };
+
+function checkWaypointPath(e: PathExpectation, ev: PathEvidence, mine: Rec[], checks: string[], problems: string[]): void {
+  const wp = ev.waypoint;
+  if (!wp) { problems.push('no waypoint evidence (pod, access log, capture)'); return; }
+  const clientId = idOf(e.namespace, 'client');
+  const wpId = idOf(e.namespace, wp.serviceAccount);
+  const out = mine.filter((r) => r.direction === 'outbound' && r.pod.name === e.client && r.path === 'hbone' && r.verdict === 'allow' &&
+    r.originalDestination?.workload?.name === wp.pod && clientId.test(r.sourceIdentity ?? '') && wpId.test(r.destinationIdentity ?? ''));
+  if (out.length) checks.push(`${out.length} outbound HBONE connection(s) on ${out[0]!.proxy} to the waypoint: ${out[0]!.sourceIdentity} -> ${out[0]!.destinationIdentity}`);
+  else problems.push(`no proxy recorded an outbound HBONE connection from ${e.client} (sa/client) to the waypoint pod ${wp.pod} (sa/${wp.serviceAccount})`);
+  const direct = mine.filter((r) => r.direction === 'outbound' && r.pod.name === e.client && r.originalDestination?.workload?.name === e.server);
+  if (direct.length) problems.push(`${direct.length} connection(s) of ${e.client} went to ${e.server} without the waypoint`);
+  const inb = mine.filter((r) => r.direction === 'inbound-hbone' && r.pod.name === e.server && r.verdict === 'allow' && wpId.test(r.sourceIdentity ?? ''));
+  if (inb.length) checks.push(`${inb.length} inbound HBONE connection(s) on ${inb[0]!.proxy} to ${e.server} from ${inb[0]!.sourceIdentity}`);
+  else problems.push(`no proxy recorded an inbound HBONE connection to ${e.server} from the waypoint's identity sa/${wp.serviceAccount}`);
+  const served = wp.requests.filter((l) => clientId.test(l.caller) && wpId.test(l.waypoint) && l.endpoint.startsWith(`${wp.serverIp}:`) && l.status === 200);
+  if (served.length) checks.push(`the waypoint logged ${served.length} request(s) from ${served[0]!.caller} forwarded to ${served[0]!.endpoint} as ${served[0]!.waypoint}`);
+  else problems.push(`the waypoint's access log has no request from sa/client answered 200 by ${wp.serverIp}`);
+  for (const [hop, t] of [['client -> waypoint', wp.toWaypoint], ['waypoint -> server', wp.fromWaypoint]] as const) {
+    if (t.packets > 0 && t.serverPorts.every((p) => p === e.meshPort) && t.clientHello && t.plaintextHits === 0) {
+      checks.push(`wire ${hop}: ${t.packets} packet(s), all to port ${e.meshPort}, TLS (ClientHello seen), no readable plaintext`);
+    } else {
+      problems.push(`wire ${hop}: expected only TLS to port ${e.meshPort}; saw ${t.packets} packet(s) on port(s) ${t.serverPorts.join(',') || 'none'}, ClientHello ${t.clientHello}, ${t.plaintextHits} with readable plaintext`);
+    }
+  }
 }

@@ -8,9 +8,9 @@ const row = (scenario: string, p50: number, cpu: number | null, placement: Laten
   achievedRate: rate, ok: rate * 10, errors: 0, errorKinds: {}, meshCpuSeconds: cpu, meshCpuMsPer1k: cpu, machineBusyPct: 40,
 });
 
-function mode(id: ModeResult['mode'], p50: number, cpu: number | null, mem: number): ModeResult {
+function mode(id: ModeResult['mode'], p50: number, cpu: number | null, mem: number, available = id !== 'waypoint'): ModeResult {
   const label = MODES.find((m) => m.id === id)!.label;
-  if (id === 'waypoint') return { mode: id, label, available: false, note: 'not yet', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
+  if (!available) return { mode: id, label, available: false, note: 'not yet', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
   return {
     mode: id, label, available: true, meshProcesses: [],
     latency: [row('keepalive@1000', p50, cpu), row('new-conn@500', p50 * 2, cpu === null ? null : cpu * 4, 'cross-node', 'new-conn', 500), row('same-node keepalive@1000', p50 / 2, cpu, 'same-node')],
@@ -67,6 +67,24 @@ test('markdownReport: values, ratios to no mesh and to sidecar, waypoint "not ye
     '| mesh CPU ms per 1,000 requests (keep-alive @ 1000/s) | 0.00x | 1.00x | 0.33x | 0.50x | not yet |']);
   assert.match(md, /\| same-node \| passed \| passed \| FAILED: wire: saw plaintext \| passed \| not yet \|/);
   assert.match(md, /- a note/);
+});
+
+test('the waypoint mode, once measured: its own CPU and RSS rows, n/a for the others, and its CPU chart', () => {
+  const d = doc();
+  const wp = mode('waypoint', 1.5, 200, 80, true);
+  wp.latency = wp.latency.map((r) => ({ ...r, waypoint: { cpuSeconds: 1, cpuMsPer1k: 120, rssMiB: 64 } }));
+  wp.maxRps.wrk = { ...wp.maxRps.wrk!, waypointCpuMsPer1k: 90 };
+  d.modes[4] = wp;
+  const md = markdownReport(d);
+  assert.match(md, /\| waypoint CPU ms per 1,000 requests \(keep-alive @ 1000\/s\) \| n\/a \| n\/a \| n\/a \| n\/a \| 120\.0 \|/);
+  assert.match(md, /\| waypoint CPU ms per 1,000 requests at max \(wrk\) \| n\/a \| n\/a \| n\/a \| n\/a \| 90\.0 \|/);
+  assert.match(md, /\| waypoint RSS MiB \(max during keep-alive @ 1000\/s\) \| n\/a \| n\/a \| n\/a \| n\/a \| 64\.0 \|/);
+  assert.match(md, /\| keep-alive @ 1000\/s: p50 ms \| 1\.00 \| 2\.00 \| 1\.50 \| 1\.20 \| 1\.50 \|/);
+  const charts = chartsSvg(d);
+  assert.ok(charts.every((c) => c.name === 'waypoint-cpu.svg' || c.svg.includes('ambient + waypoint')), 'the waypoint is a series of every chart');
+  const w = charts.find((c) => c.name === 'waypoint-cpu.svg')!;
+  assert.ok(w.svg.includes('node daemons (both)') && w.svg.includes('>120<'), 'daemons (200 - 120) and the waypoint (120) per scenario');
+  assert.ok(w.svg.includes('>80<'));
 });
 
 test('chartsSvg: latency, memory vs pods, CPU and memory vs connections charts, one series per available mode', () => {

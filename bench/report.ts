@@ -31,6 +31,8 @@ export interface LatencyRow {
   /** ... per 1,000 ok requests, milliseconds. */
   meshCpuMsPer1k: number | null;
   machineBusyPct: number | null;
+  /** Ambient + waypoint: the waypoint process alone (also counted in meshCpuSeconds). */
+  waypoint?: { cpuSeconds: number | null; cpuMsPer1k: number | null; rssMiB: number | null };
 }
 
 export interface ModeResult {
@@ -41,7 +43,7 @@ export interface ModeResult {
   note?: string;
   meshProcesses: { name: string; pid: number; node: string }[];
   latency: LatencyRow[];
-  maxRps: { wrk: { requestsPerSecond: number; requests: number; errors: number; p99Ms: number | null; meshCpuMsPer1k: number | null } | null; ours: { achievedRate: number; ok: number; errors: number } | null };
+  maxRps: { wrk: { requestsPerSecond: number; requests: number; errors: number; p99Ms: number | null; meshCpuMsPer1k: number | null; waypointCpuMsPer1k?: number | null } | null; ours: { achievedRate: number; ok: number; errors: number } | null };
   newConnSaturation: { wrk: { connectionsPerSecond: number; requests: number; errors: number; meshCpuMsPer1k: number | null } | null };
   bulk: { mbPerSecond: number; bytes: number; ok: boolean; meshCpuSecondsPerGB: number | null } | null;
   memoryVsPods: { podsPerNode: number; meshRssMiB: number; meshProcesses: number }[];
@@ -90,6 +92,15 @@ export function reportRows(doc: BenchDoc): Row[] {
   if (ka) rows.push({ label: `mesh CPU ms per 1,000 requests (keep-alive @ ${ka.rate}/s)`, get: (m) => lat(m, ka.scenario)?.meshCpuMsPer1k, digits: 1 });
   if (nc) rows.push({ label: `mesh CPU ms per 1,000 new connections (@ ${nc.rate}/s)`, get: (m) => lat(m, nc.scenario)?.meshCpuMsPer1k, digits: 1 });
   rows.push({ label: 'mesh CPU ms per 1,000 requests at max (wrk)', get: (m) => m.maxRps.wrk?.meshCpuMsPer1k, digits: 1 });
+  // The waypoint alone (its mode's mesh CPU above counts both node daemons and it).
+  if (doc.modes.some((m) => m.available && m.latency.some((r) => r.waypoint))) {
+    for (const r of first?.latency.filter((x) => x.placement === 'cross-node' && x.connMode === 'keepalive') ?? []) {
+      rows.push({ label: `waypoint CPU ms per 1,000 requests (keep-alive @ ${r.rate}/s)`, get: (m) => lat(m, r.scenario)?.waypoint?.cpuMsPer1k, digits: 1 });
+    }
+    if (nc) rows.push({ label: `waypoint CPU ms per 1,000 new connections (@ ${nc.rate}/s)`, get: (m) => lat(m, nc.scenario)?.waypoint?.cpuMsPer1k, digits: 1 });
+    rows.push({ label: 'waypoint CPU ms per 1,000 requests at max (wrk)', get: (m) => m.maxRps.wrk?.waypointCpuMsPer1k, digits: 1 });
+    if (ka) rows.push({ label: `waypoint RSS MiB (max during keep-alive @ ${ka.rate}/s)`, get: (m) => lat(m, ka.scenario)?.waypoint?.rssMiB, digits: 1 });
+  }
   for (const p of first?.memoryVsPods ?? []) rows.push({ label: `mesh memory MiB, ${p.podsPerNode} pods on the node`, get: (m) => m.memoryVsPods.find((x) => x.podsPerNode === p.podsPerNode)?.meshRssMiB, digits: 1 });
   const held = doc.modes.find((m) => m.available && m.memoryVsConns.length)?.memoryVsConns ?? [];
   for (const c of held) {
@@ -109,7 +120,8 @@ export function markdownReport(doc: BenchDoc): string {
   const head = (title: string): string[] => [`| ${title} | ${modes.map((m) => m.label).join(' | ')} |`, `| --- | ${modes.map(() => '---:').join(' | ')} |`];
   const plain = modes.find((m) => m.mode === 'plain');
   const sidecar = modes.find((m) => m.mode === 'sidecar');
-  const unavailable = (): string => 'not yet';
+  // A mode left out of this run (--modes) or one that cannot run yet.
+  const unavailable = (m: ModeResult): string => (m.note?.startsWith('not run') ? 'not run' : 'not yet');
   const out: string[] = [
     `## nodemesh side by side (${doc.quick ? 'quick run: seconds per mode, numbers are indicative only' : 'full run'})`,
     '',
@@ -118,19 +130,19 @@ export function markdownReport(doc: BenchDoc): string {
     '',
     ...head('values'),
   ];
-  for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? cell(r.get(m), r.digits) : unavailable())).join(' | ')} |`);
+  for (const r of rows) out.push(`| ${r.label} | ${modes.map((m) => (m.available ? cell(r.get(m), r.digits) : unavailable(m))).join(' | ')} |`);
   for (const [title, base] of [['ratio to no mesh', plain], ['ratio to sidecar (nodemesh)', sidecar]] as const) {
     if (!base) continue;
     out.push('', ...head(title));
     // A row without any ratio (the base is zero: no mesh has no mesh CPU or memory) says nothing.
     for (const r of rows.filter((x) => modes.some((m) => m.available && m !== base && ratio(x.get(m), x.get(base)) !== null))) {
-      out.push(`| ${r.label} | ${modes.map((m) => (m.available ? rcell(ratio(r.get(m), r.get(base))) : unavailable())).join(' | ')} |`);
+      out.push(`| ${r.label} | ${modes.map((m) => (m.available ? rcell(ratio(r.get(m), r.get(base))) : unavailable(m))).join(' | ')} |`);
     }
   }
   out.push('', '| path check | ' + modes.map((m) => m.label).join(' | ') + ' |', `| --- | ${modes.map(() => '---').join(' | ')} |`);
   for (const placement of ['cross-node', 'same-node'] as const) {
     out.push(`| ${placement} | ${modes.map((m) => {
-      if (!m.available) return 'not yet';
+      if (!m.available) return unavailable(m);
       const c = m.pathChecks.find((x) => x.placement === placement);
       return c ? (c.ok ? 'passed' : `FAILED: ${c.problems.join('; ')}`) : 'n/a';
     }).join(' | ')} |`);
@@ -171,6 +183,16 @@ export function chartsSvg(doc: BenchDoc): { name: string; svg: string }[] {
     { title: 'per 1,000 requests at max', label: '(wrk, 64 connections)', values: modes.map((m) => m.maxRps.wrk?.meshCpuMsPer1k ?? null) },
   ].map((p) => ({ title: p.title, groups: [{ label: p.label, values: p.values }] }));
   out.push({ name: 'cpu.svg', svg: barChartSvg({ title: 'Mesh CPU (all mesh processes, both nodes)', subtitle: sub, yLabel: 'CPU milliseconds', series, panels: cpuPanels }) });
+  const wp = modes.find((m) => m.latency.some((r) => r.waypoint));
+  if (wp) {
+    // Where ambient + waypoint's CPU goes: the node daemons (both) and the waypoint.
+    const rows = wp.latency.filter((r) => r.waypoint);
+    const daemons = (r: LatencyRow): number | null => (r.meshCpuMsPer1k === null || r.waypoint?.cpuMsPer1k == null ? null : Math.round((r.meshCpuMsPer1k - r.waypoint.cpuMsPer1k) * 100) / 100);
+    out.push({ name: 'waypoint-cpu.svg', svg: barChartSvg({
+      title: 'ambient + waypoint: CPU per 1,000 requests, node daemons and waypoint', subtitle: sub, yLabel: 'CPU milliseconds', series: ['node daemons (both)', 'waypoint'],
+      panels: [{ title: '', groups: rows.map((r) => ({ label: `${r.placement === 'same-node' ? 'same node ' : ''}${r.connMode} (@ ${r.rate}/s)`, values: [daemons(r), r.waypoint!.cpuMsPer1k] })) }],
+    }) });
+  }
   const held = modes.find((m) => m.memoryVsConns.length)?.memoryVsConns ?? [];
   if (held.length) {
     out.push({ name: 'memory-conns.svg', svg: barChartSvg({ title: 'Mesh memory with many connections held open', subtitle: 'sum of RSS of every mesh process, both nodes', yLabel: 'MiB', series,

@@ -33,6 +33,9 @@ function header(w: number, h: number, title: string, subtitle?: string): string[
   ];
 }
 
+/** Width of the legend row (a box and the name per series). */
+export const legendWidth = (series: readonly string[]): number => series.reduce((w, s) => w + 28 + s.length * 7, 0);
+
 function legend(series: string[], x: number, y: number): string[] {
   const out: string[] = [];
   let cx = x;
@@ -62,7 +65,8 @@ export function barChartSvg(c: BarChart): string {
   // Wide enough for every group's bars and its (wrapped) label, and for the panel title.
   const groupW = Math.max(c.series.length * 18 + 24, ...c.panels.flatMap((p) => p.groups.flatMap((g) => wrapLabel(g.label).map((l) => l.length * 6.5 + 12))));
   const panelW = Math.max(280, ...c.panels.map((p) => Math.max(80 + p.groups.length * groupW, p.title.length * 7.5 + 100)));
-  const w = Math.max(640, c.panels.length * panelW + 40);
+  // Five modes' names make a long legend: the chart is at least as wide as it.
+  const w = Math.max(640, c.panels.length * panelW + 40, legendWidth(c.series) + 100);
   const h = 440;
   const top = c.subtitle ? 104 : 88;
   const plotH = h - top - 60;
@@ -102,7 +106,7 @@ export interface LineChart { title: string; subtitle?: string; xLabel: string; y
 
 /** Lines over a numeric x axis (points at their x, labelled with their value). */
 export function lineChartSvg(c: LineChart): string {
-  const w = 760;
+  const w = Math.max(760, legendWidth(c.series.map((s) => s.name)) + 100);
   const h = 440;
   const top = c.subtitle ? 104 : 88;
   const x0 = 80;

@@ -37,7 +37,11 @@ export const balanceStage = (deps: BalanceStageDeps): Layer => (next) => async (
   if (!port) return localReply(500, `backend Service ${svcKey} has no port ${b.port}`);
   const endpointKey = (e: Endpoint) => `${e.ip}:${e.ports.get(b.port)}`;
   const serving = svc.endpoints.filter((e) => e.ports.has(b.port));
-  let ready = serving.filter((e) => !x.failedEndpoints.has(endpointKey(e)));
+  // A retry avoids the endpoints that already failed this request, as best effort (Envoy's
+  // previous-hosts predicate): when every one has, it goes to them again rather than nowhere
+  // (a backend with a single pod would otherwise turn a retryable reset into a 503).
+  const untried = serving.filter((e) => !x.failedEndpoints.has(endpointKey(e)));
+  let ready = untried.length > 0 ? untried : serving;
   const od = trafficPolicies(snap).forService(svcKey)?.outlierDetection;
   const detector = od && deps.outliers.for(svcKey, od);
   if (detector) {
@@ -50,7 +54,7 @@ export const balanceStage = (deps: BalanceStageDeps): Layer => (next) => async (
   const ep = deps.picker.pick(ready);
   const workload = ep && snap.workloads.get(ep.workloadUid);
   if (!ep || !workload) {
-    return localReply(503, `no ready endpoint of backend Service ${svcKey} port ${b.port}${x.failedEndpoints.size ? ' left to try' : ''}`, { failure: 'connect-failure' });
+    return localReply(503, `no ready endpoint of backend Service ${svcKey} port ${b.port}`, { failure: 'connect-failure' });
   }
   x.backend = b;
   x.endpoint = { workload, ip: ep.ip, port: ep.ports.get(b.port)!, service: svc };

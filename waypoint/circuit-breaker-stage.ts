@@ -35,6 +35,7 @@ export const circuitBreakerStage = (deps: CircuitBreakerStageDeps): Layer => (ne
       failure: 'overflow', headers: { 'content-type': 'text/plain; charset=utf-8', [OVERLOADED_HEADER]: 'true' },
     });
   }
+  x.maxRequestsPerConnection = limits.maxRequestsPerConnection;
   let reply;
   try {
     reply = await next(x);

@@ -2,9 +2,9 @@
 // breakers). The admission decision is pure; a CircuitBreakers object keeps, per Service, the
 // requests in flight and a bounded FIFO queue of those waiting for a slot.
 //
-// Each attempt holds one upstream connection (the waypoint opens one HBONE stream per
-// attempt), so concurrency is bounded by the smaller of maxConnections and
-// maxParallelRequests, and maxRequestsPerConnection (>= 1) always holds. Over the bound a
+// An HTTP/1.1 attempt holds one upstream tunnel for its duration, so requests in flight are
+// bounded by the smaller of maxConnections and maxParallelRequests (idle kept tunnels are not
+// counted); maxRequestsPerConnection is enforced where tunnels are kept (forward.ts). Over the bound a
 // request waits while fewer than maxPendingRequests wait; beyond that it overflows: 503 at once.
 import type { CircuitBreakerLimits } from './backend-traffic-policy';
 

@@ -52,6 +52,9 @@ export interface Exchange {
   /** Current attempt (set by balance). */
   backend?: WeightedBackend;
   endpoint?: EndpointTarget;
+  /** BackendTrafficPolicy circuitBreaker.maxRequestsPerConnection of the chosen backend
+   * Service (circuit-breaker stage): a kept upstream tunnel serves at most this many requests. */
+  maxRequestsPerConnection?: number;
   /** Endpoints (`ip:port`) that already failed for this request: retries avoid them. */
   failedEndpoints: Set<string>;
   attempts: number;

@@ -7,9 +7,13 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 /** Incoming headers as the exchange keeps them (names lower-case, as Node gives them). */
 export function endToEndHeaders(raw: Record<string, string | string[] | undefined>): HeaderMap {
   const out: HeaderMap = {};
-  const listed = new Set(String(raw.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
-  for (const [k, v] of Object.entries(raw)) {
-    if (v === undefined || k.startsWith(':') || HOP_BY_HOP.has(k) || listed.has(k)) continue;
+  // Names listed in Connection are hop-by-hop too; usually there is none, or only keep-alive.
+  const conn = raw.connection;
+  const listed = conn === undefined || conn === 'keep-alive' || conn === 'close' ? undefined
+    : new Set(String(conn).toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
+  for (const k in raw) {
+    const v = raw[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */ || HOP_BY_HOP.has(k) || listed?.has(k)) continue;
     out[k] = v;
   }
   return out;

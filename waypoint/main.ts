@@ -96,7 +96,7 @@ async function main(): Promise<void> {
       json: {
         '/debug/routes': () => routes.entries.map((e) => ({ kind: e.route.kind, namespace: e.route.namespace, name: e.route.name, parents: e.status })),
         '/debug/policies': () => trafficPolicies(snapshot).entries.map((e) => ({ ...e.policy, ancestors: e.ancestors.map((a) => ({ ancestorRef: a.ancestorRef, ...a.condition })) })),
-        '/debug/pools': () => ({ client: hbone.stats(), server: server.hbone.stats() }),
+        '/debug/pools': () => ({ client: hbone.stats(), server: server.hbone.stats(), upstream: forward.stats() }),
         '/debug/certificates': () => certs.status(),
         '/debug/config': () => ({ ...cfg, identity: { ...cfg.identity } }),
       },
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     listener.close();
     admin?.close();
     certs.stop();
-    Promise.all([server.close(), hbone.close()]).then(() => process.exit(0), () => process.exit(1));
+    Promise.all([server.close(), forward.close().then(() => hbone.close())]).then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

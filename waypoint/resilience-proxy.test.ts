@@ -121,6 +121,25 @@ test('circuit breaking: over maxParallelRequests + maxPendingRequests, 503 at on
   }
 });
 
+test('circuitBreaker.maxRequestsPerConnection: a kept upstream tunnel serves that many requests, then a new one is opened', async () => {
+  rig.setRoutes([httpRoute('api', [{ backendRefs: [{ name: 'api-v1', port: 80 }] }])]);
+  const opened = async (n: number) => {
+    const before = rig.upstream().tunnelsOpened;
+    for (let i = 0; i < n; i++) assert.equal((await rig.get('/')).status, 200);
+    return rig.upstream().tunnelsOpened - before;
+  };
+  try {
+    await opened(1); // a kept tunnel exists for this caller and endpoint
+    assert.equal(await opened(4), 0, 'without a policy the kept tunnel carries every request');
+    rig.setExtra([policy('per-conn', { targetRefs: [{ kind: 'Service', name: 'api-v1' }], circuitBreaker: { maxRequestsPerConnection: 2 } })]);
+    await opened(1); // the tunnel kept from before learns its limit and is not kept after this
+    assert.equal(await opened(6), 3, 'six requests, two per tunnel');
+  } finally {
+    rig.setExtra([]);
+    rig.setRoutes([]);
+  }
+});
+
 test('outlier detection: an endpoint answering 500 is ejected, traffic goes to the healthy one, and it comes back', async () => {
   let failing = true;
   rig.behaviour.set('v1', (req, res) => { req.resume(); req.on('end', () => { res.writeHead(failing ? 500 : 200, { 'content-type': 'application/json' }); res.end(JSON.stringify({ version: 'v1' })); }); });

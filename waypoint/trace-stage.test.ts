@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nextTraceparent } from './trace-stage';
+import { nextTraceparent, randomHex } from './trace-stage';
 
 test('traceparent: keep the trace and flags, new span; start a trace when missing or invalid', () => {
   const span = 'b7ad6b7169203331';
@@ -16,4 +16,14 @@ test('traceparent: keep the trace and flags, new span; start a trace when missin
     ['00-0AF7651916CD43DD8448EB211C80319C-00f067aa0ba902b7-01', `00-${trace()}-${span}-01`],
   ];
   for (const [incoming, want] of table) assert.equal(nextTraceparent(incoming, span, trace), want, String(incoming));
+});
+
+test('randomHex: the asked length, hex, different each time across pool refills', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 1000; i++) {
+    const h = randomHex(i % 2 ? 8 : 16);
+    assert.match(h, i % 2 ? /^[0-9a-f]{16}$/ : /^[0-9a-f]{32}$/);
+    seen.add(h);
+  }
+  assert.equal(seen.size, 1000);
 });

@@ -6,7 +6,7 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import { pipeline as pump, type Readable } from 'node:stream';
+import { pipeline as pump, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { PowerOfTwoChoices } from '../daemon/routing/balancer';
 import { spiffeIdOf } from '../daemon/routing/decide';
@@ -48,8 +48,22 @@ type TunnelResult = { bytesSent: number; bytesReceived: number; error?: string }
 
 export class WaypointServer {
   readonly hbone: HboneListener;
+  /** One HTTP/1.1 server for every tunnel (a server per tunnel cost a server's setup per new
+   * connection); each request finds its tunnel's context by its socket. */
+  private readonly http1: http.Server;
+  private readonly tunnels = new WeakMap<object, TunnelContext>();
 
   constructor(private readonly d: WaypointServerDeps) {
+    this.http1 = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+      const t = this.tunnels.get(req.socket);
+      if (t) this.dispatch(t, req, res);
+      else { res.writeHead(500); res.end(); }
+    });
+    this.http1.on('clientError', (e: Error, sock: Duplex) => {
+      this.d.log.debug({ err: e.message }, 'bad request in tunnel');
+      if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      else sock.destroy();
+    });
     this.hbone = new HboneListener({
       identity: d.identity, trustDomain: d.trustDomain, podIPs: [], log: d.log.child({ component: 'hbone-server' }),
       connectApp: () => { throw new Error('the waypoint serves tunnels itself'); },
@@ -94,22 +108,26 @@ export class WaypointServer {
 
   private serveHttp(t: TunnelContext, stream: TunnelDuplex): Promise<TunnelResult> {
     const sock = new TunnelSocket(stream, { address: t.sourceAddress });
-    const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-      void this.onRequest(t, req, res).catch((e: Error) => {
-        this.d.log.error({ err: e.message }, 'waypoint request failed');
-        if (!res.headersSent) { res.writeHead(500); }
-        res.end();
-      });
-    };
-    const server = t.protocol === 'h2'
-      ? http2.createServer({ settings: { enablePush: false } }, onRequest)
-      : http.createServer({ keepAliveTimeout: 60_000 }, onRequest);
-    server.on('clientError', (e: Error) => this.d.log.debug({ err: e.message }, 'bad request in tunnel'));
-    server.on('sessionError', (e: Error) => this.d.log.debug({ err: e.message }, 'bad HTTP/2 session in tunnel'));
+    let server: http.Server | http2.Http2Server = this.http1;
+    if (t.protocol === 'h2') {
+      // An HTTP/2 server per tunnel: its session is the tunnel's, and its streams many.
+      server = http2.createServer({ settings: { enablePush: false } }, (req, res) => this.dispatch(t, req, res));
+      server.on('sessionError', (e: Error) => this.d.log.debug({ err: e.message }, 'bad HTTP/2 session in tunnel'));
+    } else {
+      this.tunnels.set(sock, t);
+    }
     return new Promise((resolve) => {
       sock.on('close', () => resolve({ bytesSent: sock.bytesWritten, bytesReceived: sock.bytesRead }));
       sock.on('error', () => undefined);
       server.emit('connection', sock);
+    });
+  }
+
+  private dispatch(t: TunnelContext, req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
+    this.onRequest(t, req, res).catch((e: Error) => {
+      this.d.log.error({ err: e.message }, 'waypoint request failed');
+      if (!res.headersSent) { res.writeHead(500); }
+      res.end();
     });
   }
 

@@ -26,7 +26,7 @@ import { RouteTable, buildRouteTable } from './route-table';
 import { TunnelSocket } from './tunnel-socket';
 import { WaypointMetrics } from './waypoint-metrics';
 import { WaypointServer } from './waypoint-server';
-import { callerStatementHeader, forwarder } from './forward';
+import { callerStatementHeader, forwarder, type UpstreamStats } from './forward';
 
 export const API_VIP = '10.96.0.10';
 export const TD = 'cluster.local';
@@ -86,6 +86,8 @@ export interface WaypointRig {
   getH2(path: string, headers?: Record<string, string>): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>;
   /** Opens a raw tunnel to vip:port through the waypoint. */
   tunnel(vip: string, port: number): Promise<TunnelSocket>;
+  /** The waypoint's kept upstream tunnels. */
+  upstream(): UpstreamStats;
   stop(): Promise<void>;
 }
 
@@ -194,9 +196,11 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
       });
     },
     tunnel,
+    upstream: () => forward.stats(),
     async stop() {
       await callerClient.close({ force: true });
       await server.close();
+      await forward.close(); // kept upstream tunnels: HTTP/2 sessions end with GOAWAY, as the waypoint's own stop does
       for (const s of accepted) s.destroy();
       await closeServer(listener);
       await hbone.close({ force: true });

@@ -20,10 +20,25 @@ import { adminGet } from './admin-client';
 import { checkRoot, checkTools, isAlive, logTail, processRef, sleep } from './host';
 import { identityClientEnv } from './identity';
 import { launchDetached, supervisedArgv } from './launch';
+import { cgroupPids } from './cgroups';
 import { buildPodNetwork, createPodSandbox, destroyPodSandbox, pendingPodObject, podKey, waitForDaemon, writePod } from './pods';
 import { acquireLock, layout, readCluster, stateDir, writeCluster, type ClusterState, type Layout, type NodeRecord } from './state';
 
 export const WAYPOINT_READY_TIMEOUT_MS = Number(process.env.NODEMESH_SANDBOX_WAYPOINT_READY_TIMEOUT_MS) || 30_000;
+/** A stopping waypoint gets SIGTERM and this long to finish (drain, write a --cpu-prof profile). */
+export const WAYPOINT_STOP_GRACE_MS = 5_000;
+/** Node options for the waypoint process, for profiling only (bench/README.md):
+ * NODEMESH_SANDBOX_WAYPOINT_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+export const WAYPOINT_NODE_ARGS_ENV = 'NODEMESH_SANDBOX_WAYPOINT_NODE_ARGS';
+const PROFILING_FLAG = /^--(cpu-prof|heap-prof)(-(dir|name|interval)=[^\s]+)?$/;
+
+/** The profiling flags of `NODEMESH_SANDBOX_WAYPOINT_NODE_ARGS` (pure); anything else is refused. */
+export function waypointNodeArgs(value: string | undefined): string[] {
+  const args = (value ?? '').split(/\s+/).filter(Boolean);
+  const bad = args.filter((a) => !PROFILING_FLAG.test(a));
+  if (bad.length) throw new Error(`${WAYPOINT_NODE_ARGS_ENV} takes only --cpu-prof, --heap-prof and their -dir=, -name=, -interval= forms (got ${bad.map((b) => JSON.stringify(b.slice(0, 80))).join(', ')})`);
+  return args;
+}
 export const GATEWAY_API_VERSION = 'gateway.networking.k8s.io/v1';
 
 export interface GatewayObject extends StoredObject {
@@ -48,7 +63,7 @@ const isWaypointGateway = (o: { kind?: string; spec?: { gatewayClassName?: strin
 const adminSocketOf = (runDir: string) => path.join(runDir, 'admin.sock');
 
 /** The waypoint's Pod object before it is placed (pure). */
-export function waypointPod(gw: GatewayObject, repoRoot: string): Pod {
+export function waypointPod(gw: GatewayObject, repoRoot: string, nodeArgs: readonly string[] = []): Pod {
   const namespace = gw.metadata.namespace ?? 'default';
   return {
     apiVersion: 'v1', kind: 'Pod',
@@ -59,7 +74,7 @@ export function waypointPod(gw: GatewayObject, repoRoot: string): Pod {
     } as Pod['metadata'],
     spec: {
       serviceAccountName: gw.metadata.name,
-      containers: [{ name: 'waypoint', command: [process.execPath, path.join(repoRoot, 'dist', 'waypoint', 'main.js')] }],
+      containers: [{ name: 'waypoint', command: [process.execPath, ...nodeArgs, path.join(repoRoot, 'dist', 'waypoint', 'main.js')] }],
     },
   };
 }
@@ -79,8 +94,12 @@ export async function startWaypoint(c: ClusterState, l: Layout, gw: GatewayObjec
   if (existing && existing.containers.some((p) => isAlive(p.process))) { out.result(`waypoint/${namespace}/${name} unchanged (${existing.ip})`); return; }
   if (existing) await stopWaypoint(c, l, namespace, name);
   if (!c.identity) throw InstallerErrors.NODEMESH_E_SANDBOX_WAYPOINT_START({ gateway: `${namespace}/${name}`, reason: 'the sandbox has no nodemesh-identity, so the waypoint cannot get a certificate' });
+  let nodeArgs: string[];
+  try { nodeArgs = waypointNodeArgs(process.env[WAYPOINT_NODE_ARGS_ENV]); } catch (e) {
+    throw InstallerErrors.NODEMESH_E_SANDBOX_WAYPOINT_START({ gateway: `${namespace}/${name}`, reason: (e as Error).message });
+  }
   const node = pickNode(c);
-  const pod = waypointPod(gw, c.repoRoot);
+  const pod = waypointPod(gw, c.repoRoot, nodeArgs);
   const rec = createPodSandbox(c, node, pod, l.podLogs, l.pods);
   writeCluster(l, c);
   const fail = async (reason: string, log?: string): Promise<never> => {
@@ -181,10 +200,20 @@ export async function stopWaypoint(c: ClusterState, l: Layout, namespace: string
   const k = podKey(namespace, waypointPodName(name));
   removeObject(l.objects, 'Pod', namespace, waypointPodName(name));
   const rec = c.pods[k];
+  if (rec) await terminate(rec.cgroup, WAYPOINT_STOP_GRACE_MS);
   const left = rec ? await destroyPodSandbox(rec) : [];
   delete c.pods[k];
   writeCluster(l, c);
   return left;
+}
+
+/** SIGTERM to the processes of a waypoint's cgroup, then up to `graceMs` for them to exit (the
+ * waypoint drains and exits 0; a --cpu-prof profile is written then). */
+async function terminate(cgroup: string, graceMs: number): Promise<void> {
+  const pids = (): number[] => { try { return cgroupPids(cgroup); } catch { return []; } };
+  for (const pid of pids()) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+  const deadline = Date.now() + graceMs;
+  while (pids().length > 0 && Date.now() < deadline) await sleep(50);
 }
 
 // --- local apply / delete hooks (cluster.ts) ----------------------------------------------

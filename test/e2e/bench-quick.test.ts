@@ -1,5 +1,5 @@
 // `nodemesh bench --quick` end to end: it brings up its own sandbox, runs every mode briefly
-// (no mesh, sidecar (nodemesh), sidecar (HAProxy), ambient L4; the waypoint column "not yet"),
+// (no mesh, sidecar (nodemesh), sidecar (HAProxy), ambient L4, ambient + waypoint),
 // and writes the JSON, the Markdown and the SVG charts. Asserts behaviour, never timings: every
 // mode present and measured, no errors at the fixed rates, the path check of every mode passed
 // (its traffic took the path it claims), the charts parse as XML. Needs root; fails, never skips.
@@ -34,7 +34,6 @@ test('nodemesh bench --quick: every mode measured, path checks passed, report an
   assert.equal(doc.quick, true);
   assert.deepEqual(doc.modes.map((m) => m.mode), ['plain', 'sidecar', 'haproxy', 'ambient', 'waypoint']);
   for (const m of doc.modes) {
-    if (m.mode === 'waypoint') { assert.equal(m.available, false, 'the waypoint column is left ready, marked not yet'); continue; }
     assert.equal(m.available, true, m.mode);
     assert.ok(m.latency.length >= 3, `${m.mode}: latency rows`);
     for (const row of m.latency) {
@@ -59,11 +58,19 @@ test('nodemesh bench --quick: every mode measured, path checks passed, report an
   const ambient = doc.modes.find((m) => m.mode === 'ambient')!;
   assert.ok(sidecar.memoryVsPods.at(-1)!.meshProcesses > sidecar.memoryVsPods[0]!.meshProcesses);
   assert.equal(ambient.memoryVsPods.at(-1)!.meshProcesses, 1);
+  // The waypoint mode: the daemons and the waypoint watched, the waypoint's own CPU and RSS.
+  const waypoint = doc.modes.find((m) => m.mode === 'waypoint')!;
+  assert.deepEqual(waypoint.meshProcesses.map((p) => p.name.split(' ')[0]).sort(), ['daemon', 'daemon', 'waypoint']);
+  for (const row of waypoint.latency) {
+    // The waypoint's Node process (not its supervising shell): it served the phase's requests.
+    assert.ok(row.waypoint && (row.waypoint.cpuSeconds ?? 0) > 0 && (row.waypoint.rssMiB ?? 0) > 10, `waypoint ${row.scenario}: its own CPU and RSS ${JSON.stringify(row.waypoint)}`);
+  }
 
   const md = fs.readFileSync(latest.markdown, 'utf8');
   assert.match(md, /\| ratio to no mesh \|/);
   assert.match(md, /\| ratio to sidecar \(nodemesh\) \|/);
   assert.ok(latest.svgs.length >= 4, 'latency, memory vs pods, CPU charts at least');
+  assert.ok(latest.svgs.some((f) => f.endsWith('-waypoint-cpu.svg')), 'the waypoint CPU chart');
   for (const f of latest.svgs) {
     const x = spawnSync('python3', ['-c', 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); sys.exit(0 if r.tag.endswith("svg") else 3)', f], { encoding: 'utf8' });
     assert.equal(x.status, 0, `${f} is not well-formed SVG: ${x.stderr}`);

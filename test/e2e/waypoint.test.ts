@@ -160,11 +160,12 @@ describe('the waypoint in the sandbox', () => {
   test('a 90/10 split over 2,000 requests lands within tolerance', async (t) => {
     const results = await load('shop/client', `http://${API_VIP}/`, 2000);
     const ok = results.filter((r) => r.status === 200);
-    // Known defect (issue 9, open): about 1 request in 2,000 through the waypoint is answered
-    // 503 in a full-suite run; its reason is printed here until it is found. More than that fails.
+    // Every request answered 200. (The 1-in-2,000 503 of issue 9 came from a CONNECT per request:
+    // upstream HBONE sessions died with GOAWAY after ~1,100 one-shot streams, and the retry had no
+    // other endpoint of a one-pod backend; the waypoint now keeps its upstream tunnels.)
     const failed = results.filter((r) => r.status !== 200);
     if (failed.length > 0) t.diagnostic(`not 200: ${JSON.stringify(failed)}`);
-    assert.ok(failed.length <= 2, `${failed.length} of 2000 requests failed: ${JSON.stringify(failed)}`);
+    assert.deepEqual(failed, [], `${failed.length} of 2000 requests failed`);
     const byVersion = count(ok, (r) => r.version ?? 'none');
     // Binomial(2000, 0.1): mean 200, sd 13.4; five sd either way.
     assert.ok(byVersion.v2 >= 133 && byVersion.v2 <= 267, `v2 got ${byVersion.v2} of ${ok.length} (${JSON.stringify(byVersion)})`);
@@ -187,7 +188,7 @@ describe('the waypoint in the sandbox', () => {
     assert.deepEqual(slow.map((r) => r.status), [504, 504, 504]);
   });
 
-  test('curl (HTTP/1.1 and --http2-prior-knowledge) and h2load work through the waypoint', async () => {
+  test('curl (HTTP/1.1, --http2-prior-knowledge, --http2 upgrade offer) and h2load work through the waypoint', async () => {
     const curl = async (extra: string[]) => {
       const r = await exec('shop/client', ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', '--max-time', '10', ...extra, `http://${API_VIP}/`]);
       assert.equal(r.code, 0, r.stderr);
@@ -195,6 +196,9 @@ describe('the waypoint in the sandbox', () => {
     };
     assert.equal(await curl([]), '200 1.1');
     assert.equal(await curl(['--http2-prior-knowledge']), '200 2');
+    // curl --http2 on http:// offers `Upgrade: h2c`; the waypoint answers over HTTP/1.1
+    // (waypoint/README.md: the h2c upgrade is not done, RFC 9110 lets a server ignore it).
+    assert.equal(await curl(['--http2']), '200 1.1');
     const h2 = await exec('shop/client', ['h2load', '-n', '400', '-c', '4', '-m', '10', `http://${API_VIP}/`], { timeoutMs: 60_000 });
     assert.equal(h2.code, 0, h2.stdout + h2.stderr);
     assert.match(h2.stdout, /requests: 400 total, 400 started, 400 done, 400 succeeded, 0 failed, 0 errored/, h2.stdout);
