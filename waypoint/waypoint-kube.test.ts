@@ -2,7 +2,8 @@
 // Kubernetes source, against the test API server (real wire format, RBAC enforced), running as
 // its own ServiceAccount with only the RBAC the installer and the controller give it: it sees
 // an HTTPRoute and an AuthorizationPolicy created after it started and serves by them, through
-// real HBONE destinations on loopback.
+// real HBONE destinations on loopback, vouching for the caller with the key the controller
+// derives for it, which the destinations trust through the published key document.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -26,6 +27,9 @@ import { loadWaypointConfig } from './config';
 import { runWaypoint } from './run-waypoint';
 import { TunnelSocket } from './tunnel-socket';
 import { listenHttp, requestOver } from './waypoint-test-kit';
+import { keyMaster, keysDocument, waypointKey } from '../daemon/waypoint-controller/caller-statement-keys';
+import { CallerStatementVerifier, TRUST_FILE_NAME } from '../daemon/tunnel/caller-statement-trust';
+import * as os from 'node:os';
 import { WAYPOINT_KINDS } from './waypoint-kinds';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -73,6 +77,15 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
   slice('api', PODS);
   slice('api-v2', PODS.filter((p) => p.version === 'v2'));
 
+  // The waypoint's caller-statement key as the controller derives it; the destinations read the
+  // published document from the file beside their CA root, as the node daemons do.
+  const key = waypointKey(keyMaster('the CA key (test)'), `spiffe://${TD}/ns/shop/sa/waypoint`, gw.metadata.uid);
+  const trustDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nodemesh-waypoint-kube-'));
+  t.after(() => fs.rmSync(trustDir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(trustDir, TRUST_FILE_NAME), keysDocument(new Map([[`spiffe://${TD}/ns/shop/sa/waypoint`, key.publicKey]])));
+  const verifier = new CallerStatementVerifier(path.join(trustDir, TRUST_FILE_NAME));
+  const judged: string[] = [];
+
   // Apps behind real HBONE destinations; a pod IP is a name for one of them on loopback.
   const ca = await MeshCA.create({ trustDomain: TD });
   const hbonePorts = new Map<string, number>();
@@ -83,7 +96,15 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
     const app = await listenHttp((_req, res) => { res.writeHead(200, { 'x-version': p.version }); res.end(p.version); });
     apps.push(app);
     const id = await issueIdentity(ca, 'shop', `api-${p.version}`);
-    const dst = await startDestination({ identity: () => id, trustDomain: TD, podIPs: [p.ip], connectApp: () => net.connect({ host: LOOPBACK, port: portOf(app), allowHalfOpen: true }) });
+    const dst = await startDestination({
+      identity: () => id, trustDomain: TD, podIPs: [p.ip], connectApp: () => net.connect({ host: LOOPBACK, port: portOf(app), allowHalfOpen: true }),
+      authorize: (c) => {
+        const who = verifier.principalFor(c);
+        if (!who.ok) return { allow: false, reason: who.message };
+        judged.push(who.principal);
+        return { allow: true };
+      },
+    });
     dsts.push(dst);
     hbonePorts.set(p.ip, dst.hbonePort);
   }
@@ -102,7 +123,7 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
     discoveryIntervalMs: 200, tuning: { backoff: { initialMs: 50, maxMs: 400 } },
   });
   const waypoint = await runWaypoint(cfg, {
-    source, log, fetchIdentity: (id) => issueIdentity(ca, id.namespace, id.serviceAccount),
+    source, log, fetchIdentity: (id) => issueIdentity(ca, id.namespace, id.serviceAccount), signingKey: key.secretKey,
     dial: (ip) => net.connect({ host: LOOPBACK, port: hbonePorts.get(ip) ?? 1 }),
   });
   t.after(() => waypoint.stop());
@@ -131,6 +152,8 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
   const before = new Set<string>();
   for (let i = 0; i < 20 && before.size < 2; i++) before.add((await get('/', { 'x-version': 'v2' })).body);
   assert.deepEqual([...before].sort(), ['v1', 'v2']);
+  // The destinations judged the original caller, vouched for by the waypoint.
+  assert.ok(judged.length > 0 && judged.every((j) => j === `spiffe://${TD}/ns/shop/sa/web`), JSON.stringify(judged));
 
   // A route created now: a header match always lands on v2.
   store.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'api-canary', namespace: 'shop' }, spec: {

@@ -15,6 +15,9 @@ import { toPlain } from '../../installer/manifests/render';
 import { defaultValues } from '../../installer/manifests/values';
 import { WaypointController } from './waypoint-controller';
 import { desiredWaypointObjects } from './gateway-objects';
+import { keyMaster } from './caller-statement-keys';
+import { parseTrustFile } from '../tunnel/caller-statement-trust';
+import nacl from 'tweetnacl';
 import type { KubeObject } from './kube-object';
 
 const NS = 'nodemesh-system';
@@ -50,13 +53,18 @@ const gateway = (name: string, gatewayClassName: unknown) => s.store.create({
   apiVersion: GW_API, kind: 'Gateway', metadata: { name, namespace: 'shop' },
   spec: { gatewayClassName, listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
 });
+/** The public keys the node daemons read (nodemesh-system/nodemesh-waypoint-keys). */
+const keysOf = (): Map<string, Uint8Array> => {
+  const cm = get('v1', 'ConfigMap', 'nodemesh-waypoint-keys', NS) as unknown as { data?: Record<string, string> } | undefined;
+  return cm?.data?.['caller-statement-keys.json'] ? parseTrustFile(cm.data['caller-statement-keys.json']) : new Map();
+};
 const writesBy = (user: string) => s.requests.filter((r) => r.user === user && r.method !== 'GET');
 
 function controller(kubeconfig: string, identity: string): WaypointController {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   const c = new WaypointController({
-    kc, values: defaultValues(), log, leaseNamespace: NS, identity, caRootPem: CA_ROOT_PEM,
+    kc, values: defaultValues(), log, leaseNamespace: NS, identity, caRootPem: CA_ROOT_PEM, keyMaster: keyMaster('the CA key (test)'),
     leaseDurationSeconds: 5, retryPeriodMs: 200, backoff: { initialMs: 100, maxMs: 1000 },
   });
   controllers.push(c);
@@ -111,6 +119,18 @@ test('a nodemesh-waypoint Gateway becomes a Deployment, Service and ServiceAccou
   assert.deepEqual((binding as unknown as { subjects: unknown[] }).subjects, [{ kind: 'ServiceAccount', name: 'waypoint', namespace: 'shop' }]);
   assert.deepEqual((binding as unknown as { roleRef: unknown }).roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-waypoint' });
   assert.equal(binding.metadata.labels?.['nodemesh.io/gateway-namespace'], 'shop');
+  // Its caller-statement key: the private half in a Secret beside it that only its Deployment
+  // mounts, the public half published for the node daemons under its SPIFFE ID.
+  const secret = await until('signing key Secret', () => get('v1', 'Secret', 'waypoint-caller-statement-key', 'shop')) as unknown as KubeObject & { data: Record<string, string> };
+  assert.equal(secret.metadata.ownerReferences?.[0]?.uid, gw.metadata.uid);
+  const secretKey = new Uint8Array(Buffer.from(Buffer.from(secret.data.key, 'base64').toString(), 'base64url'));
+  assert.equal(secretKey.length, 64);
+  const published = await until('published key', () => keysOf().get('spiffe://cluster.local/ns/shop/sa/waypoint'));
+  assert.deepEqual(published, nacl.sign.keyPair.fromSecretKey(secretKey).publicKey, 'the published key is the Secret\'s');
+  const pod = objs[1].spec.template.spec;
+  assert.deepEqual(pod.volumes.filter((v: { secret?: unknown }) => v.secret).map((v: { secret: { secretName: string } }) => v.secret.secretName), ['waypoint-caller-statement-key']);
+  assert.ok(pod.containers[0].env.some((e: { name: string; value: string }) => e.name === 'NODEMESH_WAYPOINT_SIGNING_KEY_FILE' && e.value.endsWith('/key')));
+  assert.ok(objs[1].spec.template.metadata.annotations['nodemesh.io/caller-statement-key'], 'a new key rolls the waypoint');
   await until('GatewayClass accepted', () => condition(get(GW_API, 'GatewayClass', 'nodemesh-waypoint'), 'Accepted')?.status === 'True');
   const pending = await until('Programmed=False', () => condition(get(GW_API, 'Gateway', 'waypoint', 'shop'), 'Programmed'));
   assert.deepEqual([pending.status, pending.reason], ['False', 'Pending']);
@@ -184,11 +204,12 @@ test('deleting the Gateway deletes its waypoint objects', async () => {
   s.store.delete(GW_API, 'Gateway', 'waypoint', 'shop');
   await until('objects deleted', () => ['v1/Service', 'v1/ServiceAccount', 'apps/v1/Deployment']
     .every((k) => !get(k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1), 'waypoint', 'shop')) &&
-    !get('v1', 'ConfigMap', 'waypoint-ca-root', 'shop') && !get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', BINDING));
+    !get('v1', 'ConfigMap', 'waypoint-ca-root', 'shop') && !get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', BINDING) &&
+    !get('v1', 'Secret', 'waypoint-caller-statement-key', 'shop') && !keysOf().has('spiffe://cluster.local/ns/shop/sa/waypoint'));
 });
 
 test('objects a Gateway left behind (deleted while no controller ran) are deleted; look-alikes it does not own stay', async () => {
-  const [sa, , , svc, crb] = desiredWaypointObjects(defaultValues(), { metadata: { name: 'ghost', namespace: 'shop', uid: 'gone-uid' } });
+  const [sa, , , , svc, crb] = desiredWaypointObjects(defaultValues(), { metadata: { name: 'ghost', namespace: 'shop', uid: 'gone-uid' } });
   s.store.create(sa as never);
   s.store.create(svc as never);
   s.store.create(crb as never);

@@ -5,7 +5,8 @@
 // ServiceAccount, the copy of the CA root (a ConfigMap) and the RBAC binding of each waypoint
 // (server-side apply is a patch; an apply that creates also needs create); bind only the
 // waypoints' read-only ClusterRole (the controller does not hold what it grants); no get/update
-// of those, no Secrets, no pods. The leader-election Lease is one object, by name,
+// of those; Secrets only written (each waypoint's caller-statement key, derived, so never read
+// back), never read; no pods. The leader-election Lease is one object, by name,
 // in the install namespace (create cannot be limited by name).
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
@@ -34,6 +35,8 @@ export function waypointControllerRbac(v: ManifestValues): [ClusterRole, Cluster
         { apiGroups: [''], resources: ['serviceaccounts'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
         { apiGroups: ['apps'], resources: ['deployments'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
         { apiGroups: [''], resources: ['configmaps'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
+        // Each waypoint's caller-statement key: written and deleted, never read (no get/list/watch).
+        { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'patch', 'delete'] },
         { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
         { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: [WAYPOINT_ROLE_NAME], verbs: ['bind'] },
       ],
