@@ -17,6 +17,7 @@ import { writeRouteStatuses } from './route-status-writer';
 import { trafficPolicies } from './backend-traffic-policy';
 import { writePolicyStatuses } from './policy-status-writer';
 import { WAYPOINT_KINDS } from './waypoint-kinds';
+import { KubePolicyStatusWriter } from './kube-policy-status';
 
 async function main(): Promise<void> {
   const cfg = loadWaypointConfig();
@@ -39,9 +40,11 @@ async function main(): Promise<void> {
       } catch (e) { log.warn({ err: (e as Error).message }, 'policy status not written'); }
     };
   } else {
-    // Route status is the waypoint controller's (it runs in nodemesh-identity).
+    // Route status is the waypoint controller's (it runs in nodemesh-identity); policy status
+    // is the waypoints'.
     const http = new KubeHttp(loadKubeConfig(cfg.source.connection));
     source = new KubeSource({ http, log: log.child({ component: 'kube-source' }), validate: validateObject, kinds: WAYPOINT_KINDS });
+    onState = new KubePolicyStatusWriter(http.kc, { namespace: cfg.namespace }, log).onState;
   }
   const running = await runWaypoint(cfg, {
     source, onState, log,

@@ -31,6 +31,7 @@ import { keyMaster, keysDocument, waypointKey } from '../daemon/waypoint-control
 import { CallerStatementVerifier, TRUST_FILE_NAME } from '../daemon/tunnel/caller-statement-trust';
 import * as os from 'node:os';
 import { WAYPOINT_KINDS } from './waypoint-kinds';
+import { KubePolicyStatusWriter } from './kube-policy-status';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const TD = 'cluster.local';
@@ -118,12 +119,14 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
     NODEMESH_NODE_CREDENTIAL_FILE: '/unused', NODEMESH_CA_ROOT_FILE: '/unused', NODEMESH_TRUST_DOMAIN: TD,
   }), listenPort: 0, readinessPort: 0 };
   assert.equal(cfg.source.kind, 'kube');
+  const http = new KubeHttp(loadKubeConfig((cfg.source as { connection: Parameters<typeof loadKubeConfig>[0] }).connection));
   const source = new KubeSource({
-    http: new KubeHttp(loadKubeConfig((cfg.source as { connection: Parameters<typeof loadKubeConfig>[0] }).connection)), log, validate: validateObject, kinds: WAYPOINT_KINDS,
+    http, log, validate: validateObject, kinds: WAYPOINT_KINDS,
     discoveryIntervalMs: 200, tuning: { backoff: { initialMs: 50, maxMs: 400 } },
   });
   const waypoint = await runWaypoint(cfg, {
     source, log, fetchIdentity: (id) => issueIdentity(ca, id.namespace, id.serviceAccount), signingKey: key.secretKey,
+    onState: new KubePolicyStatusWriter(http.kc, { namespace: 'shop' }, log).onState,
     dial: (ip) => net.connect({ host: LOOPBACK, port: hbonePorts.get(ip) ?? 1 }),
   });
   t.after(() => waypoint.stop());
@@ -172,8 +175,27 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
   assert.match(String(denied.headers['nodemesh-reason']), /denied by AuthorizationPolicy shop\/no-admin/);
   assert.equal((await get('/shop', { 'x-version': 'v2' })).body, 'v2');
 
+  // A BackendTrafficPolicy: enforced (a 100% abort fault), and its status written back through
+  // the API as the waypoint's own field manager, with the API's optimistic concurrency.
+  store.create({ apiVersion: 'policy.nodemesh.io/v1alpha1', kind: 'BackendTrafficPolicy', metadata: { name: 'abort-v2', namespace: 'shop' },
+    spec: { targetRefs: [{ kind: 'Service', name: 'api' }], faultInjection: { abort: { httpStatus: 503, percentage: 100 } } } });
+  await waitFor(() => waypoint.snapshot().backendTrafficPolicies.size === 1, 10_000, 'the traffic policy at the waypoint');
+  const aborted = await get('/', { 'x-version': 'v2' });
+  assert.equal(aborted.status, 503);
+  assert.equal(aborted.headers['nodemesh-reason'], 'fault injected by BackendTrafficPolicy shop/abort-v2');
+  const btp = () => store.get('policy.nodemesh.io/v1alpha1', 'BackendTrafficPolicy', 'abort-v2', 'shop') as unknown as
+    { status?: { ancestors?: { ancestorRef: { name: string }; controllerName: string; conditions: { type: string; status: string }[] }[] }; metadata: { managedFields?: { manager: string; subresource?: string; operation: string }[] } };
+  await waitFor(() => (btp().status?.ancestors ?? []).length > 0, 10_000, 'the policy status');
+  const [anc] = btp().status!.ancestors!;
+  assert.deepEqual([anc.ancestorRef.name, anc.conditions[0].type, anc.conditions[0].status], ['api', 'Accepted', 'True']);
+  assert.ok(btp().metadata.managedFields?.some((f) => f.manager === 'nodemesh-waypoint' && f.subresource === 'status' && f.operation === 'Apply'), JSON.stringify(btp().metadata.managedFields));
+  store.delete('policy.nodemesh.io/v1alpha1', 'BackendTrafficPolicy', 'abort-v2', 'shop');
+  await waitFor(() => waypoint.snapshot().backendTrafficPolicies.size === 0, 10_000, 'the traffic policy gone');
+
   // Deleted from the API: gone at the waypoint too.
   store.delete('security.nodemesh.io/v1alpha1', 'AuthorizationPolicy', 'no-admin', 'shop');
   await waitFor(() => waypoint.snapshot().authorizationPolicies.length === 0, 10_000, 'the policy gone');
   assert.equal((await get('/admin/users', { 'x-version': 'v2' })).body, 'v2');
+  // Its own RBAC was enough for all of it.
+  assert.deepEqual(api.requests.filter((r) => r.user === 'system:serviceaccount:shop:waypoint' && r.code === 403).map((r) => `${r.method} ${r.path}`), []);
 });

@@ -2,7 +2,8 @@
 // exactly the kinds a waypoint watches (waypoint/waypoint-kinds.ts), and, per waypoint, a
 // ClusterRoleBinding the waypoint controller makes for its ServiceAccount (the waypoint reads
 // Services, endpoints and pods of every namespace its routes reach, like a node daemon).
-// Nothing is written: route status is the controller's; no Secrets, no ConfigMaps.
+// The one write: BackendTrafficPolicy status (server-side apply on the status subresource);
+// route status is the controller's. No Secrets, no ConfigMaps.
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import type { ResourceKind } from '../../daemon/state/resources';
@@ -31,7 +32,10 @@ export function waypointClusterRole(v: ManifestValues): ClusterRole {
   }
   return new ClusterRole({
     metadata: { name: WAYPOINT_ROLE_NAME, labels: commonLabels(v, WAYPOINT_ROLE_NAME) },
-    rules: [...byGroup].map(([group, resources]) => ({ apiGroups: [group], resources, verbs: ['list', 'watch'] })),
+    rules: [
+      ...[...byGroup].map(([group, resources]) => ({ apiGroups: [group], resources, verbs: ['list', 'watch'] })),
+      { apiGroups: ['policy.nodemesh.io'], resources: ['backendtrafficpolicies/status'], verbs: ['patch'] },
+    ],
   });
 }
 
