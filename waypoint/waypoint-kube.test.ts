@@ -25,6 +25,7 @@ import { waypointClusterRole } from '../installer/manifests/waypoint-rbac';
 import { waypointObjects } from '../installer/manifests/waypoint-objects';
 import { loadWaypointConfig } from './config';
 import { runWaypoint } from './run-waypoint';
+import type { Snapshot } from '../daemon/state/snapshot';
 import { TunnelSocket } from './tunnel-socket';
 import { listenHttp, requestOver } from './waypoint-test-kit';
 import { keyMaster, keysDocument, waypointKey } from '../daemon/waypoint-controller/caller-statement-keys';
@@ -177,7 +178,7 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
 
   // A BackendTrafficPolicy: enforced (a 100% abort fault), and its status written back through
   // the API as the waypoint's own field manager, with the API's optimistic concurrency.
-  store.create({ apiVersion: 'policy.nodemesh.io/v1alpha1', kind: 'BackendTrafficPolicy', metadata: { name: 'abort-v2', namespace: 'shop' },
+  const created = store.create({ apiVersion: 'policy.nodemesh.io/v1alpha1', kind: 'BackendTrafficPolicy', metadata: { name: 'abort-v2', namespace: 'shop' },
     spec: { targetRefs: [{ kind: 'Service', name: 'api' }], faultInjection: { abort: { httpStatus: 503, percentage: 100 } } } });
   await waitFor(() => waypoint.snapshot().backendTrafficPolicies.size === 1, 10_000, 'the traffic policy at the waypoint');
   const aborted = await get('/', { 'x-version': 'v2' });
@@ -189,6 +190,13 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
   const [anc] = btp().status!.ancestors!;
   assert.deepEqual([anc.ancestorRef.name, anc.conditions[0].type, anc.conditions[0].status], ['api', 'Accepted', 'True']);
   assert.ok(btp().metadata.managedFields?.some((f) => f.manager === 'nodemesh-waypoint' && f.subresource === 'status' && f.operation === 'Apply'), JSON.stringify(btp().metadata.managedFields));
+  // Status computed from an older object (another writer was first): refused by the API (409),
+  // not written over the newer status.
+  const now = waypoint.snapshot();
+  const stale = { ...now, backendTrafficPolicies: new Map([...now.backendTrafficPolicies].map(([k, p]) => [k, { ...p, metadata: { ...p.metadata, resourceVersion: created.metadata!.resourceVersion }, status: undefined }])) } as Snapshot;
+  assert.deepEqual(await new KubePolicyStatusWriter(http.kc, { namespace: 'shop' }, log).write(stale, () => true, '2030-01-01T00:00:00Z'), []);
+  assert.notEqual((btp().status!.ancestors![0].conditions[0] as unknown as { lastTransitionTime: string }).lastTransitionTime, '2030-01-01T00:00:00Z');
+  assert.ok(api.requests.some((r) => r.path.endsWith('/backendtrafficpolicies/abort-v2/status') && r.code === 409), 'the stale apply was refused');
   store.delete('policy.nodemesh.io/v1alpha1', 'BackendTrafficPolicy', 'abort-v2', 'shop');
   await waitFor(() => waypoint.snapshot().backendTrafficPolicies.size === 0, 10_000, 'the traffic policy gone');
 
