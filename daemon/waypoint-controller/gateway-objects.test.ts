@@ -33,6 +33,9 @@ test('desired objects: the installer template, in the Gateway namespace, owned b
     assert.equal(owningGateway(o), 'shop/waypoint');
   }
   assert.equal(objs[3].spec.template.spec.serviceAccountName, 'waypoint');
+  // Never captured by the node daemons: it speaks HBONE itself.
+  assert.equal(objs[3].spec.template.metadata.labels['nodemesh.io/dataplane-mode'], 'none');
+  assert.equal(objs[3].spec.selector.matchLabels['nodemesh.io/dataplane-mode'], undefined);
 });
 
 test('only objects the controller made have an owning Gateway', () => {

@@ -18,7 +18,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { CA_CERT_ENTRY } from './ca-objects';
 import { commonLabels } from './labels';
 import { CA_ROOT_DIR, IMAGE_ROOT, TOKEN_DIR, TOKEN_EXPIRATION_SECONDS, TOKEN_FILE, image } from './node-daemonset';
-import { IDENTITY_NAME, IDENTITY_PORT, IDENTITY_TOKEN_AUDIENCE, NAMESPACE, READINESS_PORT, WAYPOINT_KEYS_CONFIGMAP_NAME, type ManifestValues } from './values';
+import { IDENTITY_NAME, IDENTITY_PORT, ENROL_LABEL, IDENTITY_TOKEN_AUDIENCE, NAMESPACE, READINESS_PORT, WAYPOINT_KEYS_CONFIGMAP_NAME, type ManifestValues } from './values';
 import { waypointClusterRoleBinding } from './waypoint-rbac';
 import { TRUST_FILE_NAME } from '../../daemon/tunnel/caller-statement-trust';
 
@@ -59,7 +59,8 @@ export function waypointObjects(v: ManifestValues, gw: WaypointGateway, material
         replicas: 1,
         selector: { matchLabels: selector },
         template: {
-          metadata: { labels, ...(material.signingKey ? { annotations: { [SIGNING_KEY_ANNOTATION]: material.signingKey.fingerprint } } : {}) },
+          // The waypoint's own traffic is never captured (it speaks HBONE itself), as in the sandbox.
+          metadata: { labels: { ...labels, [ENROL_LABEL]: 'none' }, ...(material.signingKey ? { annotations: { [SIGNING_KEY_ANNOTATION]: material.signingKey.fingerprint } } : {}) },
           spec: {
             serviceAccountName: gw.name,
             // Mounted Secret files are group-readable for this group only.
