@@ -3,7 +3,7 @@
 //   make bench                      # = make build && node dist/bench/l4-latency.js
 //   node dist/bench/l4-latency.js [--rounds 3] [--seconds 15] [--warmup 5]
 //        [--scenarios keepalive@200,keepalive@1000,new-conn@200,new-conn@1000]
-//        [--conns 8] [--new-conn-concurrency 64] [--size 1024] [--out FILE]
+//        [--conns 8] [--new-conn-concurrency 64] [--size 1024] [--hold 5000] [--out FILE]
 //
 // It brings up its own sandbox cluster (`nodemesh local up --nodes 2`) with two namespaces:
 // `plain` (not enrolled) and `mesh` (nodemesh.io/dataplane-mode: ambient). Each has a client
@@ -17,6 +17,10 @@
 // separate warm-up (both arms, reported, never in the numbers) runs first. Results: a table on
 // stdout and bench/results/l4-latency-<date>.json (fields: bench/results/README.md).
 //
+// `--hold N` then holds N keep-alive connections through the mesh at once (bench/conn-hold.ts
+// in mesh/client) and reports each daemon's RSS growth per held connection, and what is left
+// of it a few seconds after they closed.
+//
 // Safety: all traffic stays inside the sandbox's network namespaces (the generator only talks
 // to a Service VIP from inside a pod; this process sends no packet itself). Every phase is
 // bounded in requests and time, and so is every wait. `local down` runs in a finally, also on
@@ -28,11 +32,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_CLK_TCK, readProcCpu, readRssBytes } from './proc-stats';
 import { RESULT_PREFIX, type LoadMode, type LoadSpec, type PhaseResult } from './l4-loadgen';
+import { HOLD_PREFIX } from './conn-hold';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const CLI = path.join(REPO, 'dist', 'installer', 'cli.js');
 const LOADGEN = path.join(REPO, 'dist', 'bench', 'l4-loadgen.js');
 const SERVER = path.join(REPO, 'dist', 'bench', 'l4-server.js');
+const HOLD = path.join(REPO, 'dist', 'bench', 'conn-hold.js');
+/** How long held connections stay open, and how long after they close RSS is read again. */
+const HOLD_MS = 4_000;
+const HOLD_SETTLE_MS = 5_000;
 const STATE_DIR = path.resolve(process.env.NODEMESH_SANDBOX_DIR || '/run/nodemesh/sandbox');
 const RESULTS_DIR = path.join(REPO, 'bench', 'results');
 
@@ -57,6 +66,8 @@ export interface Args {
   conns: number;
   newConnConcurrency: number;
   size: number;
+  /** Connections to hold at once after the phases (0: none). */
+  hold: number;
   out?: string;
 }
 
@@ -76,10 +87,11 @@ export function parseScenarios(text: string): Scenario[] {
 }
 
 export function parseArgs(argv: string[]): Args {
-  const a: Args = { rounds: 3, seconds: 15, warmup: 5, scenarios: parseScenarios(DEFAULT_SCENARIOS), conns: 8, newConnConcurrency: 64, size: 1024 };
+  const a: Args = { rounds: 3, seconds: 15, warmup: 5, scenarios: parseScenarios(DEFAULT_SCENARIOS), conns: 8, newConnConcurrency: 64, size: 1024, hold: 0 };
   const ranges: Record<string, [keyof Args, number, number]> = {
     '--rounds': ['rounds', 1, 7], '--seconds': ['seconds', 2, 60], '--warmup': ['warmup', 1, 30],
     '--conns': ['conns', 1, 256], '--new-conn-concurrency': ['newConnConcurrency', 1, 512], '--size': ['size', 0, 65536],
+    '--hold': ['hold', 0, 15_000],
   };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i]!;
@@ -212,14 +224,14 @@ let current: ChildProcess | undefined;
 let interrupted: NodeJS.Signals | undefined;
 
 /** Runs argv, bounded by timeoutMs (SIGTERM, then SIGKILL 5 s later); never throws on exit code. */
-function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: boolean }): Promise<Run> {
+function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onStdout?: (d: string) => void }): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
     current = child;
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; if (opts.echo) process.stdout.write(d); });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; if (opts.echo) process.stdout.write(d); opts.onStdout?.(d); });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; if (opts.echo) process.stderr.write(d); });
     const timer = setTimeout(() => {
       timedOut = true;
@@ -236,7 +248,7 @@ function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: b
   });
 }
 
-const nodemesh = (args: string[], opts: { timeoutMs: number; input?: string; echo?: boolean }): Promise<Run> => run([process.execPath, CLI, ...args], opts);
+const nodemesh = (args: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onStdout?: (d: string) => void }): Promise<Run> => run([process.execPath, CLI, ...args], opts);
 
 function checkInterrupted(): void {
   if (interrupted) throw new Error(`interrupted by ${interrupted}`);
@@ -426,6 +438,42 @@ async function runLoad(args: Args, topo: Topology, clkTck: number, o: PhaseOpts)
     throw new Error(`the load generator in ${o.arm}/client ${r.timedOut ? 'timed out' : `exited ${r.code}`} without a result\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`);
   }
   return JSON.parse(line.slice(RESULT_PREFIX.length)) as PhaseResult;
+}
+
+// --- held connections -------------------------------------------------------------------------
+
+export interface HoldResult {
+  connections: number; open: number; failed: number;
+  /** Per daemon: RSS before, while all are held, and HOLD_SETTLE_MS after they closed. */
+  daemons: { name: string; beforeMiB: number | null; heldMiB: number | null; afterMiB: number | null; heldKiBPerConn: number | null; afterKiBPerConn: number | null }[];
+}
+
+async function holdPhase(topo: Topology, count: number): Promise<HoldResult> {
+  checkInterrupted();
+  const daemons = topo.watchPids.filter((w) => w.name.startsWith('daemon '));
+  const rss = (): (number | null)[] => daemons.map((d) => { const b = readRssBytes(d.pid); return b === undefined ? null : b / 2 ** 20; });
+  const before = rss();
+  let held: (number | null)[] | undefined;
+  let seen = '';
+  const spec = { host: topo.vip.mesh, port: SERVICE_PORT, count, openPerSecond: 2000, holdMs: HOLD_MS, timeoutMs: 90_000 };
+  const r = await nodemesh(['local', 'exec', 'mesh/client', '--', process.execPath, HOLD, JSON.stringify(spec)], {
+    timeoutMs: 120_000,
+    // Sampled as soon as every connection answered: the connections are all open then.
+    onStdout: (d) => { seen += d; if (!held && seen.includes(HOLD_PREFIX)) held = rss(); },
+  });
+  const line = r.stdout.split('\n').find((l) => l.startsWith(HOLD_PREFIX));
+  if (!held || !line) throw new Error(`conn-hold in mesh/client ${r.timedOut ? 'timed out' : `exited ${r.code}`} before holding: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
+  const { open, failed } = JSON.parse(line.slice(HOLD_PREFIX.length)) as { open: number; failed: number };
+  await sleep(HOLD_SETTLE_MS);
+  const after = rss();
+  const perConn = (x: number | null | undefined, b: number | null | undefined): number | null => (x == null || b == null || open === 0 ? null : round(((x - b) * 1024) / open, 2));
+  return {
+    connections: count, open, failed,
+    daemons: daemons.map((d, k) => ({
+      name: d.name, beforeMiB: before[k] === null ? null : round(before[k]!, 1), heldMiB: held![k] === null ? null : round(held![k]!, 1), afterMiB: after[k] === null ? null : round(after[k]!, 1),
+      heldKiBPerConn: perConn(held![k], before[k]), afterKiBPerConn: perConn(after[k], before[k]),
+    })),
+  };
 }
 
 // --- output ---------------------------------------------------------------------------------
@@ -636,6 +684,11 @@ async function main(): Promise<number> {
       }
     }
 
+    const hold = args.hold > 0 ? await holdPhase(topo, args.hold) : undefined;
+    if (hold) {
+      console.log(`hold ${hold.connections} mesh connections (open ${hold.open}, failed ${hold.failed}): ` +
+        hold.daemons.map((d) => `${d.name} ${f(d.beforeMiB, 1)} -> ${f(d.heldMiB, 1)} -> ${f(d.afterMiB, 1)} MiB, ${f(d.heldKiBPerConn)} KiB per held connection, ${f(d.afterKiBPerConn)} KiB left after close`).join('; '));
+    }
     const pathsAfter = await verifyPaths();
     console.log(`path check after the phases: ${pathsAfter}`);
     const idleAfter = await sampleIdle(topo, clkTck, 3);
@@ -670,6 +723,7 @@ async function main(): Promise<number> {
       topology: { vip: topo.vip, watched: topo.watchPids },
       idle,
       idleAfter,
+      hold,
       pathCheck: { beforeWarmup: pathsBefore, afterPhases: pathsAfter },
       warmup: warmup.map((w) => ({ arm: w.arm, scenario: w.scenario, metrics: w.metrics, result: w.result })),
       phases: phases.map((p) => ({ round: p.round, arm: p.arm, scenario: p.scenario, metrics: p.metrics, result: p.result })),

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const { source, podFinder } = makeSource(cfg, log);
   const agent = new NodeAgent(cfg, {
     datapath, sockets: new NetnsSocketFactory(native), source, podFinder, log, identities, hbone,
-    bindListener: ownNamespaceListener(native),
+    bindListener: ownNamespaceListener(native), releaseMemory: () => native.releaseMemory(),
   });
   if (process.argv.includes('--uninstall')) {
     await datapath.start();

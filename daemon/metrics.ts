@@ -1,19 +1,29 @@
 // Prometheus metrics of the node daemon (served on 15020). Labels are bounded: every value
 // comes from the mesh's own state (workload owners from the snapshot, identities that passed
 // verification, causes from a fixed list), never addresses, ports or anything a peer sent.
-// The label children of each (direction, workloads, identities) are bound once and kept, so a
-// connection costs a map lookup and a few increments, not a label hash per counter.
+// Per-connection counts are plain numbers in one record per (direction, workloads,
+// identities), found by one map lookup; prom-client reads them when scraped (collect). A
+// bound prom-client child hashes its labels on every inc(), which made the four increments
+// of a connection cost more than its record and its log line together.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LiveConnection, Peer, Verdict } from './proxy/connection-table';
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  readonly connectionsOpened = new Counter({ name: 'nodemesh_connections_opened_total', help: 'Connections accepted by the daemon', labelNames: ['direction', 'source_workload', 'destination_workload', 'source_identity', 'destination_identity', 'verdict'], registers: [this.registry] });
-  readonly connectionsClosed = new Counter({ name: 'nodemesh_connections_closed_total', help: 'Connections finished', labelNames: ['direction', 'source_workload', 'destination_workload', 'source_identity', 'destination_identity', 'verdict'], registers: [this.registry] });
-  readonly bytesSent = new Counter({ name: 'nodemesh_sent_bytes_total', help: 'Bytes from source to destination', labelNames: ['direction', 'source_workload', 'destination_workload', 'source_identity', 'destination_identity'], registers: [this.registry] });
-  readonly bytesReceived = new Counter({ name: 'nodemesh_received_bytes_total', help: 'Bytes from destination back to source', labelNames: ['direction', 'source_workload', 'destination_workload', 'source_identity', 'destination_identity'], registers: [this.registry] });
+  /** Per-connection counts per label set; as bounded as the label values themselves. */
+  private readonly series = new Map<string, Series>();
+  readonly connectionsOpened = this.counter('nodemesh_connections_opened_total', 'Connections accepted by the daemon', [...SERIES_LABELS, 'verdict'], (s, add) => {
+    for (const v of VERDICTS) if (s.opened[v]) add({ ...s.labels, verdict: v }, s.opened[v]);
+  });
+  readonly connectionsClosed = this.counter('nodemesh_connections_closed_total', 'Connections finished', [...SERIES_LABELS, 'verdict'], (s, add) => {
+    for (const v of VERDICTS) if (s.closed[v]) add({ ...s.labels, verdict: v }, s.closed[v]);
+  });
+  readonly bytesSent = this.counter('nodemesh_sent_bytes_total', 'Bytes from source to destination', SERIES_LABELS, (s, add) => { if (s.sent) add(s.labels, s.sent); });
+  readonly bytesReceived = this.counter('nodemesh_received_bytes_total', 'Bytes from destination back to source', SERIES_LABELS, (s, add) => { if (s.received) add(s.labels, s.received); });
+  readonly denied = this.counter('nodemesh_connections_denied_total', 'Connections refused, by reason (policy, peer authentication, no endpoints, ...)', ['direction', 'destination_workload', 'reason'], (s, add) => {
+    for (const [reason, n] of s.denied) add({ direction: s.labels.direction, destination_workload: s.labels.destination_workload, reason }, n);
+  });
   readonly enrolledPods = new Gauge({ name: 'nodemesh_enrolled_pods', help: 'Pods on this node captured by the mesh', registers: [this.registry] });
-  readonly denied = new Counter({ name: 'nodemesh_connections_denied_total', help: 'Connections refused, by reason (policy, peer authentication, no endpoints, ...)', labelNames: ['direction', 'destination_workload', 'reason'], registers: [this.registry] });
   readonly policyClosed = new Counter({ name: 'nodemesh_connections_closed_by_policy_total', help: 'Open connections closed because a policy change no longer allows them', registers: [this.registry] });
   /** Set by the agent: the certificates held now, read at every scrape. */
   certificates: () => { spiffeId?: string; notAfter?: string }[] = () => [];
@@ -36,8 +46,18 @@ export class NodeMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'nodemesh_node_' });
   }
 
-  /** Bound label children per connection kind; as bounded as the label values themselves. */
-  private readonly series = new Map<string, Series>();
+  /** A connection counter whose values are this.series' totals, read at every scrape. */
+  private counter(name: string, help: string, labelNames: readonly string[], each: (s: Series, add: (labels: Record<string, string>, n: number) => void) => void): Counter<string> {
+    const series = () => this.series;
+    return new Counter({
+      name, help, registers: [this.registry], labelNames,
+      // Labels sharing values across series (e.g. denied) add up: reset, then add every series.
+      collect(this: Counter<string>) {
+        this.reset();
+        for (const s of series().values()) each(s, (labels, n) => this.inc(labels, n));
+      },
+    });
+  }
 
   private seriesOf(r: LiveConnection): Series {
     const src = name(r.source);
@@ -47,10 +67,9 @@ export class NodeMetrics {
     const key = `${r.direction}|${src}|${dst}|${sid}|${did}`;
     let s = this.series.get(key);
     if (!s) {
-      const l = { direction: r.direction, source_workload: src, destination_workload: dst, source_identity: sid, destination_identity: did };
       s = {
-        labels: l, opened: {}, closed: {}, denied: new Map(),
-        sent: this.bytesSent.labels(l), received: this.bytesReceived.labels(l),
+        labels: { direction: r.direction, source_workload: src, destination_workload: dst, source_identity: sid, destination_identity: did },
+        opened: { allow: 0, deny: 0, error: 0 }, closed: { allow: 0, deny: 0, error: 0 }, denied: new Map(), sent: 0, received: 0,
       };
       this.series.set(key, s);
     }
@@ -58,34 +77,29 @@ export class NodeMetrics {
   }
 
   opened(r: LiveConnection): void {
-    const s = this.seriesOf(r);
-    (s.opened[r.verdict] ??= this.connectionsOpened.labels({ ...s.labels, verdict: r.verdict })).inc();
+    this.seriesOf(r).opened[r.verdict]++;
   }
 
   closed(r: LiveConnection): void {
     const s = this.seriesOf(r);
-    (s.closed[r.verdict] ??= this.connectionsClosed.labels({ ...s.labels, verdict: r.verdict })).inc();
-    if (r.verdict === 'deny') {
-      let d = s.denied.get(r.cause);
-      if (!d) {
-        d = this.denied.labels({ direction: r.direction, destination_workload: s.labels.destination_workload, reason: r.cause });
-        s.denied.set(r.cause, d);
-      }
-      d.inc();
-    }
-    if (r.bytesSent) s.sent.inc(r.bytesSent);
-    if (r.bytesReceived) s.received.inc(r.bytesReceived);
+    s.closed[r.verdict]++;
+    if (r.verdict === 'deny') s.denied.set(r.cause, (s.denied.get(r.cause) ?? 0) + 1);
+    s.sent += r.bytesSent;
+    s.received += r.bytesReceived;
   }
 }
 
-interface Bound { inc(v?: number): void }
+const VERDICTS: readonly Verdict[] = ['allow', 'deny', 'error'];
+const SERIES_LABELS = ['direction', 'source_workload', 'destination_workload', 'source_identity', 'destination_identity'] as const;
+
 interface Series {
   labels: { direction: string; source_workload: string; destination_workload: string; source_identity: string; destination_identity: string };
-  opened: Partial<Record<Verdict, Bound>>;
-  closed: Partial<Record<Verdict, Bound>>;
-  denied: Map<string, Bound>;
-  sent: Bound;
-  received: Bound;
+  opened: Record<Verdict, number>;
+  closed: Record<Verdict, number>;
+  /** Refusals by cause. */
+  denied: Map<string, number>;
+  sent: number;
+  received: number;
 }
 
 /** A peer's metric name: `namespace/owner` of its workload, else the Service, else 'unknown'. */

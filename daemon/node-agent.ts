@@ -16,6 +16,7 @@ import { handleOutbound, IdentitySource, ProxyDeps } from './proxy/outbound';
 import { handleInboundPlaintext } from './proxy/inbound-plaintext';
 import { HboneInbound } from './proxy/inbound-hbone';
 import { OpenInboundSet } from './proxy/open-inbound';
+import { ReleaseAfterDrop } from './proxy/memory-release';
 import { PowerOfTwoChoices } from './routing/balancer';
 import { startAdminServers, type BindListener } from './admin/admin-server';
 import { readiness } from './admin/readiness';
@@ -48,7 +49,13 @@ export interface NodeAgentDeps {
   bindListener?: BindListener;
   /** Which workloads to enrol (default: every pod on this node); see EnrolmentController. */
   enrolScope?: (s: Snapshot) => Workload[];
+  /** Gives freed memory back to the system (native releaseMemory); called after most of a
+   * large number of connections closed (proxy/memory-release.ts). */
+  releaseMemory?: () => void;
 }
+
+/** How often the open connections are sampled for ReleaseAfterDrop. */
+const MEMORY_SAMPLE_MS = 2000;
 
 /** Skipped objects kept for /debug/snapshot (the metric counts them all). */
 const RECENT_SKIPPED = 50;
@@ -74,6 +81,7 @@ export class NodeAgent {
   private servers: http.Server[] = [];
   private phase: 'starting' | 'running' | 'draining' = 'starting';
   private resync: NodeJS.Timeout | undefined;
+  private memorySampler: NodeJS.Timeout | undefined;
 
   constructor(private readonly cfg: Readonly<NodeConfig>, private readonly deps: NodeAgentDeps) {
     this.connections = new ConnectionTable(deps.log.child({ component: 'connections' }),
@@ -131,6 +139,17 @@ export class NodeAgent {
       if (this.enrolment.status().failed.length > 0) void this.enrolment.reconcile(this.snapshot).then(() => this.afterReconcile());
     }, 2000);
     this.resync.unref();
+    const release = this.deps.releaseMemory;
+    if (release) {
+      const after = new ReleaseAfterDrop(() => {
+        const before = process.memoryUsage.rss();
+        const t0 = Date.now();
+        release();
+        this.deps.log.info({ rssBeforeMiB: Math.round(before / 2 ** 20), rssAfterMiB: Math.round(process.memoryUsage.rss() / 2 ** 20), tookMs: Date.now() - t0 }, 'most connections closed: memory given back');
+      });
+      this.memorySampler = setInterval(() => after.observe(this.connections.openCount + (this.hboneInbound?.openTunnels() ?? 0)), MEMORY_SAMPLE_MS);
+      this.memorySampler.unref();
+    }
     this.servers = await startAdminServers(this.cfg, {
       ready: () => readiness({
         phase: this.phase,
@@ -253,10 +272,10 @@ export class NodeAgent {
   /** Waits until no connection is open, or the deadline; returns how many were left. */
   private async drain(deadlineMs: number): Promise<{ open: number; waitedMs: number }> {
     const start = Date.now();
-    let open = this.connections.list().open.length;
+    let open = this.connections.openCount;
     while (open > 0 && Date.now() - start < deadlineMs) {
       await new Promise((r) => setTimeout(r, 100));
-      open = this.connections.list().open.length;
+      open = this.connections.openCount;
     }
     return { open, waitedMs: Date.now() - start };
   }
@@ -269,6 +288,7 @@ export class NodeAgent {
     const drainMs = opts.drainMs ?? 0;
     this.phase = 'draining';
     if (this.resync) clearInterval(this.resync);
+    if (this.memorySampler) clearInterval(this.memorySampler);
     this.deps.source.stop();
     this.tracker?.stop();
     // Listeners first: the kernel hands what is queued on them to a newer daemon's.

@@ -8,7 +8,8 @@
         "src/objects.cc",
         "src/maps.cc",
         "src/netns.cc",
-        "src/netns-sysctl.cc"
+        "src/netns-sysctl.cc",
+        "src/memory.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -88,4 +88,7 @@ export interface NativeBinding {
   writeNetSysctlInNetns(netnsPath: string, name: string, value: string): void;
   /** Closes an fd this process owns (for fds never handed to Node). */
   closeFd(fd: number): void;
+  /** Gives freed memory back to the system: V8 critical memory pressure (a full, synchronous
+   * GC that releases unused heap pages), then malloc_trim. For after a burst of closes. */
+  releaseMemory(): void;
 }

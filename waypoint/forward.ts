@@ -13,6 +13,7 @@ import { CALLER_STATEMENT_HEADER, signStatement } from '../daemon/tunnel/caller-
 import { spiffeIdOf } from '../daemon/routing/decide';
 import type { HboneClient } from '../daemon/tunnel/hbone-client';
 import { HBONE_PORT } from '../daemon/tunnel/hbone-protocol';
+import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
 import { endToEndHeaders } from './http-headers';
 import { localReply, type Exchange, type HeaderMap, type Reply } from './exchange';
@@ -37,14 +38,14 @@ export function forwarder(deps: ForwardDeps): (x: Exchange) => Promise<Reply> {
     const id = deps.identity();
     if (!id) return localReply(503, 'the waypoint has no certificate yet', { failure: 'connect-failure' });
     const ep = x.endpoint!;
-    let stream: http2.ClientHttp2Stream;
+    let stream: TunnelDuplex;
     try {
-      stream = await deps.hbone.connect({
+      stream = new TunnelDuplex(await deps.hbone.connect({
         source: id, target: { address: ep.ip, port: HBONE_PORT }, authority: `${ep.ip}:${ep.port}`,
         expectedServerIds: [spiffeIdOf(deps.trustDomain, ep.workload)],
         headers: { forwarded: `for=${x.tunnel.sourceAddress}`, ...(x.traceparent ? { traceparent: x.traceparent } : {}), ...deps.connectHeaders?.(x) },
         dial: () => deps.dial(ep.ip, HBONE_PORT),
-      });
+      }));
     } catch (e) {
       const code = NodemeshError.is(e) ? e.code : '';
       const msg = (e as Error).message;

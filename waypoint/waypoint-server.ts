@@ -1,4 +1,4 @@
-// The waypoint's HBONE listener. daemon/tunnel's HboneServer terminates mutual TLS and the
+// The waypoint's HBONE listener. HboneListener (daemon/proxy/inbound-hbone.ts) terminates mutual TLS and the
 // CONNECT (with the waypoint hook: `:authority` must be the VIP:port of a Service bound to
 // this waypoint); each tunnel is then served here: HTTP/1.1 or HTTP/2 (prior knowledge, so
 // gRPC too) through the request pipeline, anything else spliced as TCP to an endpoint of the
@@ -14,7 +14,8 @@ import type { ServiceEntry, Snapshot } from '../daemon/state/snapshot';
 import { waypointFor } from '../daemon/state/waypoints';
 import type { HboneClient } from '../daemon/tunnel/hbone-client';
 import { HBONE_PORT } from '../daemon/tunnel/hbone-protocol';
-import { HboneServer, type HboneRequestContext } from '../daemon/tunnel/hbone-server';
+import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
+import { HboneListener, type HboneRequestContext } from '../daemon/proxy/inbound-hbone';
 import type { HostPort } from '../daemon/tunnel/authority';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
 import { REASON_HEADER, localReply, type Exchange, type Handler, type Reply, type TunnelContext } from './exchange';
@@ -46,10 +47,10 @@ export interface WaypointServerDeps {
 type TunnelResult = { bytesSent: number; bytesReceived: number; error?: string };
 
 export class WaypointServer {
-  readonly hbone: HboneServer;
+  readonly hbone: HboneListener;
 
   constructor(private readonly d: WaypointServerDeps) {
-    this.hbone = new HboneServer({
+    this.hbone = new HboneListener({
       identity: d.identity, trustDomain: d.trustDomain, podIPs: [], log: d.log.child({ component: 'hbone-server' }),
       connectApp: () => { throw new Error('the waypoint serves tunnels itself'); },
       acceptAuthority: (dst) => this.refuseAuthority(dst),
@@ -79,7 +80,7 @@ export class WaypointServer {
     return undefined;
   }
 
-  private async serve(ctx: HboneRequestContext, stream: http2.ServerHttp2Stream): Promise<TunnelResult> {
+  private async serve(ctx: HboneRequestContext, stream: TunnelDuplex): Promise<TunnelResult> {
     const service = this.serviceOf(ctx.destination);
     if (!service) throw new Error(`Service for ${ctx.destination.address} went away`);
     const port = service.ports.find((p) => p.port === ctx.destination.port)!;
@@ -91,7 +92,7 @@ export class WaypointServer {
     return this.serveHttp({ ...tunnel, protocol: kind }, stream);
   }
 
-  private serveHttp(t: TunnelContext, stream: http2.ServerHttp2Stream): Promise<TunnelResult> {
+  private serveHttp(t: TunnelContext, stream: TunnelDuplex): Promise<TunnelResult> {
     const sock = new TunnelSocket(stream, { address: t.sourceAddress });
     const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
       void this.onRequest(t, req, res).catch((e: Error) => {
@@ -129,7 +130,7 @@ export class WaypointServer {
     writeReply(res, reply);
   }
 
-  private async passThrough(t: Omit<TunnelContext, 'protocol'>, stream: http2.ServerHttp2Stream): Promise<TunnelResult> {
+  private async passThrough(t: Omit<TunnelContext, 'protocol'>, stream: TunnelDuplex): Promise<TunnelResult> {
     const svc = t.service;
     const v = authorizeConnection(this.d.snapshot().authorizationPolicies, { principal: t.sourceId, ip: t.sourceAddress }, { gateway: this.d.gateway, service: svc, port: t.port });
     if (!v.allow) {
@@ -144,11 +145,11 @@ export class WaypointServer {
     const target = ep.ports.get(t.port)!;
     const release = this.d.picker.track(ep.ip);
     try {
-      const upstream = await this.d.hbone.connect({
+      const upstream = new TunnelDuplex(await this.d.hbone.connect({
         source: this.d.identity(), target: { address: ep.ip, port: HBONE_PORT }, authority: `${ep.ip}:${target}`,
         expectedServerIds: [spiffeIdOf(this.d.trustDomain, workload)], headers: { forwarded: `for=${t.sourceAddress}` },
         dial: () => this.d.dial(ep.ip, HBONE_PORT),
-      });
+      }));
       let sent = 0, received = 0;
       stream.on('data', (c: Buffer) => { sent += c.length; });
       upstream.on('data', (c: Buffer) => { received += c.length; });
@@ -165,7 +166,7 @@ export class WaypointServer {
 }
 
 /** Waits for the first bytes and puts them back; `timeoutMs` 0 waits as long as it takes. */
-function sniff(stream: http2.ServerHttp2Stream, timeoutMs: number): Promise<'h2' | 'http1' | 'tcp'> {
+function sniff(stream: TunnelDuplex, timeoutMs: number): Promise<'h2' | 'http1' | 'tcp'> {
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
     let timer: NodeJS.Timeout | undefined;

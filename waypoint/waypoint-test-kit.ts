@@ -14,6 +14,7 @@ import type { Resource } from '../daemon/state/resources';
 import { Snapshot, buildSnapshot } from '../daemon/state/snapshot';
 import { LABEL_GATEWAY_NAME } from '../daemon/state/waypoints';
 import { HboneClient } from '../daemon/tunnel/hbone-client';
+import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
 import {
   Destination, LOOPBACK, LogSink, closeServer, issueIdentity, listen, logSink, portOf, startDestination,
 } from '../daemon/tunnel/hbone-test-kit';
@@ -155,10 +156,10 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   const listener = await listen((s) => { accepted.push(s); server.handle(s); });
   const callerClient = new HboneClient({ log: sink.log });
 
-  const tunnel = async (vip: string, port: number) => new TunnelSocket(await callerClient.connect({
+  const tunnel = async (vip: string, port: number) => new TunnelSocket(new TunnelDuplex(await callerClient.connect({
     source: caller, target: { address: LOOPBACK, port: portOf(listener) }, authority: `${vip}:${port}`,
     expectedServerIds: [waypointId.spiffeId], dial: () => net.connect({ host: LOOPBACK, port: portOf(listener) }),
-  }));
+  })));
 
   return {
     caller, waypointId, seen, behaviour, sink, metrics, judged,

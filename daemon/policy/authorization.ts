@@ -62,13 +62,20 @@ export function stringMatch(pattern: string, value: string): boolean {
 }
 const anyMatch = (patterns: string[], value: string | undefined) => value !== undefined && patterns.some((p) => stringMatch(p, value));
 
+/** A policy's ipBlocks as a BlockList, built once per list (policies are immutable). */
+const blockLists = new WeakMap<string[], BlockList>();
+
 function inBlocks(blocks: string[], ip: string): boolean {
-  const bl = new BlockList();
-  for (const b of blocks) {
-    const [addr, len] = b.split('/');
-    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
-    if (len === undefined) bl.addAddress(addr, type);
-    else bl.addSubnet(addr, Number(len), type);
+  let bl = blockLists.get(blocks);
+  if (!bl) {
+    bl = new BlockList();
+    for (const b of blocks) {
+      const [addr, len] = b.split('/');
+      const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+      if (len === undefined) bl.addAddress(addr, type);
+      else bl.addSubnet(addr, Number(len), type);
+    }
+    blockLists.set(blocks, bl);
   }
   return bl.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
 }
@@ -131,31 +138,52 @@ function applicable(policies: readonly AuthorizationPolicy[], target: AuthzTarge
   return policies.filter((p) => (hasTargetRefs(p) ? targetsService(p, target) : selects(p, target, rootNamespace)));
 }
 
-export function authorize(policies: readonly AuthorizationPolicy[], subj: AuthzSubject, target: AuthzTarget, rootNamespace = ROOT_NAMESPACE): AuthzVerdict {
+/** What of a policy set applies to one target (workload and port), split by action: made once
+ * per snapshot, workload and port (policy/inbound.ts), then only the rules run per connection. */
+export interface CompiledPolicies {
+  /** A waypoint policy nothing enforces that governs the target: it denies everything. */
+  unenforced?: AuthorizationPolicy;
+  denies: readonly AuthorizationPolicy[];
+  allows: readonly AuthorizationPolicy[];
+}
+
+export function compilePolicies(policies: readonly AuthorizationPolicy[], target: AuthzTarget, rootNamespace = ROOT_NAMESPACE): CompiledPolicies {
   // Fail closed: a waypoint policy nothing enforces denies what it would govern.
   const unenforced = policies.find((p) => targetsWaypoint(p, target));
-  if (unenforced) {
+  const mine = applicable(policies, target, rootNamespace);
+  return {
+    ...(unenforced ? { unenforced } : {}),
+    denies: mine.filter((p) => (p.spec.action ?? 'ALLOW') === 'DENY'),
+    allows: mine.filter((p) => (p.spec.action ?? 'ALLOW') === 'ALLOW'),
+  };
+}
+
+/** The verdict of compiled policies for one caller on `port` (the target's port). */
+export function evaluate(c: CompiledPolicies, subj: AuthzSubject, port: number, waypoint?: string): AuthzVerdict {
+  if (c.unenforced) {
+    const p = c.unenforced;
     return {
-      allow: false, reason: 'denied-by-policy', policy: policyName(unenforced),
-      message: `AuthorizationPolicy ${policyName(unenforced)} targets Gateway ${target.waypoint}, a waypoint; no waypoint enforces it, so the connections it governs are denied (fail closed)`,
+      allow: false, reason: 'denied-by-policy', policy: policyName(p),
+      message: `AuthorizationPolicy ${policyName(p)} targets Gateway ${waypoint}, a waypoint; no waypoint enforces it, so the connections it governs are denied (fail closed)`,
     };
   }
-  const mine = applicable(policies, target, rootNamespace);
-  for (const p of mine) {
-    if ((p.spec.action ?? 'ALLOW') !== 'DENY') continue;
-    if ((p.spec.rules ?? []).some((r) => ruleMatches(r, 'DENY', subj, target.port))) {
+  for (const p of c.denies) {
+    if ((p.spec.rules ?? []).some((r) => ruleMatches(r, 'DENY', subj, port))) {
       return { allow: false, reason: 'denied-by-policy', policy: policyName(p), message: `denied by AuthorizationPolicy ${policyName(p)}` };
     }
   }
-  const allows = mine.filter((p) => (p.spec.action ?? 'ALLOW') === 'ALLOW');
-  if (allows.length === 0) return { allow: true };
-  for (const p of allows) {
-    if ((p.spec.rules ?? []).some((r) => ruleMatches(r, 'ALLOW', subj, target.port))) return { allow: true, policy: policyName(p) };
+  if (c.allows.length === 0) return { allow: true };
+  for (const p of c.allows) {
+    if ((p.spec.rules ?? []).some((r) => ruleMatches(r, 'ALLOW', subj, port))) return { allow: true, policy: policyName(p) };
   }
   return {
     allow: false, reason: 'no-allow-policy-matched',
-    message: `no ALLOW rule matched ${subj.principal ?? `unauthenticated ${subj.ip}`} (policies: ${allows.map(policyName).join(', ')})`,
+    message: `no ALLOW rule matched ${subj.principal ?? `unauthenticated ${subj.ip}`} (policies: ${c.allows.map(policyName).join(', ')})`,
   };
+}
+
+export function authorize(policies: readonly AuthorizationPolicy[], subj: AuthzSubject, target: AuthzTarget, rootNamespace = ROOT_NAMESPACE): AuthzVerdict {
+  return evaluate(compilePolicies(policies, target, rootNamespace), subj, target.port, target.waypoint);
 }
 
 /** Effective mTLS mode for a workload's port: workload selector > namespace > mesh-wide >

@@ -31,3 +31,22 @@ test('inbound verdict: peer authentication, then authorization', () => {
     if (!v.allow) assert.equal(v.reason, reason, name);
   }
 });
+
+test('inbound verdict: made once per snapshot, right for every port, a new snapshot sees new policies', () => {
+  const port9000: Resource = { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'p9000', namespace: 'shop' },
+    spec: { selector: { matchLabels: { app: 'db' } }, rules: [{ to: [{ operation: { ports: ['9000'] } }] }] } };
+  const s = buildSnapshot([...base, port9000], 1);
+  const db = s.workloads.get('db')!;
+  // More ports than the per-workload cache keeps (a peer chooses the port): each still judged.
+  for (let round = 0; round < 2; round++) {
+    for (let port = 8900; port < 9100; port++) {
+      assert.equal(inboundVerdict(s, db, { principal: web, ip: '10.244.2.7' }, port).allow, port === 9000, `port ${port}, round ${round}`);
+    }
+  }
+  const denyWeb: Resource = { apiVersion: 'security.nodemesh.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-web', namespace: 'shop' },
+    spec: { action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/web'] } }] }] } };
+  const denied = buildSnapshot([...base, port9000, denyWeb], 2);
+  const v = inboundVerdict(denied, denied.workloads.get('db')!, { principal: web, ip: '10.244.2.7' }, 9000);
+  assert.equal(v.allow, false);
+  assert.equal(inboundVerdict(s, db, { principal: web, ip: '10.244.2.7' }, 9000).allow, true, 'the old snapshot keeps its own verdict');
+});

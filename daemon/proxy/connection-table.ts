@@ -118,6 +118,9 @@ export class ConnectionTable {
     }, 'connection');
   }
 
+  /** Connections open now (outbound, plaintext and same-node inbound). */
+  get openCount(): number { return this.open.size; }
+
   /** A connection that is reported only once it is over (e.g. inbound HBONE streams). */
   addFinished(r: NewConnection, sent: number, received: number, openedAtMs: number, error?: Error): LiveConnection {
     const rec = this.add(r, openedAtMs);

@@ -5,7 +5,7 @@
 // AuthorizationPolicy. Allowed connections reach the app from 127.0.0.6, which the steering
 // program lets through.
 import type * as net from 'node:net';
-import { appConnection, MESH_PORTS } from '../redirection/datapath';
+import { appConnection, isMeshPort } from '../redirection/datapath';
 import { inboundVerdict } from '../policy/inbound';
 import { formatAuthority } from '../tunnel/authority';
 import { peerWorkload, reset, type PodContext, type ProxyDeps } from './outbound';
@@ -13,7 +13,6 @@ import type { ConnectionCause } from './connection-table';
 import { pipeBoth } from './pipe';
 import { whenConnected } from './connect';
 
-const MESH = new Set<number>(Object.values(MESH_PORTS));
 const bare = (ip: string) => (ip.startsWith('::ffff:') ? ip.slice(7) : ip);
 
 export function handleInboundPlaintext(deps: Pick<ProxyDeps, 'sockets' | 'snapshot' | 'log' | 'connections' | 'openInbound'>, pod: PodContext, client: net.Socket): void {
@@ -32,7 +31,7 @@ export function handleInboundPlaintext(deps: Pick<ProxyDeps, 'sockets' | 'snapsh
     reset(client);
     deps.connections.close(rec, 0, 0);
   };
-  if (MESH.has(dstPort) || !w.ips.includes(dstIP)) return deny('not-an-app-port', 'destination is not an app port of this pod');
+  if (isMeshPort(dstPort) || !w.ips.includes(dstIP)) return deny('not-an-app-port', 'destination is not an app port of this pod');
   const subject = { ip: srcIP };
   const v = inboundVerdict(snapshot, w, subject, dstPort);
   if (!v.allow) return deny(v.reason, `${v.reason}: ${v.message}`);

@@ -106,7 +106,9 @@ export function handleOutbound(deps: ProxyDeps, pod: PodContext, client: net.Soc
 }
 
 async function proxyTo(deps: ProxyDeps, pod: PodContext, client: net.Socket, dst: SocketAddress): Promise<void> {
-  const exclude = new Set<string>();
+  // Endpoints that failed for this connection; made only on a failure (decide filters the
+  // Service's endpoints by it, building a key per endpoint, only when there is one).
+  let exclude: Set<string> | undefined;
   let rec: LiveConnection | undefined;
   let lastError: unknown;
   const finish = (o: Outcome) => {
@@ -137,7 +139,7 @@ async function proxyTo(deps: ProxyDeps, pod: PodContext, client: net.Socket, dst
         if (NodemeshError.is(e, 'NODEMESH_E_HBONE_DENIED')) return finish({ verdict: 'deny', cause: 'destination-denied', reason: e.message, error: e });
         if (!d.service || !retryable(e)) return finish({ verdict: 'error', cause: 'upstream-failed', reason: (e as Error).message, error: e as Error });
         deps.log.debug({ endpoint: formatAuthority(endpoint.address, endpoint.port), err: (e as Error).message }, 'endpoint failed, trying another');
-        exclude.add(endpointKey(endpoint.address, endpoint.port));
+        (exclude ??= new Set()).add(endpointKey(endpoint.address, endpoint.port));
       } finally {
         untrack();
       }

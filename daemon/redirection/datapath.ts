@@ -69,6 +69,9 @@ export const MESH_PORTS = Object.freeze({
   inboundPlaintext: 15006,
   inboundHbone: 15008,
 });
+const MESH_PORT_SET: ReadonlySet<number> = new Set(Object.values(MESH_PORTS));
+/** Whether `port` is one of the mesh's own ports (never an app's destination through the mesh). */
+export const isMeshPort = (port: number): boolean => MESH_PORT_SET.has(port);
 /** Source address for the daemon's connections to a local app (as Istio's 127.0.0.6):
  * inbound steering ignores loopback sources, so these reach the app directly. Capture
  * recognises the daemon's sockets by its cgroup, not by a mark (bpf/capture.bpf.c). */

@@ -7,8 +7,6 @@ export interface EndpointPicker {
   pick(endpoints: readonly Endpoint[]): Endpoint | undefined;
 }
 
-export const endpointKey = (e: Pick<Endpoint, 'ip'>, port: number) => `${e.ip}:${port}`;
-
 export class PowerOfTwoChoices implements EndpointPicker {
   private readonly active = new Map<string, number>();
 

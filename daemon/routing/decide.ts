@@ -1,7 +1,7 @@
 // The outbound routing decision: pure, synchronous, table-tested (decide.test.ts). It turns
 // (source workload, original destination, snapshot) into what the tunnel should do, as
 // ztunnel's build_request does. Service VIPs are balanced here, through the injected picker.
-import { MESH_PORTS as MESH_PORT_NUMBERS, type SocketAddress } from '../redirection/datapath';
+import { isMeshPort, type SocketAddress } from '../redirection/datapath';
 import { HBONE_PORT } from '../tunnel/hbone-protocol';
 import { endpointKey } from '../tunnel/authority';
 import type { Endpoint, ServiceEntry, Snapshot, Workload } from '../state/snapshot';
@@ -44,8 +44,6 @@ export interface DecideContext {
   exclude?: ReadonlySet<string>;
 }
 
-/** Ports the mesh owns: an app never connects to them through the mesh. */
-const MESH_PORTS: ReadonlySet<number> = new Set(Object.values(MESH_PORT_NUMBERS));
 
 export const spiffeIdOf = (td: string, w: Pick<Workload, 'namespace' | 'serviceAccount'>) => `spiffe://${td}/ns/${w.namespace}/sa/${w.serviceAccount}`;
 const svcRef = (s: ServiceEntry): ServiceRef => ({ namespace: s.namespace, name: s.name });
@@ -63,7 +61,7 @@ function toWorkload(source: Workload, dst: SocketAddress, w: Workload | undefine
 }
 
 export function decide(snapshot: Snapshot, source: Workload, dst: SocketAddress, ctx: DecideContext): Decision {
-  if (MESH_PORTS.has(dst.port)) {
+  if (isMeshPort(dst.port)) {
     return { kind: 'deny', reason: 'mesh-port', message: `port ${dst.port} is reserved for the mesh` };
   }
   const svc = snapshot.servicesByVIP.get(dst.address);

@@ -10,7 +10,6 @@
 // idling. Sessions carry the certificate they were opened with: when the source's
 // certificate changes, sessions holding the old one stop taking streams and close once their
 // streams finish, and new connects open sessions with the new certificate.
-import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
@@ -18,12 +17,13 @@ import { HboneErrors, NodemeshError } from '../errors';
 import { parseSpiffeId } from '../identity/ca';
 import { formatAuthority } from './authority';
 import { DEFAULT_TUNING, HboneTuning, REASON_HEADER, sessionSettings } from './hbone-protocol';
+import { H2Connection, H2RefusedError } from './h2/connection';
+import { ErrorCode } from './h2/constants';
+import type { H2Stream, HeaderMap } from './h2/stream';
 import {
   IssuedIdentity, PeerVerifier, defaultPeerVerifier, describeTlsError, peerChainDer, sameCredentials,
   secureContextOptions, trustDomainOf,
 } from './tls-identity';
-
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_NO_ERROR, NGHTTP2_INADEQUATE_SECURITY } = http2.constants;
 
 export interface HboneTarget { address: string; port: number }
 
@@ -112,14 +112,17 @@ export class HboneClient {
   }
 
   /** Opens a tunnel to `req.authority`; resolves once the destination answered 200. The
-   * stream is a Duplex carrying the app's bytes (see splice.ts to join it to a socket). */
-  async connect(req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
+   * stream carries the app's bytes: splice.ts joins it to a socket; h2/tunnel-duplex.ts makes
+   * it a Duplex for code that needs one. */
+  async connect(req: HboneConnectRequest): Promise<H2Stream> {
     if (this.closed) throw HboneErrors.NODEMESH_E_HBONE_CLOSED({ what: 'HBONE client' });
     if (expectedTrustDomains(req.expectedServerIds).length === 0) {
       throw new TypeError(`HboneConnectRequest.expectedServerIds ${JSON.stringify(req.expectedServerIds)} holds no SPIFFE ID: the destination identity must be known`);
     }
     for (const name in req.headers) {
       if (name.charCodeAt(0) === 58 /* ':' */) throw new TypeError(`HboneConnectRequest.headers may not set pseudo-header ${name}`);
+      // eslint-disable-next-line no-control-regex
+      if (/[\0\r\n]/.test(req.headers[name]) || !/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new TypeError(`HboneConnectRequest.headers: invalid header ${JSON.stringify(name)}`);
     }
     const cred = this.credentialsFor(req.source);
     const key = poolKey(req);
@@ -233,52 +236,42 @@ export class HboneClient {
   };
 
 
-  private openStream(session: ClientSession, req: HboneConnectRequest): Promise<http2.ClientHttp2Stream> {
-    const h2 = session.h2!;
-    const headers: http2.OutgoingHttpHeaders = { ...req.headers, ':method': 'CONNECT', ':authority': req.authority };
-    let stream: http2.ClientHttp2Stream;
+  private openStream(session: ClientSession, req: HboneConnectRequest): Promise<H2Stream> {
+    const list = [':method', 'CONNECT', ':authority', req.authority];
+    for (const k in req.headers) list.push(k, req.headers[k]);
+    let stream: H2Stream;
     try {
-      stream = h2.request(headers, { endStream: false });
+      stream = session.conn!.request(list);
     } catch (e) {
       session.release();
       throw e;
     }
     session.streamsOpened++;
     this.counters.streamsOpened++;
-    stream.once('close', () => session.release());
-    // A listener stays for the stream's life: a late error must never become an uncaught
-    // 'error' event that takes the daemon down. Whoever splices the stream sees it too.
-    stream.on('error', noop);
+    // The session's release() runs when the stream closes (H2Connection onStreamClose).
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         finish();
-        stream.close(NGHTTP2_CANCEL);
+        stream.reset(ErrorCode.CANCEL);
         reject(HboneErrors.NODEMESH_E_HBONE_CONNECT_TIMEOUT({ target: `${session.targetText} (CONNECT ${req.authority}, no response)`, ms: this.responseTimeoutMs }));
       }, this.responseTimeoutMs);
       const finish = () => {
         clearTimeout(timer);
-        stream.off('response', onResponse);
-        stream.off('error', onError);
-        stream.off('close', onClose);
+        stream.onresponse = null;
+        stream.onclose = null;
       };
-      const onResponse = (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+      stream.onresponse = (status: number, h: HeaderMap) => {
         finish();
-        const status = Number(h[':status']);
         if (status === 200) { resolve(stream); return; }
         const reason = firstHeader(h[REASON_HEADER]) ?? `HTTP ${status}`;
-        stream.close(NGHTTP2_CANCEL);
+        stream.reset(ErrorCode.CANCEL);
         reject(mapStatus(status, req.authority, reason));
       };
       // Raw errors: connect() decides whether to retry, then maps them.
-      const onError = (e: Error) => { finish(); reject(e); };
-      const onClose = () => {
+      stream.onclose = (code: number, err?: Error) => {
         finish();
-        const e = Object.assign(new Error(`stream closed before a response (RST_STREAM code ${stream.rstCode})`), { rstCode: stream.rstCode });
-        reject(session.error ?? e);
+        reject(session.error ?? Object.assign(err ?? new Error(`stream closed before a response (RST_STREAM code ${code})`), { rstCode: code }));
       };
-      stream.once('response', onResponse);
-      stream.once('error', onError);
-      stream.once('close', onClose);
     });
   }
 }
@@ -289,7 +282,7 @@ class ClientSession {
   reserved = 0;
   maxStreams: number;
   streamsOpened = 0;
-  h2?: http2.ClientHttp2Session;
+  conn?: H2Connection;
   serverId?: string;
   /** The first error the session or its TLS socket reported. */
   error?: Error;
@@ -299,6 +292,8 @@ class ClientSession {
   private resolveReady!: () => void;
   private rejectReady!: (e: Error) => void;
   private idleTimer?: NodeJS.Timeout;
+  /** When the last stream ended (0: streams open); the idle timer checks it. */
+  private idleSince = 0;
   private tlsSocket?: tls.TLSSocket;
   private closedWaiters: (() => void)[] = [];
 
@@ -311,21 +306,29 @@ class ClientSession {
 
   reserve(): void {
     this.reserved++;
-    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
   }
 
   release(): void {
     if (--this.reserved > 0) return;
-    if (this.state === 'draining') { this.h2?.close(); return; }
+    if (this.state === 'draining') { this.conn?.close(); return; }
     if (this.state === 'ready') {
-      this.idleTimer = setTimeout(() => {
-        if (this.reserved > 0 || this.state !== 'ready') return;
-        this.client.config.log.debug({ key: this.key }, 'HBONE session idle; closing');
-        this.setState('draining');
-        this.h2?.close();
-      }, this.client.config.idleTimeoutMs);
-      this.idleTimer.unref();
+      // One timer per idle period, not one per stream: it re-arms itself for what is left.
+      this.idleSince = Date.now();
+      if (!this.idleTimer) this.armIdle(this.client.config.idleTimeoutMs);
     }
+  }
+
+  private armIdle(ms: number): void {
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.reserved > 0 || this.state !== 'ready') return;
+      const left = this.idleSince + this.client.config.idleTimeoutMs - Date.now();
+      if (left > 0) { this.armIdle(left); return; }
+      this.client.config.log.debug({ key: this.key }, 'HBONE session idle; closing');
+      this.setState('draining');
+      this.conn?.close();
+    }, ms);
+    this.idleTimer.unref();
   }
 
   /** No new streams; close once the open ones finish. */
@@ -334,7 +337,7 @@ class ClientSession {
     const wasConnecting = this.state === 'connecting';
     this.setState('draining');
     // Reservations made while handshaking still get their stream; close after them.
-    if (this.reserved === 0 && !wasConnecting) this.h2?.close();
+    if (this.reserved === 0 && !wasConnecting) this.conn?.close();
   }
 
   shutdown(force: boolean): Promise<void> {
@@ -343,11 +346,11 @@ class ClientSession {
       this.closedWaiters.push(resolve);
       if (force) {
         this.tlsSocket?.destroy();
-        this.h2?.destroy();
-        if (!this.h2 && !this.tlsSocket) this.setState('closed');
+        this.conn?.destroy();
+        if (!this.conn && !this.tlsSocket) this.setState('closed');
       } else {
         this.drain();
-        if (this.reserved === 0) this.h2?.close();
+        if (this.reserved === 0) this.conn?.close();
       }
     });
   }
@@ -434,67 +437,52 @@ class ClientSession {
   private attach(sock: tls.TLSSocket): void {
     const cfg = this.client.config;
     const t = cfg.tuning;
-    const h2 = http2.connect(`https://${this.targetText}`, {
-      createConnection: () => sock,
+    const conn = new H2Connection(sock, {
+      role: 'client',
       settings: sessionSettings(t, 0),
-      maxSessionMemory: t.maxSessionMemoryMiB,
-      peerMaxConcurrentStreams: t.maxStreamsPerSession,
+      connectionWindow: t.connectionWindowBytes,
+      // A peer that vanished (node down, path black-holed) sends no RST; without PINGs its
+      // tunnels would hang until the kernel gives up on the TCP connection, many minutes later.
+      keepaliveMs: cfg.keepaliveMs,
+      pingTimeoutMs: cfg.pingTimeoutMs,
+      onKeepaliveTimeout: () => {
+        this.error ??= HboneErrors.NODEMESH_E_HBONE_STREAM({
+          authority: this.targetText, reason: `no answer to an HTTP/2 PING within ${cfg.pingTimeoutMs} ms; the destination node or the network path to it is down`,
+        });
+        cfg.log.warn({ key: this.key }, 'HBONE session unresponsive; closing it and its tunnels');
+      },
+      onRemoteSettings: (s) => {
+        if (s.maxConcurrentStreams !== undefined) this.maxStreams = Math.max(1, Math.min(t.maxStreamsPerSession, s.maxConcurrentStreams));
+      },
+      onGoaway: (code, _last, data) => {
+        cfg.log.debug({ key: this.key, code }, 'HBONE session got GOAWAY; draining');
+        if (code !== ErrorCode.NO_ERROR) {
+          const why = data.length > 0 ? data.toString('latin1') : `GOAWAY error code ${code}`;
+          this.error ??= code === ErrorCode.INADEQUATE_SECURITY
+            ? HboneErrors.NODEMESH_E_HBONE_TLS({ peer: this.targetText, reason: `the destination refused our certificate: ${why}` })
+            : HboneErrors.NODEMESH_E_HBONE_STREAM({ authority: this.targetText, reason: `the destination closed the session: ${why}` });
+        }
+        this.setState('draining');
+      },
+      onStreamClose: () => this.release(),
+      onProtocolError: (reason, code) => cfg.log.debug({ key: this.key, code, err: reason }, 'HBONE session protocol error'),
+      onClose: (e) => {
+        if (e) this.error ??= e;
+        this.setState('closed');
+      },
     });
-    this.h2 = h2;
-    h2.setLocalWindowSize(t.connectionWindowBytes);
-    h2.on('remoteSettings', (s) => {
-      if (s.maxConcurrentStreams !== undefined) this.maxStreams = Math.max(1, Math.min(t.maxStreamsPerSession, s.maxConcurrentStreams));
-    });
-    h2.on('goaway', (code: number, _last: number, data?: Buffer) => {
-      cfg.log.debug({ key: this.key, code }, 'HBONE session got GOAWAY; draining');
-      if (code !== NGHTTP2_NO_ERROR) {
-        const why = data && data.length > 0 ? data.toString('utf8') : `GOAWAY error code ${code}`;
-        this.error ??= code === NGHTTP2_INADEQUATE_SECURITY
-          ? HboneErrors.NODEMESH_E_HBONE_TLS({ peer: this.targetText, reason: `the destination refused our certificate: ${why}` })
-          : HboneErrors.NODEMESH_E_HBONE_STREAM({ authority: this.targetText, reason: `the destination closed the session: ${why}` });
-      }
-      this.setState('draining');
-    });
-    h2.on('error', (e) => {
-      this.error ??= e;
-      cfg.log.debug({ key: this.key, err: e.message }, 'HBONE session error');
-    });
-    h2.on('close', () => this.setState('closed'));
-    if (cfg.keepaliveMs > 0) this.keepalive(h2, cfg.keepaliveMs, cfg.pingTimeoutMs);
+    this.conn = conn;
     // The server may refuse our certificate after our side of the TLS 1.3 handshake ended; the
     // alert then arrives as a socket error. Keep it so streams report the real reason.
     sock.on('error', (e) => { this.error ??= e; });
     if (this.state === 'draining') {
       // Rotated while handshaking: serve the reservations, then close.
       this.resolveReady();
-      if (this.reserved === 0) h2.close();
+      if (this.reserved === 0) conn.close();
       return;
     }
     this.setState('ready');
     this.resolveReady();
-  }
-
-  /** A peer that vanished (node down, path black-holed) sends no RST; without PINGs its
-   * tunnels would hang until the kernel gives up on the TCP connection, many minutes later. */
-  private keepalive(h2: http2.ClientHttp2Session, everyMs: number, timeoutMs: number): void {
-    let pinging = false;
-    h2.setTimeout(everyMs, () => {
-      if (pinging || this.reserved === 0 || h2.destroyed) return;
-      pinging = true;
-      const timer = setTimeout(() => {
-        this.error ??= HboneErrors.NODEMESH_E_HBONE_STREAM({
-          authority: this.targetText, reason: `no answer to an HTTP/2 PING within ${timeoutMs} ms; the destination node or the network path to it is down`,
-        });
-        this.client.config.log.warn({ key: this.key }, 'HBONE session unresponsive; closing it and its tunnels');
-        h2.destroy();
-      }, timeoutMs);
-      timer.unref();
-      try {
-        h2.ping(() => { pinging = false; clearTimeout(timer); });
-      } catch {
-        clearTimeout(timer);
-      }
-    });
   }
 
   private fail(e: Error): void {
@@ -555,11 +543,9 @@ function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** The server provably did not process the stream: refused by GOAWAY or REFUSED_STREAM. */
 function retryable(e: unknown): boolean {
-  const err = e as { code?: string; rstCode?: number; message?: string };
-  if (err.code === 'ERR_HTTP2_GOAWAY_SESSION' || err.code === 'ERR_HTTP2_INVALID_SESSION') return true;
-  if (err.rstCode === NGHTTP2_REFUSED_STREAM) return true;
-  return err.code === 'ERR_HTTP2_STREAM_ERROR' && /REFUSED_STREAM/.test(err.message ?? '');
+  return e instanceof H2RefusedError || (e as { rstCode?: number }).rstCode === ErrorCode.REFUSED_STREAM;
 }
 
 function mapConnectError(e: Error, target: string, tcpNotConnected: boolean): NodemeshError {

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import type * as net from 'node:net';
 import { MeshCA, verifyPeerChain } from '../identity/ca';
 import { NodemeshError } from '../errors';
-import {
+import { openTunnel,
   Destination, closeServer, delay, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
   startMeshFixture, stopMeshFixture,
 } from './hbone-test-kit';
@@ -27,7 +27,7 @@ test('a burst of 60 concurrent tunnels shares one TLS session', { timeout: 20_00
   const { client } = newClient();
   const acceptedBefore = dst.accepted.length;
   try {
-    const streams = await Promise.all(Array.from({ length: 60 }, () => client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]))));
+    const streams = await Promise.all(Array.from({ length: 60 }, () => openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]))));
     const st = client.stats();
     assert.equal(st.totals.sessions, 1);
     assert.equal(st.totals.activeStreams, 60);
@@ -46,8 +46,8 @@ test('past maxStreamsPerSession a second session opens; keys keep sources apart'
   const { client } = newClient({ tuning: { maxStreamsPerSession: 10 } });
   const other = await issueIdentity(ca, 'shop', 'batch');
   try {
-    const streams = await Promise.all(Array.from({ length: 25 }, () => client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]))));
-    streams.push(await client.connect(request(other, dst, portOf(app), [serverId.spiffeId])));
+    const streams = await Promise.all(Array.from({ length: 25 }, () => openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]))));
+    streams.push(await openTunnel(client, request(other, dst, portOf(app), [serverId.spiffeId])));
     const st = client.stats();
     assert.equal(st.totals.sessions, 4);
     const web = Object.entries(st.byKey).find(([k]) => k.startsWith(clientId.spiffeId))![1];
@@ -63,11 +63,11 @@ test('past maxStreamsPerSession a second session opens; keys keep sources apart'
 test('idle sessions close after the idle timeout; the next connect opens a new one', { timeout: 20_000 }, async () => {
   const { client } = newClient({ idleTimeoutMs: 100 });
   try {
-    const s = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const s = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     s.end('x');
     await readAll(s);
     await waitFor(() => client.stats().totals.sessions === 0, 3000, 'idle session closed');
-    const again = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const again = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     again.end('y');
     assert.equal((await readAll(again)).toString(), 'y');
     assert.equal(client.stats().totals.sessionsOpened, 2);
@@ -91,12 +91,12 @@ test('certificate rotation: new sessions use the new certificates, open tunnels 
     let source = await issueIdentity(ca, 'shop', 'web');
     const oldSource = source;
     const oldServer = currentServerId;
-    const before = await client.connect(request(source, rot, portOf(app), [serverId.spiffeId]));
+    const before = await openTunnel(client, request(source, rot, portOf(app), [serverId.spiffeId]));
     before.write('old ');
 
     source = await issueIdentity(ca, 'shop', 'web');
     currentServerId = await issueIdentity(ca, 'shop', 'api');
-    const afterRotation = await client.connect(request(source, rot, portOf(app), [serverId.spiffeId]));
+    const afterRotation = await openTunnel(client, request(source, rot, portOf(app), [serverId.spiffeId]));
 
     assert.equal(seenByServer.length, 2);
     assert.ok(seenByServer[0].equals(der(oldSource)) && seenByServer[1].equals(der(source)), 'the server saw the old, then the new client certificate');
@@ -122,13 +122,13 @@ test('graceful server close: GOAWAY, open tunnels finish, new connects fail clea
   const closing = await startDestination({ identity: () => serverId, trustDomain: 'cluster.local' });
   const { client } = newClient();
   try {
-    const open = await client.connect(request(clientId, closing, portOf(app), [serverId.spiffeId]));
+    const open = await openTunnel(client, request(clientId, closing, portOf(app), [serverId.spiffeId]));
     open.write('half ');
     const closed = closing.server.close({ timeoutMs: 5000 });
     await waitFor(() => client.stats().sessions.every((s) => s.state !== 'ready'), 3000, 'client saw GOAWAY');
     // A new connect does not reuse the draining session: it opens a new one, which the
     // closing server refuses.
-    await assert.rejects(client.connect(request(clientId, closing, portOf(app), [serverId.spiffeId])), (e: unknown) => NodemeshError.is(e));
+    await assert.rejects(openTunnel(client, request(clientId, closing, portOf(app), [serverId.spiffeId])), (e: unknown) => NodemeshError.is(e));
     await delay(50);
     open.end('done');
     assert.equal((await readAll(open)).toString(), 'half done');
@@ -143,7 +143,7 @@ test('graceful server close: GOAWAY, open tunnels finish, new connects fail clea
 test('a closed client refuses connects', async () => {
   const { client } = newClient();
   await client.close();
-  await assert.rejects(client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId])), (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_HBONE_CLOSED'));
+  await assert.rejects(openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId])), (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_HBONE_CLOSED'));
 });
 
 test('a destination that stops answering is detected by PING and its tunnels fail with a reason', { timeout: 20_000 }, async () => {
@@ -159,7 +159,7 @@ test('a destination that stops answering is detected by PING and its tunnels fai
   });
   const { client, sink } = newClient({ keepaliveMs: 150, pingTimeoutMs: 200 });
   try {
-    const s = await client.connect(request(clientId, { hbonePort: portOf(relay) }, portOf(app), [serverId.spiffeId]));
+    const s = await openTunnel(client, request(clientId, { hbonePort: portOf(relay) }, portOf(app), [serverId.spiffeId]));
     s.write('ping ');
     const failed = new Promise<Error | undefined>((resolve) => { s.once('error', resolve); s.once('close', () => resolve(undefined)); });
     await delay(50);
@@ -192,9 +192,9 @@ test('a CONNECT refused by a GOAWAY race is retried once on a new session', { ti
   const listener = await listen((s) => { raw.push(s); h2.emit('connection', s); });
   const { client } = newClient();
   try {
-    const first = await client.connect(request(clientId, { hbonePort: portOf(listener) }, 80, [serverId.spiffeId]));
+    const first = await openTunnel(client, request(clientId, { hbonePort: portOf(listener) }, 80, [serverId.spiffeId]));
     first.resume();
-    const second = await client.connect(request(clientId, { hbonePort: portOf(listener) }, 80, [serverId.spiffeId]));
+    const second = await openTunnel(client, request(clientId, { hbonePort: portOf(listener) }, 80, [serverId.spiffeId]));
     second.resume();
     assert.equal(client.stats().totals.sessionsOpened, 2, 'the retry went to a fresh session');
     assert.equal(client.stats().totals.streamFailures, 0);
@@ -210,8 +210,8 @@ test('a caller holding an older certificate does not rotate the pool back to it'
   const older = await issueIdentity(ca, 'shop', 'web', { ttlSeconds: 600 });
   const newer = await issueIdentity(ca, 'shop', 'web', { ttlSeconds: 3600 });
   try {
-    const a = await client.connect(request(newer, dst, portOf(app), [serverId.spiffeId]));
-    const b = await client.connect(request(older, dst, portOf(app), [serverId.spiffeId]));
+    const a = await openTunnel(client, request(newer, dst, portOf(app), [serverId.spiffeId]));
+    const b = await openTunnel(client, request(older, dst, portOf(app), [serverId.spiffeId]));
     assert.equal(client.stats().totals.sessionsOpened, 1);
     assert.deepEqual(client.stats().sessions.map((s) => s.state), ['ready']);
     for (const s of [a, b]) { s.end('x'); await readAll(s); }

@@ -2,7 +2,7 @@
 // Flow-control windows are large because one TLS connection carries many app connections:
 // with the 64 KiB HTTP/2 default a single stream could not fill a fast link, and the
 // connection window would serialise all of them (ztunnel uses MiB-sized windows too).
-import type * as http2 from 'node:http2';
+import type { H2LocalSettings } from './h2/connection';
 import { MESH_PORTS } from '../redirection/datapath';
 
 export const HBONE_PORT = MESH_PORTS.inboundHbone;
@@ -14,14 +14,12 @@ export const REASON_HEADER = 'nodemesh-reason';
 export interface HboneTuning {
   /** Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). */
   streamWindowBytes: number;
-  /** Connection-level receive window (set with setLocalWindowSize once the session is up). */
+  /** Connection-level receive window (raised with WINDOW_UPDATE right after our SETTINGS). */
   connectionWindowBytes: number;
   /** SETTINGS_MAX_FRAME_SIZE: fewer, larger DATA frames for bulk transfers. */
   maxFrameSize: number;
   /** Streams one session carries before the client opens another session. */
   maxStreamsPerSession: number;
-  /** nghttp2 memory cap per session, in MiB (Node's `maxSessionMemory`); must exceed the windows. */
-  maxSessionMemoryMiB: number;
 }
 
 export const DEFAULT_TUNING: Readonly<HboneTuning> = Object.freeze({
@@ -29,17 +27,11 @@ export const DEFAULT_TUNING: Readonly<HboneTuning> = Object.freeze({
   connectionWindowBytes: 16 * 1024 * 1024,
   maxFrameSize: 256 * 1024,
   maxStreamsPerSession: 100,
-  maxSessionMemoryMiB: 128,
 });
 
-export function sessionSettings(t: HboneTuning, maxConcurrentStreams?: number): http2.Settings {
-  const s: http2.Settings = {
-    enablePush: false,
-    initialWindowSize: t.streamWindowBytes,
-    maxFrameSize: t.maxFrameSize,
-  };
-  if (maxConcurrentStreams !== undefined) s.maxConcurrentStreams = maxConcurrentStreams;
-  return s;
+/** Our SETTINGS (push is always disabled by the client). */
+export function sessionSettings(t: HboneTuning, maxConcurrentStreams: number): H2LocalSettings {
+  return { initialWindowSize: t.streamWindowBytes, maxFrameSize: t.maxFrameSize, maxConcurrentStreams };
 }
 
 /** Header values must be visible ASCII for HTTP/2; reasons come from policy text. */

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import type * as net from 'node:net';
 import { NodemeshError } from '../errors';
-import {
+import { openTunnel,
   Destination, closeServer, echoApp, newClient, portOf, readAll, request, startDestination, waitFor,
   startMeshFixture, stopMeshFixture,
 } from './hbone-test-kit';
@@ -18,7 +18,7 @@ after(() => stopMeshFixture({ app, dst }));
 
 test('round trip: client -> HBONE server -> echo app, with identities and byte counts', { timeout: 20_000 }, async () => {
   const { client } = newClient();
-  const stream = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId], { headers: { forwarded: 'for=127.0.0.1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } }));
+  const stream = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId], { headers: { forwarded: 'for=127.0.0.1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } }));
   stream.end('hello, mesh');
   assert.equal((await readAll(stream)).toString(), 'hello, mesh');
   await waitFor(() => dst.events.length === 1, 3000, 'connection event');
@@ -38,12 +38,12 @@ test('connect errors name the problem: 403 with the reason, 400 for another pod,
   });
   const { client } = newClient();
   try {
-    await assert.rejects(client.connect(request(clientId, denied, portOf(app), [serverId.spiffeId])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, denied, portOf(app), [serverId.spiffeId])), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_DENIED'), String(e));
       assert.match(e.message, /policy shop\/deny-web denies spiffe:\/\/cluster.local\/ns\/shop\/sa\/web/);
       return true;
     });
-    await assert.rejects(client.connect(request(clientId, denied, portOf(app), [serverId.spiffeId], { authority: '10.9.9.9:80' })), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, denied, portOf(app), [serverId.spiffeId], { authority: '10.9.9.9:80' })), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_BAD_REQUEST'), String(e));
       assert.match(e.message, /names another pod/);
       return true;
@@ -51,7 +51,7 @@ test('connect errors name the problem: 403 with the reason, 400 for another pod,
     const closedPort = await echoApp();
     const port = portOf(closedPort);
     await closeServer(closedPort);
-    await assert.rejects(client.connect(request(clientId, denied, port, [serverId.spiffeId], { headers: { 'x-test': 'let-me-in' } })), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, denied, port, [serverId.spiffeId], { headers: { 'x-test': 'let-me-in' } })), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_UPSTREAM'), String(e));
       assert.match(e.message, /ECONNREFUSED/);
       return true;

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { MeshCA } from '../identity/ca';
-import {
+import { openTunnel,
   Destination, closeServer, delay, echoApp, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
 } from './hbone-test-kit';
 import { spliceStreamSocket } from './splice';
@@ -34,7 +34,7 @@ test('half-close, client first: END_STREAM reaches the app as FIN and the app ca
   });
   const { client } = newClient();
   try {
-    const stream = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const stream = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     stream.end(Buffer.alloc(1000, 1));
     assert.equal((await readAll(stream)).toString(), 'got 1000 bytes after your FIN');
   } finally {
@@ -51,7 +51,7 @@ test('half-close, app first: FIN from the app ends the client stream, the client
   });
   const { client } = newClient();
   try {
-    const stream = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const stream = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     assert.equal((await readAll(stream)).toString(), 'bye early');
     stream.write('still ');
     stream.end('talking');
@@ -113,7 +113,7 @@ test('back-pressure, slow client reader: the app is held back, the daemon does n
   const app = await listen((s) => { void produce(s, total, progress).catch(() => undefined); s.resume(); });
   const { client } = newClient();
   try {
-    const stream = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const stream = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     stream.end();
     stream.pause();
     const before = process.memoryUsage().arrayBuffers;
@@ -143,7 +143,7 @@ test('back-pressure, slow app reader: the client writer is held back', { timeout
   const app = await listen((s) => { appSocket = s; s.pause(); s.on('data', (c: Buffer) => { appReceived += c.length; }); s.on('end', () => s.end()); });
   const { client } = newClient();
   try {
-    const stream = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const stream = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     const progress = { written: 0 };
     const done = produce(stream as unknown as net.Socket, total, progress);
     await delay(600);
@@ -164,8 +164,8 @@ test('closeStreamsWhere closes the matching open tunnels now, and reports them a
   const other = await issueIdentity(ca, 'shop', 'batch');
   const { client } = newClient();
   try {
-    const a = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
-    const b = await client.connect(request(other, dst, portOf(app), [serverId.spiffeId]));
+    const a = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const b = await openTunnel(client, request(other, dst, portOf(app), [serverId.spiffeId]));
     a.on('error', () => undefined);
     const before = dst.events.length;
     assert.equal(dst.server.closeStreamsWhere((ctx) => ctx.sourceId === clientId.spiffeId, 'policy shop/deny-web now denies this'), 1);

@@ -1,12 +1,13 @@
 // Test and bench helpers for the tunnel: a mesh CA with workload identities, a loopback HBONE
-// listener wired to an HboneServer, apps on ephemeral 127.0.0.1 ports, a log sink. Nothing
+// listener wired to an HboneListener (daemon/proxy/inbound-hbone.ts), apps on ephemeral 127.0.0.1 ports, a log sink. Nothing
 // here leaves 127.0.0.1.
 import * as net from 'node:net';
 import pino, { Logger } from 'pino';
 import { MeshCA, describeLeaf, spiffeId } from '../identity/ca';
 import { HboneClient, HboneClientOptions, HboneConnectRequest } from './hbone-client';
-import { HboneConnectionEvent, HboneServer, HboneServerOptions } from './hbone-server';
+import { HboneListener, type HboneConnectionEvent, type HboneListenerOptions } from '../proxy/inbound-hbone';
 import type { IssuedIdentity } from './tls-identity';
+import { TunnelDuplex } from './h2/tunnel-duplex';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -43,7 +44,7 @@ export function echoApp(): Promise<net.Server> {
 }
 
 export interface Destination {
-  server: HboneServer;
+  server: HboneListener;
   /** Where clients dial (the pod's "15008"). */
   hbonePort: number;
   listener: net.Server;
@@ -54,10 +55,10 @@ export interface Destination {
   stop(): Promise<void>;
 }
 
-export async function startDestination(opts: Partial<HboneServerOptions> & { identity: () => IssuedIdentity; trustDomain: string }): Promise<Destination> {
+export async function startDestination(opts: Partial<HboneListenerOptions> & { identity: () => IssuedIdentity; trustDomain: string }): Promise<Destination> {
   const sink = logSink();
   const events: HboneConnectionEvent[] = [];
-  const server = new HboneServer({
+  const server = new HboneListener({
     podIPs: [LOOPBACK],
     authorize: () => ({ allow: true }),
     connectApp: (port) => net.connect({ host: LOOPBACK, port, allowHalfOpen: true }),
@@ -92,6 +93,11 @@ export function request(source: IssuedIdentity, dst: { hbonePort: number }, appP
     dial: () => net.connect({ host: LOOPBACK, port: dst.hbonePort }),
     ...extra,
   };
+}
+
+/** A tunnel as a Duplex (tests read and write it like a socket). */
+export async function openTunnel(client: HboneClient, req: HboneConnectRequest): Promise<TunnelDuplex> {
+  return new TunnelDuplex(await client.connect(req));
 }
 
 /** Reads a stream to its end; resolves with everything it carried. */

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { MeshCA } from '../identity/ca';
 import { NodemeshError } from '../errors';
-import {
+import { openTunnel,
   Destination, LOOPBACK, closeServer, echoApp, issueIdentity, listen, newClient, portOf, readAll, request, startDestination, waitFor,
   startMeshFixture, stopMeshFixture,
 } from './hbone-test-kit';
@@ -32,7 +32,7 @@ async function expectRefused(source: IssuedIdentity, serverLog: RegExp, clientMe
   const from = dst.sink.lines.length;
   const { client } = newClient({ connectTimeoutMs: 3000 });
   try {
-    await assert.rejects(client.connect(request(source, dst, portOf(app), [serverId.spiffeId])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(source, dst, portOf(app), [serverId.spiffeId])), (e: unknown) => {
       assert.ok(NodemeshError.is(e), String(e));
       assert.equal(e.code, 'NODEMESH_E_HBONE_TLS', e.message);
       assert.match(e.message, clientMessage);
@@ -60,7 +60,7 @@ test('a trusted root that vouches for another trust domain is still refused: the
   const partner = await issueIdentity(otherTd, 'shop', 'web', { trustBundlePem: [ca.rootCertPem] });
   const { client } = newClient();
   try {
-    await assert.rejects(client.connect(request(partner, fed, portOf(app), [serverId.spiffeId])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(partner, fed, portOf(app), [serverId.spiffeId])), (e: unknown) => {
       assert.ok(NodemeshError.is(e), String(e));
       return true;
     });
@@ -126,7 +126,7 @@ test('non-TLS bytes and a garbled HTTP/2 preface close only that connection', { 
   const { client } = newClient();
   try {
     // A tunnel that must survive everything below.
-    const survivor = await client.connect(request(clientId, dst, portOf(app), [serverId.spiffeId]));
+    const survivor = await openTunnel(client, request(clientId, dst, portOf(app), [serverId.spiffeId]));
     survivor.write('before ');
 
     const from = dst.sink.lines.length;
@@ -148,8 +148,8 @@ test('non-TLS bytes and a garbled HTTP/2 preface close only that connection', { 
     await new Promise((r) => garbled.once('secureConnect', r));
     garbled.write('PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n' + 'garbage'.repeat(20));
     await new Promise((r) => garbled.once('close', r));
-    await waitFor(() => dst.sink.find(/bad client magic/) !== undefined, 3000, 'log line');
-    assert.match(String(dst.sink.find(/bad client magic/)!.msg), /HBONE session refused: .*did not speak HTTP\/2/);
+    await waitFor(() => dst.sink.find(/HTTP\/2 connection preface/) !== undefined, 3000, 'log line');
+    assert.match(String(dst.sink.find(/HTTP\/2 connection preface/)!.msg), /HBONE session refused: .*did not speak HTTP\/2/);
 
     // Non-CONNECT over a valid session: 405.
     const h2 = http2.connect(`https://${LOOPBACK}:${dst.hbonePort}`, {
@@ -173,7 +173,7 @@ test('non-TLS bytes and a garbled HTTP/2 preface close only that connection', { 
 test('a server presenting an unexpected SPIFFE ID is refused by the client', { timeout: 20_000 }, async () => {
   const { client } = newClient();
   try {
-    await assert.rejects(client.connect(request(clientId, dst, portOf(app), ['spiffe://cluster.local/ns/shop/sa/payments'])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, dst, portOf(app), ['spiffe://cluster.local/ns/shop/sa/payments'])), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_IDENTITY_MISMATCH'), String(e));
       assert.match(e.message, /presented spiffe:\/\/cluster.local\/ns\/shop\/sa\/api, but the destination may only be spiffe:\/\/cluster.local\/ns\/shop\/sa\/payments/);
       return true;
@@ -190,7 +190,7 @@ test('a server whose certificate the client does not trust is refused', { timeou
   const fake = await startDestination({ identity: () => imposter, trustDomain: 'cluster.local' });
   const { client } = newClient();
   try {
-    await assert.rejects(client.connect(request(clientId, fake, portOf(app), [serverId.spiffeId])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, fake, portOf(app), [serverId.spiffeId])), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_TLS'), String(e));
       assert.match(e.message, /trust bundle/);
       return true;
@@ -209,12 +209,12 @@ test('nothing listening -> NODEMESH_E_HBONE_CONNECT; a listener that never answe
   const silent = await listen((s) => { silentSockets.push(s); });
   const { client } = newClient({ connectTimeoutMs: 300 });
   try {
-    await assert.rejects(client.connect(request(clientId, { hbonePort: port }, 80, [serverId.spiffeId])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, { hbonePort: port }, 80, [serverId.spiffeId])), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_CONNECT'), String(e));
       assert.match(e.message, /connection refused/);
       return true;
     });
-    await assert.rejects(client.connect(request(clientId, { hbonePort: portOf(silent) }, 80, [serverId.spiffeId])), (e: unknown) => {
+    await assert.rejects(openTunnel(client, request(clientId, { hbonePort: portOf(silent) }, 80, [serverId.spiffeId])), (e: unknown) => {
       assert.ok(NodemeshError.is(e, 'NODEMESH_E_HBONE_CONNECT_TIMEOUT'), String(e));
       assert.match(e.message, /NetworkPolicy/);
       return true;

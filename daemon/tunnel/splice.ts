@@ -1,15 +1,16 @@
-// Splices an HTTP/2 stream (one HBONE tunnel) and a TCP socket both ways, like
-// proxy/pipe.ts does for two sockets: stream.pipe pauses the fast side (back-pressure; the
-// HTTP/2 window is only returned to the peer as the socket drains), and each direction
-// closes on its own (END_STREAM -> FIN, FIN -> END_STREAM). An RST_STREAM from the peer
-// destroys the socket; a socket error resets the stream with CONNECT_ERROR (RFC 9113 §8.5).
-// Buffers are handed through as they come: no copies, no per-chunk allocation here.
-import * as http2 from 'node:http2';
+// Splices an HBONE stream (one HTTP/2 CONNECT tunnel) and a TCP socket both ways, like
+// proxy/pipe.ts does for two sockets, without Node stream machinery on the tunnel side:
+// socket 'data' -> DATA frame -> TLS write, and DATA payload -> socket.write. Back-pressure:
+// a socket that cannot take more pauses the stream (our HTTP/2 window then stops the peer),
+// and a stream that cannot send (peer window closed, TLS buffer full) pauses the socket.
+// Each direction closes on its own (END_STREAM -> FIN, FIN -> END_STREAM). An RST_STREAM from
+// the peer destroys the socket; a socket error resets the stream with CONNECT_ERROR
+// (RFC 9113 section 8.5). Buffers are handed through as they come: no copies here.
 import type * as net from 'node:net';
 import { HboneErrors } from '../errors';
 import { endSocketCleanly, type CleanEndSet } from './clean-end';
-
-const { NGHTTP2_NO_ERROR, NGHTTP2_CONNECT_ERROR, NGHTTP2_CANCEL } = http2.constants;
+import { ErrorCode } from './h2/constants';
+import type { H2Stream } from './h2/stream';
 
 export interface SpliceResult {
   /** The first error either side reported, if any. */
@@ -22,7 +23,7 @@ export interface SpliceResult {
 
 /** `authority` names the tunnel in errors: a stream failure comes back as NODEMESH_E_HBONE_STREAM.
  * `cleanEnds`: where a daemon that stops finds this splice, to end it cleanly at its deadline. */
-export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket, authority = 'the destination', cleanEnds?: CleanEndSet): Promise<SpliceResult> {
+export function spliceStreamSocket(stream: H2Stream, socket: net.Socket, authority = 'the destination', cleanEnds?: CleanEndSet): Promise<SpliceResult> {
   return new Promise((resolve) => {
     let error: Error | undefined;
     let failedSide: SpliceResult['failedSide'];
@@ -32,12 +33,13 @@ export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket
     // endSocketCleanly's to decide, whatever the stream does meanwhile.
     let endingCleanly = false;
     let endedCleanly: (() => void) | undefined;
+    const onSocketData = (c: Buffer): void => { if (!stream.write(c)) socket.pause(); };
     const forget = cleanEnds?.add((graceMs) => {
       endingCleanly = true;
-      stream.unpipe(socket);
-      stream.on('data', discard);
+      socket.off('data', onSocketData);
+      stream.ondata = null;
       stream.resume();
-      if (!stream.writableEnded && !stream.closed && !stream.destroyed) stream.end();
+      stream.end();
       void endSocketCleanly(socket, graceMs);
       // Done once the peer answered our END_STREAM too (its stream then closes cleanly and its
       // daemon reports no failure), or when the grace is over: what is left is the caller's.
@@ -46,11 +48,11 @@ export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket
         endedCleanly = () => { clearTimeout(timer); r(); };
       });
     });
-    const done = () => {
+    const done = (): void => {
       if (--pending > 0) return;
       forget?.();
       endedCleanly?.();
-      const r: SpliceResult = { rstCode: stream.rstCode ?? NGHTTP2_NO_ERROR };
+      const r: SpliceResult = { rstCode: stream.rstCode };
       if (error) { r.error = error; r.failedSide = failedSide; }
       resolve(r);
     };
@@ -58,32 +60,33 @@ export function spliceStreamSocket(stream: http2.Http2Stream, socket: net.Socket
     // app's half-close into a full close; tunnels must carry half-close unchanged.
     socket.allowHalfOpen = true;
 
+    // peer -> app
+    stream.ondata = (c) => { if (!socket.write(c)) stream.pause(); };
+    socket.on('drain', () => stream.resume());
+    stream.onend = () => { if (!endingCleanly) socket.end(); };
+    // app -> peer
+    socket.on('data', onSocketData);
+    stream.ondrain = () => socket.resume();
+    socket.on('end', () => { if (!endingCleanly) stream.end(); });
+
     socket.on('error', (e) => {
       if (!error) { error = e; failedSide = 'socket'; }
-      if (!stream.destroyed && !stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+      if (!stream.closed) stream.reset(ErrorCode.CONNECT_ERROR);
     });
-    stream.on('error', (e) => {
-      if (!error) { error = HboneErrors.NODEMESH_E_HBONE_STREAM({ authority, reason: e.message }, { cause: e }); failedSide = 'stream'; }
-      if (!endingCleanly) socket.destroy();
-    });
-    stream.once('close', () => {
+    stream.onclose = (code, e) => {
+      if (e && !error) { error = HboneErrors.NODEMESH_E_HBONE_STREAM({ authority, reason: e.message }, { cause: e }); failedSide = 'stream'; }
       // Closed cleanly after both END_STREAMs: the socket finishes flushing on its own.
-      // Anything else (reset, session gone, our side never ended) means no more bytes can
+      // Anything else (reset, connection gone, our side never ended) means no more bytes can
       // travel toward the peer, so the app connection goes too.
-      if (!endingCleanly && !socket.destroyed && (stream.rstCode !== NGHTTP2_NO_ERROR || !socket.readableEnded)) socket.destroy();
+      if (!endingCleanly && !socket.destroyed && (code !== ErrorCode.NO_ERROR || e || !socket.readableEnded)) socket.destroy();
       done();
-    });
+    };
     socket.once('close', () => {
-      if (!stream.closed && !stream.destroyed) {
-        // The socket went away without finishing both directions (destroyed by us, or the
-        // app reset it): tell the peer, rather than leaving the stream half-open forever.
-        if (!socket.readableEnded || !socket.writableFinished) stream.close(error ? NGHTTP2_CONNECT_ERROR : NGHTTP2_CANCEL);
-      }
+      // The socket went away without finishing both directions (destroyed by us, or the
+      // app reset it): tell the peer, rather than leaving the stream half-open forever.
+      if (!stream.closed && (!socket.readableEnded || !socket.writableFinished)) stream.reset(error ? ErrorCode.CONNECT_ERROR : ErrorCode.CANCEL);
       done();
     });
-    stream.pipe(socket);
-    socket.pipe(stream);
+    stream.start();
   });
 }
-
-function discard(): void { /* the peer's bytes after the relay stopped: our app no longer reads */ }

@@ -19,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodemesh::InitMaps(env, exports);
   nodemesh::InitNetns(env, exports);
   nodemesh::InitNetnsSysctl(env, exports);
+  nodemesh::InitMemory(env, exports);
   return exports;
 }
 
