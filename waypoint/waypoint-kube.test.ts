@@ -27,6 +27,7 @@ import { loadWaypointConfig } from './config';
 import { runWaypoint } from './run-waypoint';
 import type { Snapshot } from '../daemon/state/snapshot';
 import { TunnelSocket } from './tunnel-socket';
+import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
 import { listenHttp, requestOver } from './waypoint-test-kit';
 import { keyMaster, keysDocument, waypointKey } from '../daemon/waypoint-controller/caller-statement-keys';
 import { CallerStatementVerifier, TRUST_FILE_NAME } from '../daemon/tunnel/caller-statement-trust';
@@ -147,10 +148,10 @@ test('waypoint on the Kubernetes source: serves by a route and a policy it learn
   const caller = await issueIdentity(ca, 'shop', 'web');
   const client = new HboneClient({ log });
   t.after(() => client.close({ force: true }));
-  const get = async (p: string, headers: Record<string, string> = {}) => requestOver(new TunnelSocket(await client.connect({
+  const get = async (p: string, headers: Record<string, string> = {}) => requestOver(new TunnelSocket(new TunnelDuplex(await client.connect({
     source: caller, target: { address: LOOPBACK, port: waypoint.hboneAddress.port }, authority: '10.96.0.10:80',
     expectedServerIds: [`spiffe://${TD}/ns/shop/sa/waypoint`], dial: () => net.connect({ host: LOOPBACK, port: waypoint.hboneAddress.port }),
-  })), p, { headers });
+  }))), p, { headers });
 
   // No route yet: the Service's endpoints, both versions.
   const before = new Set<string>();
