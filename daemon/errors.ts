@@ -92,6 +92,8 @@ export const DaemonErrors = defineErrors({
     `node credential file ${a.file} is unusable: ${a.reason}; expected JSON {"<node>": "<token>", ...} for nodemesh-identity, or the bare token for a node daemon (re-run 'nodemesh local up' to mint them)`,
   NODEMESH_E_IDENTITY_NODE_BINDING: (a: { node: string; spiffeId: string; reason: string }) =>
     `node ${a.node} may not obtain ${a.spiffeId}: ${a.reason}; an identity is issued only to a node where a pod with that namespace and service account is scheduled`,
+  NODEMESH_E_IDENTITY_WAYPOINT_BINDING: (a: { waypoint: string; spiffeId: string; own: string }) =>
+    `waypoint ${a.waypoint} may not obtain ${a.spiffeId}: a waypoint's token obtains only its own identity, ${a.own}`,
   NODEMESH_E_IDENTITY_NOT_READY: (a: { reason: string }) =>
     `nodemesh-identity is not ready: ${a.reason}; the request can be retried`,
   NODEMESH_E_IDENTITY_REQUEST_FAILED: (a: { address: string; status: string; reason: string }) =>

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     binding = (node, ns, sa) => nodes.check(node, ns, sa);
     describe = { source: 'kube', server: kc.getCurrentCluster()?.server, audience: src.audience, nodeServiceAccount: `${src.nodeServiceAccount.namespace}/${src.nodeServiceAccount.name}` };
     // Gateways of class nodemesh-waypoint -> waypoint Deployments; only the Lease holder writes.
-    stopSource = startWaypointController(kc, process.env, { trustDomain: cfg.trustDomain, logLevel: cfg.logLevel, namespace: src.caSecret.namespace }, log);
+    stopSource = startWaypointController(kc, process.env, { trustDomain: cfg.trustDomain, logLevel: cfg.logLevel, namespace: src.caSecret.namespace, caRootPem: ca.rootCertPem, caKeyPem: ca.toPem().keyPem }, log);
   } else {
     ({ ca, created } = await loadOrCreateMeshCA(cfg.caDir, cfg.trustDomain));
     const source = new SandboxSource(src.objectsDir);

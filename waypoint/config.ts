@@ -1,8 +1,10 @@
 // nodemesh-waypoint's configuration: environment variables parsed once into a frozen, typed
 // object. A bad value is an error naming the variable (NODEMESH_E_CONFIG).
+import * as path from 'node:path';
 import { DaemonErrors } from '../daemon/errors';
 import { IdentityClientConfig, loadIdentityClientConfig, trustDomainFrom } from '../daemon/identity/identity-client-config';
 import { HBONE_PORT } from '../daemon/tunnel/hbone-protocol';
+import type { KubeConnection } from '../daemon/sources/kube-client';
 
 export interface WaypointConfig {
   /** The Gateway this waypoint is. */
@@ -17,7 +19,11 @@ export interface WaypointConfig {
   /** The waypoint pod's network namespace, when the process runs outside it (the sandbox runs
    * it in its node's namespace, like nodemesh-node, so it reaches nodemesh-identity). */
   netnsPath: string | undefined;
-  objectsDir: string;
+  /** Where the cluster's state comes from: the sandbox's object directory, or the Kubernetes
+   * API (in a pod: its ServiceAccount; else a kubeconfig file). */
+  source: { kind: 'sandbox'; objectsDir: string } | { kind: 'kube'; connection: KubeConnection };
+  /** A TCP port on the pod IP answering /healthz/ready only (the kubelet's readiness probe). */
+  readinessPort: number | undefined;
   adminSocket: string | undefined;
   logLevel: string;
   identity: Readonly<IdentityClientConfig>;
@@ -46,8 +52,9 @@ export function loadWaypointConfig(env: NodeJS.ProcessEnv = process.env): Readon
   const listenAddress = required(env, 'NODEMESH_POD_IP', "the waypoint pod's IP, where HBONE is served");
   const port = Number(env.NODEMESH_WAYPOINT_HBONE_PORT || HBONE_PORT);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_WAYPOINT_HBONE_PORT', value: String(env.NODEMESH_WAYPOINT_HBONE_PORT), expected: 'a port 1-65535' });
-  if ((env.NODEMESH_SOURCE || 'sandbox') !== 'sandbox') {
-    throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SOURCE', value: String(env.NODEMESH_SOURCE), expected: "'sandbox' (the Kubernetes source is not in this build yet)" });
+  const readiness = env.NODEMESH_WAYPOINT_READINESS_PORT ? Number(env.NODEMESH_WAYPOINT_READINESS_PORT) : undefined;
+  if (readiness !== undefined && (!Number.isInteger(readiness) || readiness < 1 || readiness > 65535 || readiness === port)) {
+    throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_WAYPOINT_READINESS_PORT', value: String(env.NODEMESH_WAYPOINT_READINESS_PORT), expected: 'a port 1-65535 other than the HBONE port' });
   }
   return Object.freeze({
     name, namespace,
@@ -55,10 +62,20 @@ export function loadWaypointConfig(env: NodeJS.ProcessEnv = process.env): Readon
     trustDomain: trustDomainFrom(env),
     listenAddress, listenPort: port,
     netnsPath: env.NODEMESH_WAYPOINT_NETNS || undefined,
-    objectsDir: required(env, 'NODEMESH_SANDBOX_OBJECTS', 'the sandbox object directory (set by nodemesh local up)'),
+    source: sourceFrom(env),
+    readinessPort: readiness,
     adminSocket: env.NODEMESH_ADMIN_SOCKET || undefined,
     logLevel: env.NODEMESH_LOG_LEVEL || 'info',
     identity: loadIdentityClientConfig(env),
     signingKeyFile: env.NODEMESH_WAYPOINT_SIGNING_KEY_FILE || undefined,
   });
+}
+
+function sourceFrom(env: NodeJS.ProcessEnv): WaypointConfig['source'] {
+  const src = env.NODEMESH_SOURCE || 'sandbox';
+  if (src === 'sandbox') return { kind: 'sandbox', objectsDir: required(env, 'NODEMESH_SANDBOX_OBJECTS', 'the sandbox object directory (set by nodemesh local up)') };
+  if (src !== 'kube') throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_SOURCE', value: src, expected: "'sandbox' or 'kube'" });
+  const kubeconfig = env.NODEMESH_KUBECONFIG || '';
+  if (kubeconfig && !path.isAbsolute(kubeconfig)) throw DaemonErrors.NODEMESH_E_CONFIG({ field: 'NODEMESH_KUBECONFIG', value: kubeconfig, expected: "an absolute path to a kubeconfig file (unset: the pod's service account)" });
+  return { kind: 'kube', connection: kubeconfig ? { kind: 'kubeconfig', path: kubeconfig } : { kind: 'in-cluster' } };
 }

@@ -170,16 +170,7 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
     setExtra(extra) { snapshot = buildSnapshot(resources(extra), snapshot.version + 1); },
     routes: () => table,
     async get(path, o = {}) {
-      const sock = await tunnel(o.vip ?? API_VIP, 80);
-      return new Promise((resolve, reject) => {
-        const req = http.request({ createConnection: () => sock as unknown as net.Socket, method: o.method ?? 'GET', path, headers: { host: 'api.shop', ...o.headers } }, (res) => {
-          let body = '';
-          res.on('data', (c) => { body += c; });
-          res.on('end', () => { sock.destroy(); resolve({ status: res.statusCode ?? 0, headers: res.headers, body }); });
-        });
-        req.on('error', reject);
-        req.end(o.body);
-      });
+      return requestOver(await tunnel(o.vip ?? API_VIP, 80), path, o);
     },
     async getH2(path, headers = {}) {
       const sock = await tunnel(API_VIP, 80);
@@ -211,8 +202,21 @@ export async function startWaypointRig(opts: { random?: () => number } = {}): Pr
   };
 }
 
+/** One HTTP/1.1 request over an open tunnel, which it then closes. */
+export function requestOver(sock: TunnelSocket, path: string, o: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ createConnection: () => sock as unknown as net.Socket, method: o.method ?? 'GET', path, headers: { host: 'api.shop', ...o.headers } }, (res) => {
+      let body = '';
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => { sock.destroy(); resolve({ status: res.statusCode ?? 0, headers: res.headers, body }); });
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
 /** An app speaking HTTP/1.1 and HTTP/2 with prior knowledge on one port, as h2c apps do. */
-function listenHttp(handler: http.RequestListener): Promise<net.Server> {
+export function listenHttp(handler: http.RequestListener): Promise<net.Server> {
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   return listen((s) => {

@@ -19,6 +19,7 @@ import { waypointControllerRbac } from '../../installer/manifests/waypoint-contr
 import { toPlain } from '../../installer/manifests/render';
 import { defaultValues } from '../../installer/manifests/values';
 import { NodemeshError } from '../errors';
+import { gatewayApiCrd } from '../../test/k8s-apiserver/gateway-api-crds';
 
 const MAIN = path.resolve(__dirname, '..', 'identity-main.js');
 const NS = 'nodemesh-system';
@@ -43,6 +44,13 @@ before(async () => {
   pod(NS, 'nodemesh-node-a', 'nodemesh-node', 'node-a');
   pod(NS, 'nodemesh-node-b', 'nodemesh-node', 'node-b');
   pod('shop', 'api-1', 'api', 'node-a');
+  // A waypoint as the controller makes it: Gateway, ServiceAccount, a pod with its labels.
+  s.create(gatewayApiCrd('Gateway', 'gateways', 'Namespaced') as never);
+  for (let i = 0; i < 50 && !(() => { try { s.list('gateway.networking.k8s.io/v1', 'Gateway'); return true; } catch { return false; } })(); i++) await new Promise((r) => setTimeout(r, 20));
+  s.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: 'shop' }, spec: { gatewayClassName: 'nodemesh-waypoint' } } as never);
+  s.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'waypoint', namespace: 'shop' } });
+  s.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'waypoint-5f7-q', namespace: 'shop', labels: { 'app.kubernetes.io/component': 'nodemesh-waypoint', 'gateway.networking.k8s.io/gateway-name': 'waypoint' } },
+    spec: { nodeName: 'node-b', serviceAccountName: 'waypoint', containers: [{ name: 'c', image: 'x' }] } });
 });
 
 after(async () => {
@@ -109,6 +117,12 @@ test('two kube-mode replicas, least-privilege RBAC, one CA; TokenReview and node
       fs.writeFileSync(tokenFile, server.store.issueToken('shop', 'api', { audiences: ['nodemesh-identity'], boundPod: 'api-1' }));
       await assert.rejects(client.fetchIdentity({ namespace: 'shop', serviceAccount: 'api' }, 600),
         (e: unknown) => NodemeshError.is(e) && e.details?.grpcCode === grpc.status.UNAUTHENTICATED);
+      // A waypoint with its own projected token: its identity, nothing else.
+      fs.writeFileSync(tokenFile, server.store.issueToken('shop', 'waypoint', { audiences: ['nodemesh-identity'], boundPod: 'waypoint-5f7-q' }));
+      const wp = await client.fetchIdentity({ namespace: 'shop', serviceAccount: 'waypoint' }, 600);
+      assert.equal(await verifyPeerChain([...wp.certChainPem], [root], 'cluster.local'), 'spiffe://cluster.local/ns/shop/sa/waypoint');
+      await assert.rejects(client.fetchIdentity({ namespace: 'shop', serviceAccount: 'api' }, 600),
+        (e: unknown) => NodemeshError.is(e) && e.details?.grpcCode === grpc.status.PERMISSION_DENIED && e.details?.serverCode === 'NODEMESH_E_IDENTITY_WAYPOINT_BINDING');
       fs.writeFileSync(tokenFile, mint('nodemesh-node-a'));
     } finally {
       client.close();

@@ -49,6 +49,7 @@ const STATUS_BY_CODE: Record<string, grpc.status> = {
   NODEMESH_E_IDENTITY_WRONG_TRUST_DOMAIN: grpc.status.INVALID_ARGUMENT,
   NODEMESH_E_IDENTITY_INVALID_TTL: grpc.status.INVALID_ARGUMENT,
   NODEMESH_E_IDENTITY_NODE_BINDING: grpc.status.PERMISSION_DENIED,
+  NODEMESH_E_IDENTITY_WAYPOINT_BINDING: grpc.status.PERMISSION_DENIED,
   NODEMESH_E_IDENTITY_NOT_READY: grpc.status.UNAVAILABLE,
 };
 
@@ -219,8 +220,7 @@ export class IdentityServer {
 
   /** The whole decision for one request; `facts` collects what the log line reports. */
   async createCertificate(metadata: grpc.Metadata, req: CreateCertificateRequest, facts: Record<string, unknown> = {}): Promise<CreateCertificateResponse> {
-    const { node } = await this.opts.authenticator.authenticate(metadata);
-    facts.node = node;
+    const caller = await this.opts.authenticator.authenticate(metadata);
     const requested = Number(req.validitySeconds ?? 0);
     const ttl = grantedTtl(requested, this.maxTtl);
     const id = await csrSpiffeId(req.csr ?? '', this.opts.ca.trustDomain);
@@ -228,9 +228,19 @@ export class IdentityServer {
     const { namespace, serviceAccount } = parseSpiffeId(id)!;
     let binding: BindingDecision;
     let stateVersion: number | undefined;
-    if (this.opts.binding) {
+    const node = caller.node ?? '';
+    if (caller.waypoint) {
+      // A waypoint obtains its own identity and nothing else.
+      const w = caller.waypoint;
+      facts.waypoint = `${w.namespace}/${w.gateway}`;
+      const own = spiffeId(this.opts.ca.trustDomain, w.namespace, w.serviceAccount);
+      if (id !== own) throw DaemonErrors.NODEMESH_E_IDENTITY_WAYPOINT_BINDING({ waypoint: `${w.namespace}/${w.gateway}`, spiffeId: id, own });
+      binding = { allowed: true, pod: `${w.namespace}/${w.pod}` };
+    } else if (this.opts.binding) {
+      facts.node = node;
       binding = await this.opts.binding(node, namespace, serviceAccount);
     } else {
+      facts.node = node;
       const snapshot = this.opts.snapshot?.();
       if (!snapshot) throw DaemonErrors.NODEMESH_E_IDENTITY_NOT_READY({ reason: 'the cluster state has not been loaded yet' });
       stateVersion = snapshot.version;

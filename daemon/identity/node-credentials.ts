@@ -8,10 +8,15 @@ import * as path from 'node:path';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
 import { DaemonErrors, NodemeshError } from '../errors';
+import type { WaypointCaller } from './waypoint-caller';
+
+/** Who called: a node daemon (for the pods on its node), or, on Kubernetes, a waypoint (for
+ * its own identity only; token-review.ts). */
+export type Caller = { node: string; waypoint?: undefined } | { node?: undefined; waypoint: WaypointCaller };
 
 export interface NodeAuthenticator {
-  /** Resolves with the calling node, or rejects with NODEMESH_E_IDENTITY_UNAUTHENTICATED. */
-  authenticate(metadata: Metadata): Promise<{ node: string }>;
+  /** Resolves with the caller, or rejects with NODEMESH_E_IDENTITY_UNAUTHENTICATED. */
+  authenticate(metadata: Metadata): Promise<Caller>;
 }
 
 export const NODE_TOKEN_BYTES = 32;

@@ -17,6 +17,7 @@ import { IdentityServer } from './identity-server';
 import { generateKeyAndCsr, spiffeId } from './ca';
 import { requestProjectedToken } from './projected-token';
 import { NodemeshError } from '../errors';
+import { gatewayApiCrd } from '../../test/k8s-apiserver/gateway-api-crds';
 
 const NS = 'nodemesh-system';
 const policy = { audience: 'nodemesh-identity', serviceAccount: { namespace: NS, name: 'nodemesh-node' } };
@@ -51,11 +52,15 @@ after(async () => { await api?.close(); });
 
 test('decideTokenReview: the recorded response shapes (10, 11, 12, 30)', () => {
   const user = (username: string, extra: Record<string, string[]> = {}) => ({ username, uid: 'u', groups: ['system:authenticated'], extra });
-  const cases: [unknown, RegExp | { node?: string; pod?: string }][] = [
+  const cases: [unknown, RegExp | { node?: string; pod?: string; waypoint?: object }][] = [
     [{ authenticated: true, user: user('system:serviceaccount:nodemesh-system:nodemesh-node', { 'authentication.kubernetes.io/node-name': ['node-1'] }), audiences: ['nodemesh-identity'] }, { node: 'node-1' }],
     [{ authenticated: true, user: user('system:serviceaccount:nodemesh-system:nodemesh-node', { 'authentication.kubernetes.io/pod-name': ['p'] }), audiences: ['nodemesh-identity'] }, { pod: 'p' }],
     [{ authenticated: true, user: user('system:serviceaccount:nodemesh-system:nodemesh-node'), audiences: ['nodemesh-identity'] }, /not bound to a pod/],
-    [{ authenticated: true, user: user('system:serviceaccount:wire:sa1', { 'authentication.kubernetes.io/node-name': ['node-1'] }), audiences: ['nodemesh-identity'] }, /belongs to system:serviceaccount:wire:sa1/],
+    [{ authenticated: true, user: user('system:serviceaccount:wire:sa1', { 'authentication.kubernetes.io/node-name': ['node-1'] }), audiences: ['nodemesh-identity'] }, /belongs to system:serviceaccount:wire:sa1.*nor to a waypoint's \(not bound to a pod\)/],
+    // Another service account's pod-bound token: a waypoint's if its pod says so (checked next).
+    [{ authenticated: true, user: user('system:serviceaccount:shop:waypoint', { 'authentication.kubernetes.io/pod-name': ['waypoint-7d9-x'], 'authentication.kubernetes.io/pod-uid': ['u-1'] }), audiences: ['nodemesh-identity'] },
+      { waypoint: { namespace: 'shop', serviceAccount: 'waypoint', pod: 'waypoint-7d9-x', podUid: 'u-1' } }],
+    [{ authenticated: true, user: user('alice', { 'authentication.kubernetes.io/pod-name': ['p'] }), audiences: ['nodemesh-identity'] }, /belongs to alice.*not a service account/],
     [{ authenticated: true, user: user('system:serviceaccount:nodemesh-system:nodemesh-node', { 'authentication.kubernetes.io/node-name': ['node-1'] }) }, /not for audience/],
     [{ user: {}, error: '[invalid bearer token, token audiences ["nodemesh-identity"] is invalid for the target audiences ["someone-else"]]' }, /did not authenticate.*someone-else/],
     [{ user: {}, error: 'invalid bearer token' }, /did not authenticate/],
@@ -65,6 +70,7 @@ test('decideTokenReview: the recorded response shapes (10, 11, 12, 30)', () => {
     const d = decideTokenReview(status as never, policy);
     if (want instanceof RegExp) assert.ok(!d.ok && want.test(d.reason), JSON.stringify(d));
     else if (want.node) assert.deepEqual(d, { ok: true, node: want.node });
+    else if (want.waypoint) assert.deepEqual(d, { ok: true, waypoint: want.waypoint });
     else assert.deepEqual(d, { ok: true, pod: { namespace: NS, name: want.pod } });
   }
 });
@@ -131,4 +137,41 @@ test('a token from TokenRequest bound to the daemon pod (what a kubelet projects
   const auth = new TokenReviewAuthenticator(kubeTokenReviewApi(kc), policy);
   assert.deepEqual(await auth.authenticate(md(token)), { node: 'node-1' });
   await assert.rejects(requestProjectedToken(kc, { namespace: NS, serviceAccount: 'nodemesh-node', pod: { name: 'gone', uid: 'x' }, audience: 'nodemesh-identity' }), /TokenRequest .* failed: HTTP 404/);
+});
+
+test('a waypoint\'s token obtains its own certificate and nothing else; a pod that is no waypoint\'s is refused', async () => {
+  api.store.create(gatewayApiCrd('Gateway', 'gateways', 'Namespaced') as never);
+  await new Promise((r) => setTimeout(r, 100)); // the CRD is established after a moment
+  api.store.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'waypoint', namespace: 'shop' }, spec: { gatewayClassName: 'nodemesh-waypoint' } } as never);
+  api.store.create({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name: 'public', namespace: 'shop' }, spec: { gatewayClassName: 'example' } } as never);
+  const waypointLabels = (gw: string) => ({ 'app.kubernetes.io/component': 'nodemesh-waypoint', 'gateway.networking.k8s.io/gateway-name': gw });
+  for (const [name, sa, labels] of [['waypoint-7d9-x', 'waypoint', waypointLabels('waypoint')], ['public-1', 'public', waypointLabels('public')], ['web-2', 'web', { app: 'web' }]] as const) {
+    if (!api.store.list('v1', 'ServiceAccount', 'shop').some((o) => o.metadata?.name === sa)) api.store.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'shop' } });
+    api.store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'shop', labels }, spec: { nodeName: 'node-1', serviceAccountName: sa, containers: [{ name: 'c', image: 'x' }] } });
+  }
+  const ca = (await loadOrCreateCaFromSecret(kc, { namespace: NS, name: 'nodemesh-ca' }, 'cluster.local')).ca;
+  const server = new IdentityServer({
+    ca, authenticator: new TokenReviewAuthenticator(kubeTokenReviewApi(kc), policy),
+    binding: () => Promise.reject(new Error('a waypoint is not node-bound')), logger: pino({ level: 'silent' }),
+  });
+  const tokenOf = (sa: string, pod: string) => api.store.issueToken('shop', sa, { audiences: ['nodemesh-identity'], boundPod: pod });
+  const csrFor = async (sa: string) => (await generateKeyAndCsr(spiffeId('cluster.local', 'shop', sa))).csrPem;
+
+  // Its own identity: issued, with the waypoint's SPIFFE ID.
+  const res = await server.createCertificate(md(tokenOf('waypoint', 'waypoint-7d9-x')), { csr: await csrFor('waypoint'), validitySeconds: 600 });
+  assert.match(new (await import('node:crypto')).X509Certificate(res.certChain[0]).subjectAltName ?? '', /URI:spiffe:\/\/cluster.local\/ns\/shop\/sa\/waypoint/);
+  // Anything else with that token: refused, naming what it may have.
+  await assert.rejects(server.createCertificate(md(tokenOf('waypoint', 'waypoint-7d9-x')), { csr: await csrFor('web'), validitySeconds: 600 }),
+    (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_IDENTITY_WAYPOINT_BINDING') && /only its own identity, spiffe:\/\/cluster.local\/ns\/shop\/sa\/waypoint/.test(e.message));
+  const unauthenticated = (re: RegExp) => (e: unknown) => NodemeshError.is(e, 'NODEMESH_E_IDENTITY_UNAUTHENTICATED') && re.test(e.message);
+  // An app's token: not a waypoint's.
+  await assert.rejects(server.createCertificate(md(tokenOf('web', 'web-2')), { csr: await csrFor('web'), validitySeconds: 600 }),
+    unauthenticated(/system:serviceaccount:shop:web.*not a waypoint pod/));
+  // Waypoint labels, but for a Gateway of another class.
+  await assert.rejects(server.createCertificate(md(tokenOf('public', 'public-1')), { csr: await csrFor('public'), validitySeconds: 600 }),
+    unauthenticated(/Gateway shop\/public is of class "example"/));
+  // The waypoint pod gone: its token no longer works (the API refuses a token of a deleted pod, or the pod check does).
+  const stale = tokenOf('waypoint', 'waypoint-7d9-x');
+  api.store.delete('v1', 'Pod', 'waypoint-7d9-x', 'shop');
+  await assert.rejects(server.createCertificate(md(stale), { csr: await csrFor('waypoint'), validitySeconds: 600 }), unauthenticated(/./));
 });

@@ -51,6 +51,9 @@ export interface KubeSourceOptions {
   tuning?: Partial<InformerTuning>;
   /** Called for every list/watch failure (metric). */
   onApiError?: (kind: ResourceKind) => void;
+  /** Only these kinds are watched (a waypoint needs fewer than a node daemon, and its
+   * ServiceAccount may read only those); default: every kind. */
+  kinds?: readonly ResourceKind[];
 }
 
 export class KubeSource implements StateSource {
@@ -67,9 +70,14 @@ export class KubeSource implements StateSource {
   private stopped = false;
   private readonly tuning: InformerTuning;
   private readonly validate: ObjectValidator;
+  private readonly required: KindSpec[];
+  private readonly optional: OptionalKind[];
 
   constructor(private readonly opts: KubeSourceOptions) {
     this.name = `kube:${opts.http.server}`;
+    const wanted = (k: { kind: ResourceKind }) => !opts.kinds || opts.kinds.includes(k.kind);
+    this.required = REQUIRED.filter(wanted);
+    this.optional = OPTIONAL.filter(wanted);
     this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
     this.validate = opts.validate ?? ACCEPT_ALL;
   }
@@ -77,7 +85,7 @@ export class KubeSource implements StateSource {
   start(onBatch: (b: SourceBatch) => void): Promise<void> {
     this.onBatch = onBatch;
     const done = new Promise<void>((resolve) => { this.allSynced = resolve; });
-    for (const spec of REQUIRED) this.startInformer(spec);
+    for (const spec of this.required) this.startInformer(spec);
     void this.discover();
     this.discovery = setInterval(() => void this.discover(), this.opts.discoveryIntervalMs ?? 60_000);
     this.discovery.unref();
@@ -100,7 +108,7 @@ export class KubeSource implements StateSource {
       failed: (e) => {
         this.opts.onApiError?.(spec.kind);
         // An optional kind whose CRD went away: drop it and look for it again later.
-        if (e.statusCode === 404 && !REQUIRED.some((r) => r.kind === spec.kind)) this.dropOptional(spec.kind);
+        if (e.statusCode === 404 && !this.required.some((r) => r.kind === spec.kind)) this.dropOptional(spec.kind);
       },
     }, this.opts.log.child({ component: 'informer', kind: spec.kind }), this.tuning);
     this.informers.set(spec.kind, inf);
@@ -136,7 +144,7 @@ export class KubeSource implements StateSource {
           throw e;
         }
       };
-      for (const k of OPTIONAL) {
+      for (const k of this.optional) {
         if (this.informers.has(k.kind)) continue;
         let found: string | undefined;
         for (const v of k.versions) {
@@ -184,8 +192,8 @@ export class KubeSource implements StateSource {
 
   /** Every required kind listed, every optional kind listed or known absent. */
   private isSynced(): boolean {
-    for (const r of REQUIRED) if (!this.informers.get(r.kind)?.synced) return false;
-    for (const k of OPTIONAL) if (!this.absent.has(k.kind) && !this.informers.get(k.kind)?.synced) return false;
+    for (const r of this.required) if (!this.informers.get(r.kind)?.synced) return false;
+    for (const k of this.optional) if (!this.absent.has(k.kind) && !this.informers.get(k.kind)?.synced) return false;
     return true;
   }
 }

@@ -3,7 +3,9 @@
 // configuration, next to the CA root every daemon already trusts
 // (`<dir of NODEMESH_CA_ROOT_FILE>/caller-statement-keys.json`: { "<waypoint SPIFFE ID>":
 // "<base64url Ed25519 public key>" }), written by whoever installs waypoints (the sandbox's
-// `waypoint apply`), never by a waypoint itself. The file is re-read when it changes.
+// `waypoint apply`; on Kubernetes the waypoint controller, through the ConfigMap
+// nodemesh-waypoint-keys that the node DaemonSet projects beside the CA root), never by a
+// waypoint itself. The file is re-read when it changes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Snapshot } from '../state/snapshot';

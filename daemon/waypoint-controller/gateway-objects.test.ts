@@ -21,17 +21,25 @@ test('which Gateways are waypoints', () => {
 
 test('desired objects: the installer template, in the Gateway namespace, owned by it', () => {
   const objs = desiredWaypointObjects(defaultValues(), gw({ gatewayClassName: 'nodemesh-waypoint' }));
-  assert.deepEqual(objs.map((o) => `${o.apiVersion}/${o.kind} ${o.metadata.namespace}/${o.metadata.name}`),
-    ['v1/ServiceAccount shop/waypoint', 'apps/v1/Deployment shop/waypoint', 'v1/Service shop/waypoint']);
-  for (const o of objs) {
+  assert.deepEqual(objs.map((o) => `${o.apiVersion}/${o.kind} ${o.metadata.namespace ?? ''}/${o.metadata.name}`),
+    ['v1/ServiceAccount shop/waypoint', 'v1/ConfigMap shop/waypoint-ca-root', 'v1/Secret shop/waypoint-caller-statement-key', 'apps/v1/Deployment shop/waypoint', 'v1/Service shop/waypoint',
+      'rbac.authorization.k8s.io/v1/ClusterRoleBinding /nodemesh-waypoint:shop:waypoint']);
+  // Cluster-scoped: no owner reference to a namespaced Gateway (the API's garbage collector
+  // would never resolve it); its labels name the Gateway.
+  assert.equal(objs[5].metadata.ownerReferences, undefined);
+  assert.equal(owningGateway(objs[5]), 'shop/waypoint');
+  for (const o of objs.slice(0, 5)) {
     assert.deepEqual(o.metadata.ownerReferences, [{ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', name: 'waypoint', uid: 'u-1', controller: true }]);
     assert.equal(owningGateway(o), 'shop/waypoint');
   }
-  assert.equal(objs[1].spec.template.spec.serviceAccountName, 'waypoint');
+  assert.equal(objs[3].spec.template.spec.serviceAccountName, 'waypoint');
+  // Never captured by the node daemons: it speaks HBONE itself.
+  assert.equal(objs[3].spec.template.metadata.labels['nodemesh.io/dataplane-mode'], 'none');
+  assert.equal(objs[3].spec.selector.matchLabels['nodemesh.io/dataplane-mode'], undefined);
 });
 
 test('only objects the controller made have an owning Gateway', () => {
-  const [, d] = desiredWaypointObjects(defaultValues(), gw({ gatewayClassName: 'nodemesh-waypoint' }));
+  const [, , , d] = desiredWaypointObjects(defaultValues(), gw({ gatewayClassName: 'nodemesh-waypoint' }));
   const cases: [string, KubeObject, string | undefined][] = [
     ['made by the controller', d, 'shop/waypoint'],
     ['no owner reference', { ...d, metadata: { ...d.metadata, ownerReferences: undefined } }, undefined],

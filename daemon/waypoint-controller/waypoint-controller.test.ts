@@ -8,36 +8,28 @@ import * as assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { startTestApiServer, type TestApiServer } from '../../test/k8s-apiserver/test-api-server';
+import { gatewayApiCrd } from '../../test/k8s-apiserver/gateway-api-crds';
 import { serviceAccounts } from '../../installer/manifests/rbac';
 import { waypointControllerRbac, WAYPOINT_CONTROLLER_NAME } from '../../installer/manifests/waypoint-controller-rbac';
 import { toPlain } from '../../installer/manifests/render';
 import { defaultValues } from '../../installer/manifests/values';
 import { WaypointController } from './waypoint-controller';
 import { desiredWaypointObjects } from './gateway-objects';
+import { keyMaster } from './caller-statement-keys';
+import { parseTrustFile } from '../tunnel/caller-statement-trust';
+import nacl from 'tweetnacl';
 import type { KubeObject } from './kube-object';
 
 const NS = 'nodemesh-system';
 const GW_API = 'gateway.networking.k8s.io/v1';
 const SA_USER = `system:serviceaccount:${NS}:nodemesh-identity`;
 const B_USER = 'controller-b';
+const CA_ROOT_PEM = '-----BEGIN CERTIFICATE-----\nMIIB (the mesh root)\n-----END CERTIFICATE-----\n';
+const BINDING = 'nodemesh-waypoint:shop:waypoint';
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 let s: TestApiServer;
 const controllers: WaypointController[] = [];
-
-/** The Gateway API kinds, served with open schemas: this test is about the controller, not the CRDs' validation. */
-function gatewayApiCrd(kind: string, plural: string, scope: 'Namespaced' | 'Cluster') {
-  const open = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.gateway.networking.k8s.io` },
-    spec: {
-      group: 'gateway.networking.k8s.io', scope,
-      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-      versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', properties: { spec: open, status: open } } } }],
-    },
-  };
-}
 
 async function until<T>(what: string, f: () => T | undefined | false, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
@@ -61,13 +53,18 @@ const gateway = (name: string, gatewayClassName: unknown) => s.store.create({
   apiVersion: GW_API, kind: 'Gateway', metadata: { name, namespace: 'shop' },
   spec: { gatewayClassName, listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] },
 });
+/** The public keys the node daemons read (nodemesh-system/nodemesh-waypoint-keys). */
+const keysOf = (): Map<string, Uint8Array> => {
+  const cm = get('v1', 'ConfigMap', 'nodemesh-waypoint-keys', NS) as unknown as { data?: Record<string, string> } | undefined;
+  return cm?.data?.['caller-statement-keys.json'] ? parseTrustFile(cm.data['caller-statement-keys.json']) : new Map();
+};
 const writesBy = (user: string) => s.requests.filter((r) => r.user === user && r.method !== 'GET');
 
 function controller(kubeconfig: string, identity: string): WaypointController {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   const c = new WaypointController({
-    kc, values: defaultValues(), log, leaseNamespace: NS, identity,
+    kc, values: defaultValues(), log, leaseNamespace: NS, identity, caRootPem: CA_ROOT_PEM, keyMaster: keyMaster('the CA key (test)'),
     leaseDurationSeconds: 5, retryPeriodMs: 200, backoff: { initialMs: 100, maxMs: 1000 },
   });
   controllers.push(c);
@@ -113,6 +110,27 @@ test('a nodemesh-waypoint Gateway becomes a Deployment, Service and ServiceAccou
     assert.ok((o as unknown as { metadata: { managedFields: { manager: string }[] } }).metadata.managedFields.some((f) => f.manager === 'nodemesh-waypoint-controller'));
   }
   assert.equal(objs[1].spec.template.spec.serviceAccountName, 'waypoint');
+  // The CA root beside the waypoint (owned like the rest), and the binding that lets its
+  // ServiceAccount read what it watches (cluster-scoped: labelled with the Gateway instead).
+  const root = await until('CA root copy', () => get('v1', 'ConfigMap', 'waypoint-ca-root', 'shop'));
+  assert.equal((root as unknown as { data: Record<string, string> }).data['ca.crt'], CA_ROOT_PEM);
+  assert.equal(root.metadata.ownerReferences?.[0]?.uid, gw.metadata.uid);
+  const binding = await until('RBAC binding', () => get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', BINDING));
+  assert.deepEqual((binding as unknown as { subjects: unknown[] }).subjects, [{ kind: 'ServiceAccount', name: 'waypoint', namespace: 'shop' }]);
+  assert.deepEqual((binding as unknown as { roleRef: unknown }).roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nodemesh-waypoint' });
+  assert.equal(binding.metadata.labels?.['nodemesh.io/gateway-namespace'], 'shop');
+  // Its caller-statement key: the private half in a Secret beside it that only its Deployment
+  // mounts, the public half published for the node daemons under its SPIFFE ID.
+  const secret = await until('signing key Secret', () => get('v1', 'Secret', 'waypoint-caller-statement-key', 'shop')) as unknown as KubeObject & { data: Record<string, string> };
+  assert.equal(secret.metadata.ownerReferences?.[0]?.uid, gw.metadata.uid);
+  const secretKey = new Uint8Array(Buffer.from(Buffer.from(secret.data.key, 'base64').toString(), 'base64url'));
+  assert.equal(secretKey.length, 64);
+  const published = await until('published key', () => keysOf().get('spiffe://cluster.local/ns/shop/sa/waypoint'));
+  assert.deepEqual(published, nacl.sign.keyPair.fromSecretKey(secretKey).publicKey, 'the published key is the Secret\'s');
+  const pod = objs[1].spec.template.spec;
+  assert.deepEqual(pod.volumes.filter((v: { secret?: unknown }) => v.secret).map((v: { secret: { secretName: string } }) => v.secret.secretName), ['waypoint-caller-statement-key']);
+  assert.ok(pod.containers[0].env.some((e: { name: string; value: string }) => e.name === 'NODEMESH_WAYPOINT_SIGNING_KEY_FILE' && e.value.endsWith('/key')));
+  assert.ok(objs[1].spec.template.metadata.annotations['nodemesh.io/caller-statement-key'], 'a new key rolls the waypoint');
   await until('GatewayClass accepted', () => condition(get(GW_API, 'GatewayClass', 'nodemesh-waypoint'), 'Accepted')?.status === 'True');
   const pending = await until('Programmed=False', () => condition(get(GW_API, 'Gateway', 'waypoint', 'shop'), 'Programmed'));
   assert.deepEqual([pending.status, pending.reason], ['False', 'Pending']);
@@ -185,15 +203,19 @@ test('the API server going away and compacting history: the controller relists a
 test('deleting the Gateway deletes its waypoint objects', async () => {
   s.store.delete(GW_API, 'Gateway', 'waypoint', 'shop');
   await until('objects deleted', () => ['v1/Service', 'v1/ServiceAccount', 'apps/v1/Deployment']
-    .every((k) => !get(k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1), 'waypoint', 'shop')));
+    .every((k) => !get(k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1), 'waypoint', 'shop')) &&
+    !get('v1', 'ConfigMap', 'waypoint-ca-root', 'shop') && !get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', BINDING) &&
+    !get('v1', 'Secret', 'waypoint-caller-statement-key', 'shop') && !keysOf().has('spiffe://cluster.local/ns/shop/sa/waypoint'));
 });
 
 test('objects a Gateway left behind (deleted while no controller ran) are deleted; look-alikes it does not own stay', async () => {
-  const [sa, , svc] = desiredWaypointObjects(defaultValues(), { metadata: { name: 'ghost', namespace: 'shop', uid: 'gone-uid' } });
+  const [sa, , , , svc, crb] = desiredWaypointObjects(defaultValues(), { metadata: { name: 'ghost', namespace: 'shop', uid: 'gone-uid' } });
   s.store.create(sa as never);
   s.store.create(svc as never);
+  s.store.create(crb as never);
   s.store.create({ ...sa, metadata: { ...sa.metadata, name: 'look-alike', ownerReferences: undefined } } as never);
-  await until('left-overs deleted', () => !get('v1', 'ServiceAccount', 'ghost', 'shop') && !get('v1', 'Service', 'ghost', 'shop'));
+  await until('left-overs deleted', () => !get('v1', 'ServiceAccount', 'ghost', 'shop') && !get('v1', 'Service', 'ghost', 'shop') &&
+    !get('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding', 'nodemesh-waypoint:shop:ghost'));
   assert.ok(get('v1', 'ServiceAccount', 'look-alike', 'shop'));
 });
 

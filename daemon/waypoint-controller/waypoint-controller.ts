@@ -1,6 +1,6 @@
 // The waypoint controller (Kubernetes): Gateways of class nodemesh-waypoint become the
-// installer's waypoint Deployment, Service and ServiceAccount (server-side apply, owned by the
-// Gateway), Gateways get Accepted/Programmed and their address, the GatewayClass is accepted,
+// installer's waypoint Deployment, Service, ServiceAccount, CA root copy (server-side apply,
+// owned by the Gateway) and RBAC binding (cluster-scoped: found by label when the Gateway goes), Gateways get Accepted/Programmed and their address, the GatewayClass is accepted,
 // and HTTPRoutes/GRPCRoutes with Service parents get status.parents. Level-triggered: any
 // change in a watched cache schedules one reconcile of everything, which computes the desired
 // state with the pure modules next door and writes only what differs. Every replica watches;
@@ -17,6 +17,13 @@ import { FIELD_MANAGER, WAYPOINT_CLASS, keyOf, type KubeObject } from './kube-ob
 import { LeaderLease } from './leader-lease';
 import { ResourceCache } from './resource-cache';
 import { routeParentStatuses, type RouteLookups } from './route-parent-status';
+import { keyFingerprint, keysDocument, publishedIds, waypointKey, type WaypointKey } from './caller-statement-keys';
+import { parseSpiffeId, spiffeId } from '../identity/ca';
+import { toPlain } from '../../installer/manifests/render';
+import { WAYPOINT_KEYS_CONFIGMAP_NAME } from '../../installer/manifests/values';
+import { WAYPOINT_KEYS_ENTRY, waypointKeysConfigMap, waypointSigningKeyName } from '../../installer/manifests/waypoint-objects';
+
+const signingMaterial = (k: WaypointKey) => ({ secretKey: Buffer.from(k.secretKey).toString('base64url'), fingerprint: keyFingerprint(k.publicKey) });
 
 const GW = '/apis/gateway.networking.k8s.io/v1';
 
@@ -37,6 +44,10 @@ export interface WaypointControllerOptions {
   leaseNamespace: string;
   /** This replica's name in the Lease (the pod name). */
   identity: string;
+  /** The mesh CA root (PEM), copied beside each waypoint for its identity client. */
+  caRootPem: string;
+  /** Where each waypoint's caller-statement key is derived from (caller-statement-keys.ts). */
+  keyMaster: Buffer;
   leaseName?: string;
   leaseDurationSeconds?: number;
   retryPeriodMs?: number;
@@ -56,13 +67,14 @@ export interface WaypointControllerStats {
 function objectPath(o: KubeObject): string {
   const api = o.apiVersion ?? 'v1';
   const base = api.includes('/') ? `/apis/${api}` : `/api/${api}`;
-  const plural = { ServiceAccount: 'serviceaccounts', Deployment: 'deployments', Service: 'services' }[o.kind ?? ''] ?? `${(o.kind ?? '').toLowerCase()}s`;
+  const plural = { ServiceAccount: 'serviceaccounts', Deployment: 'deployments', Service: 'services', ConfigMap: 'configmaps', Secret: 'secrets', ClusterRoleBinding: 'clusterrolebindings' }[o.kind ?? ''] ?? `${(o.kind ?? '').toLowerCase()}s`;
+  if (!o.metadata.namespace) return `${base}/${plural}/${encodeURIComponent(o.metadata.name)}`;
   return `${base}/namespaces/${o.metadata.namespace}/${plural}/${o.metadata.name}`;
 }
 
 export class WaypointController {
   readonly stats: WaypointControllerStats = { reconciles: 0, writes: 0, writeFailures: 0, malformedObjects: 0, otherClassGateways: 0 };
-  private readonly caches: Record<'gateways' | 'gatewayClasses' | 'httpRoutes' | 'grpcRoutes' | 'services' | 'namespaces' | 'deployments' | 'serviceAccounts', ResourceCache>;
+  private readonly caches: Record<'gateways' | 'gatewayClasses' | 'httpRoutes' | 'grpcRoutes' | 'services' | 'namespaces' | 'deployments' | 'serviceAccounts' | 'configMaps' | 'clusterRoleBindings' | 'keys', ResourceCache>;
   private readonly lease: LeaderLease;
   private readonly log: Logger;
   /** What was last applied per object, so an unchanged object is not applied again. */
@@ -94,6 +106,9 @@ export class WaypointController {
       namespaces: cache('/api/v1/namespaces'),
       deployments: cache('/apis/apps/v1/deployments', WAYPOINT_OBJECT_SELECTOR),
       serviceAccounts: cache('/api/v1/serviceaccounts', WAYPOINT_OBJECT_SELECTOR),
+      configMaps: cache('/api/v1/configmaps', WAYPOINT_OBJECT_SELECTOR),
+      clusterRoleBindings: cache('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', WAYPOINT_OBJECT_SELECTOR),
+      keys: cache(`/api/v1/namespaces/${o.leaseNamespace}/configmaps`, `app.kubernetes.io/component=${WAYPOINT_KEYS_CONFIGMAP_NAME}`),
     };
     this.lease = new LeaderLease(o.kc, {
       namespace: o.leaseNamespace, name: o.leaseName ?? WAYPOINT_CONTROLLER_DEFAULTS.leaseName, identity: o.identity,
@@ -165,11 +180,20 @@ export class WaypointController {
     if (!this.lease.isLeader()) return true;
     const c = this.caches;
     // Never delete what a Gateway owns before every Gateway is known.
-    if (![c.gateways, c.deployments, c.services, c.serviceAccounts].every((x) => x.synced)) return true;
+    if (![c.gateways, c.deployments, c.services, c.serviceAccounts, c.configMaps, c.clusterRoleBindings, c.keys].every((x) => x.synced)) return true;
     this.stats.reconciles++;
     const now = kubeTime(Date.now());
     let ok = true;
     const wanted = new Set<string>();
+    // Caller-statement keys first: the public keys are published before a waypoint that signs
+    // with one is (re)started, and a gone waypoint's Secret goes with its entry.
+    const keys = new Map<string, WaypointKey>();
+    for (const gw of c.gateways.all()) {
+      if (classifyGateway(gw).kind !== 'waypoint') continue;
+      const id = spiffeId(this.o.values.trustDomain, gw.metadata.namespace!, gw.metadata.name);
+      keys.set(id, waypointKey(this.o.keyMaster, id, gw.metadata.uid!));
+    }
+    ok = (await this.publishKeys(keys)) && ok;
     for (const gw of c.gateways.all()) {
       const verdict = classifyGateway(gw);
       if (verdict.kind === 'malformed') { this.malformed(`${GW}/gateways`, gw.metadata.namespace, gw.metadata.name, verdict.reason, gw.metadata.resourceVersion); continue; }
@@ -183,7 +207,7 @@ export class WaypointController {
         continue;
       }
       wanted.add(keyOf(gw.metadata.namespace, gw.metadata.name));
-      for (const obj of desiredWaypointObjects(this.o.values, gw)) ok = (await this.applyIfChanged(obj)) && ok;
+      for (const obj of desiredWaypointObjects(this.o.values, gw, { caRootPem: this.o.caRootPem, signingKey: signingMaterial(keys.get(spiffeId(this.o.values.trustDomain, gw.metadata.namespace!, gw.metadata.name))!) })) ok = (await this.applyIfChanged(obj)) && ok;
       const status = gatewayStatus(gw, c.deployments.get(gw.metadata.namespace, gw.metadata.name), c.services.get(gw.metadata.namespace, gw.metadata.name), now);
       if (!sameIgnoringTimes(status, { conditions: gw.status?.conditions, addresses: gw.status?.addresses ?? [], listeners: gw.status?.listeners ?? [] })) {
         ok = (await this.patchStatus(`${GW}/namespaces/${gw.metadata.namespace}/gateways/${gw.metadata.name}`, gw, status)) && ok;
@@ -192,7 +216,8 @@ export class WaypointController {
     // What a Gateway that is gone (or changed class) left behind, kind by kind: a delete that
     // failed half way is found again on the next pass.
     // Items of built-in lists carry no kind, hence the explicit one. The Deployment goes last.
-    for (const [cache, apiVersion, kind] of [[c.services, 'v1', 'Service'], [c.serviceAccounts, 'v1', 'ServiceAccount'], [c.deployments, 'apps/v1', 'Deployment']] as const) {
+    for (const [cache, apiVersion, kind] of [[c.services, 'v1', 'Service'], [c.serviceAccounts, 'v1', 'ServiceAccount'], [c.configMaps, 'v1', 'ConfigMap'],
+      [c.clusterRoleBindings, 'rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'], [c.deployments, 'apps/v1', 'Deployment']] as const) {
       for (const o of cache.all()) {
         const owner = owningGateway(o);
         if (owner && !wanted.has(owner)) ok = (await this.deleteOrphan({ ...o, apiVersion, kind })) && ok;
@@ -234,12 +259,18 @@ export class WaypointController {
     return false;
   }
 
-  private async applyIfChanged(obj: KubeObject): Promise<boolean> {
+  private async applyIfChanged(obj: KubeObject, cacheOf?: ResourceCache): Promise<boolean> {
     const path = objectPath(obj);
     const body = JSON.stringify(obj);
-    const cache = { Deployment: this.caches.deployments, Service: this.caches.services, ServiceAccount: this.caches.serviceAccounts }[obj.kind ?? ''];
-    const cached = cache?.get(obj.metadata.namespace, obj.metadata.name);
-    if (this.applied.get(path) === body && cached) return true;
+    // Secrets are never read (no list/watch of Secrets): what was applied is remembered, and
+    // everything is applied again at each resync.
+    if (obj.kind === 'Secret') {
+      if (this.applied.get(path) === body) return true;
+    } else {
+      const cache = cacheOf ?? { Deployment: this.caches.deployments, Service: this.caches.services, ServiceAccount: this.caches.serviceAccounts, ConfigMap: this.caches.configMaps, ClusterRoleBinding: this.caches.clusterRoleBindings }[obj.kind ?? ''];
+      const cached = cache?.get(obj.metadata.namespace, obj.metadata.name);
+      if (this.applied.get(path) === body && cached) return true;
+    }
     // force: these objects are the controller's; a hand edit of a field it sets is put back.
     const ok = await this.write(path, {
       method: 'PATCH', path, body, contentType: 'application/apply-patch+yaml', query: { fieldManager: FIELD_MANAGER, force: true },
@@ -259,6 +290,23 @@ export class WaypointController {
     }, [200, 404]); // 404: deleted meanwhile; its watch event follows
     if (this.statusWritten.size > 10_000) this.statusWritten.clear();
     if (ok) this.statusWritten.set(path, memo);
+    return ok;
+  }
+
+  /** The published public keys, then the Secrets of waypoints no longer there. */
+  private async publishKeys(keys: ReadonlyMap<string, WaypointKey>): Promise<boolean> {
+    const published = this.caches.keys.get(this.o.leaseNamespace, WAYPOINT_KEYS_CONFIGMAP_NAME) as (KubeObject & { data?: Record<string, string> }) | undefined;
+    const doc = keysDocument(new Map([...keys].map(([id, k]) => [id, k.publicKey])));
+    const cm = toPlain([waypointKeysConfigMap(this.o.values, doc)])[0] as KubeObject;
+    let ok = await this.applyIfChanged(cm, this.caches.keys);
+    if (!ok) return false;
+    for (const id of publishedIds(published?.data?.[WAYPOINT_KEYS_ENTRY])) {
+      if (keys.has(id)) continue;
+      const p = parseSpiffeId(id);
+      if (!p) continue;
+      // The waypoint's ServiceAccount is named after its Gateway.
+      ok = (await this.deleteOrphan({ apiVersion: 'v1', kind: 'Secret', metadata: { name: waypointSigningKeyName(p.serviceAccount), namespace: p.namespace } })) && ok;
+    }
     return ok;
   }
 

@@ -4,7 +4,7 @@ import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import type { IIoK8sApiCoreV1PodSpec } from 'kubernetes-models/v1/PodSpec';
 import { commonLabels, selectorLabels } from './labels';
 import {
-  CA_ROOT_CONFIGMAP_NAME, IDENTITY_NAME, IDENTITY_PORT, IDENTITY_TOKEN_AUDIENCE, NAMESPACE, NODE_NAME, READINESS_PORT,
+  CA_ROOT_CONFIGMAP_NAME, WAYPOINT_KEYS_CONFIGMAP_NAME, IDENTITY_NAME, IDENTITY_PORT, IDENTITY_TOKEN_AUDIENCE, NAMESPACE, NODE_NAME, READINESS_PORT,
   type ManifestValues,
 } from './values';
 import { CA_CERT_ENTRY } from './ca-objects';
@@ -108,7 +108,9 @@ export function nodePodSpec(v: ManifestValues, opts: { uninstall?: boolean } = {
           sources: [{ serviceAccountToken: { audience: IDENTITY_TOKEN_AUDIENCE, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: TOKEN_FILE } }],
         },
       },
-      { name: 'ca-root', configMap: { name: CA_ROOT_CONFIGMAP_NAME } },
+      // The CA root, and beside it the waypoints' caller-statement public keys (written by the
+      // waypoint controller; absent until the first waypoint): one directory, updated in place.
+      { name: 'ca-root', projected: { sources: [{ configMap: { name: CA_ROOT_CONFIGMAP_NAME } }, { configMap: { name: WAYPOINT_KEYS_CONFIGMAP_NAME, optional: true } }] } },
       { name: 'tmp', emptyDir: {} },
     ],
   };

@@ -52,6 +52,8 @@ export function identityRbac(v: ManifestValues): [ClusterRole, ClusterRoleBindin
         // Node binding: the pods on the caller's node (list with a spec.nodeName field
         // selector), and the pod a token is bound to when the review names no node.
         { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+        // A waypoint's token: the Gateway its pod is for must be of class nodemesh-waypoint.
+        { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways'], verbs: ['get'] },
       ],
     }),
     new ClusterRoleBinding({

@@ -6,6 +6,7 @@ import { commonLabels } from './labels';
 import { loadCrds } from './crd-objects';
 import { serviceAccounts, nodeRbac, identityRbac } from './rbac';
 import { waypointControllerRbac } from './waypoint-controller-rbac';
+import { waypointClusterRole } from './waypoint-rbac';
 import { caRootConfigMap, caSecret } from './ca-objects';
 import { identityDeployment, identityPdb, identityService } from './identity-objects';
 import { nodeDaemonSet } from './node-daemonset';
@@ -45,6 +46,7 @@ export function installModels(v: ManifestValues, opts: { crdDir?: string } = {})
     ...nodeRbac(v),
     ...identityRbac(v),
     ...waypointControllerRbac(v),
+    waypointClusterRole(v),
     caSecret(v),
     caRootConfigMap(v),
     identityService(v),

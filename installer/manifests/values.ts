@@ -18,6 +18,8 @@ export const NODE_NAME = 'nodemesh-node';
 export const IDENTITY_NAME = 'nodemesh-identity';
 export const CA_SECRET_NAME = 'nodemesh-ca';
 export const CA_ROOT_CONFIGMAP_NAME = 'nodemesh-ca-root';
+/** The waypoints' caller-statement public keys (written by the waypoint controller). */
+export const WAYPOINT_KEYS_CONFIGMAP_NAME = 'nodemesh-waypoint-keys';
 export const IDENTITY_PORT = 15012;
 export const READINESS_PORT = 15021;
 /** The audience of the node daemon's projected token: only nodemesh-identity accepts it, and

@@ -2,8 +2,11 @@
 // read Gateways, GatewayClasses, routes, Services and Namespaces (and list what it made, to find
 // what a deleted Gateway left behind); write only status on the
 // Gateway API objects; create, apply and delete the waypoint Deployment, Service and
-// ServiceAccount (server-side apply is a patch; an apply that creates also needs create); no
-// get/update of those, no Secrets, no pods. The leader-election Lease is one object, by name,
+// ServiceAccount, the copy of the CA root (a ConfigMap) and the RBAC binding of each waypoint
+// (server-side apply is a patch; an apply that creates also needs create); bind only the
+// waypoints' read-only ClusterRole (the controller does not hold what it grants); no get/update
+// of those; Secrets only written (each waypoint's caller-statement key, derived, so never read
+// back), never read; no pods. The leader-election Lease is one object, by name,
 // in the install namespace (create cannot be limited by name).
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
@@ -11,6 +14,7 @@ import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { commonLabels } from './labels';
 import { IDENTITY_NAME, NAMESPACE, type ManifestValues } from './values';
+import { WAYPOINT_ROLE_NAME } from './waypoint-rbac';
 
 export const WAYPOINT_CONTROLLER_NAME = 'nodemesh-waypoint-controller';
 const WATCH = ['list', 'watch'];
@@ -30,6 +34,11 @@ export function waypointControllerRbac(v: ManifestValues): [ClusterRole, Cluster
         { apiGroups: [''], resources: ['services'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
         { apiGroups: [''], resources: ['serviceaccounts'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
         { apiGroups: ['apps'], resources: ['deployments'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
+        { apiGroups: [''], resources: ['configmaps'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
+        // Each waypoint's caller-statement key: written and deleted, never read (no get/list/watch).
+        { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'patch', 'delete'] },
+        { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: [...WATCH, 'create', 'patch', 'delete'] },
+        { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], resourceNames: [WAYPOINT_ROLE_NAME], verbs: ['bind'] },
       ],
     }),
     new ClusterRoleBinding({
