@@ -25,7 +25,6 @@ import { CALLER_STATEMENT_HEADER, signStatement } from '../daemon/tunnel/caller-
 import { spiffeIdOf } from '../daemon/routing/decide';
 import type { HboneClient } from '../daemon/tunnel/hbone-client';
 import { HBONE_PORT } from '../daemon/tunnel/hbone-protocol';
-import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
 import { endToEndHeaders } from './http-headers';
 import { localReply, type Exchange, type HeaderMap, type Reply } from './exchange';
@@ -101,12 +100,12 @@ class UpstreamPool {
     const ep = x.endpoint!;
     this.tunnelsOpened++;
     try {
-      const stream = new TunnelDuplex(await this.deps.hbone.connect({
+      const stream = await this.deps.hbone.connect({
         source: id, target: { address: ep.ip, port: HBONE_PORT }, authority: `${ep.ip}:${ep.port}`,
         expectedServerIds: [spiffeIdOf(this.deps.trustDomain, ep.workload)],
         headers: { forwarded: `for=${x.tunnel.sourceAddress}`, ...this.deps.connectHeaders?.(x) },
         dial: () => this.deps.dial(ep.ip, HBONE_PORT),
-      }));
+      });
       return new TunnelSocket(stream, { allowHalfOpen: false, endOnDestroy: true });
     } catch (e) {
       if (e instanceof Error) connectErrors.add(e);

@@ -1,10 +1,15 @@
 // An HBONE tunnel (an HTTP/2 stream) dressed as a socket, so Node's HTTP/1.1 and HTTP/2
 // servers and clients can run inside it. Node documents that any Duplex may be given to an
-// HTTP server as a connection, but writing straight to an Http2Stream garbles the latin1
-// strings the HTTP/1.1 code writes with writev; this adapter hands it Buffers only, and
-// provides the few socket methods the HTTP code calls, including an idle timeout (an
-// http.Agent keeping upstream tunnels for the next request times idle ones out with it).
-import { Duplex } from 'node:stream';
+// HTTP server as a connection; this one is the stream's own Duplex (TunnelDuplex: Buffers
+// only, one DATA frame per corked write) plus the few socket methods the HTTP code calls,
+// including an idle timeout (an http.Agent keeping upstream tunnels for the next request
+// times idle ones out with it). One Duplex layer per tunnel: each chunk crosses Node's stream
+// machinery once, not twice (a wrapper Duplex around the TunnelDuplex cost a push, a read
+// and a write callback more per chunk).
+import type { Duplex } from 'node:stream';
+import { ErrorCode } from '../daemon/tunnel/h2/constants';
+import type { H2Stream } from '../daemon/tunnel/h2/stream';
+import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
 
 export interface TunnelSocketOptions {
   address?: string;
@@ -21,69 +26,48 @@ export interface TunnelSocketOptions {
 /** How long a clean end may take before the tunnel is reset after all. */
 export const GRACEFUL_END_MS = 5_000;
 
-function noop(): void { /* data nobody reads */ }
-
-export class TunnelSocket extends Duplex {
+export class TunnelSocket extends TunnelDuplex {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
-  private bytesIn = 0;
-  private bytesOut = 0;
   private idleTimer: NodeJS.Timeout | undefined;
-
   private readonly endOnDestroy: boolean;
 
-  constructor(private readonly inner: Duplex, o: TunnelSocketOptions = {}) {
-    super({ allowHalfOpen: o.allowHalfOpen ?? true });
+  /** `inner`: the HBONE stream, or a TunnelDuplex nobody else reads any more (what it
+   * buffered, e.g. bytes a protocol sniffer put back, is taken over; it is left unused). */
+  constructor(inner: H2Stream | TunnelDuplex, o: TunnelSocketOptions = {}) {
+    const adopted = inner instanceof TunnelDuplex ? inner : undefined;
+    super(adopted ? adopted.stream : inner as H2Stream, { allowHalfOpen: o.allowHalfOpen ?? true });
     this.endOnDestroy = o.endOnDestroy ?? false;
     this.remoteAddress = o.address;
     this.remotePort = o.port;
-    inner.on('data', (d: Buffer) => {
-      this.bytesIn += d.length;
-      this.idleTimer?.refresh();
-      if (!this.push(d)) inner.pause();
-    });
-    inner.on('end', () => this.push(null));
-    inner.on('error', (e: Error) => this.destroy(e));
-    inner.on('close', () => { if (!this.destroyed) this.destroy(); });
+    const stream = this.stream;
+    const base = stream.ondata!;
+    stream.ondata = (c) => { this.idleTimer?.refresh(); base(c); };
+    if (adopted) takeOver(adopted, this);
   }
 
-  get bytesRead(): number { return this.bytesIn; }
-  get bytesWritten(): number { return this.bytesOut; }
+  get bytesRead(): number { return this.stream.bytesRead; }
+  get bytesWritten(): number { return this.stream.bytesWritten; }
 
-  override _read(): void { this.inner.resume(); }
-
-  override _write(chunk: Buffer | string, encoding: BufferEncoding, cb: (e?: Error | null) => void): void {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
-    this.bytesOut += b.length;
+  override _write(chunk: Buffer, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.idleTimer?.refresh();
-    this.inner.write(b, cb);
+    super._write(chunk, enc, cb);
   }
-
-  override _writev(chunks: { chunk: Buffer | string; encoding: BufferEncoding }[], cb: (e?: Error | null) => void): void {
-    // One write for the HTTP code's head and body: one DATA frame instead of several.
-    const bufs = chunks.map((c) => (typeof c.chunk === 'string' ? Buffer.from(c.chunk, c.encoding) : c.chunk));
-    const b = bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs);
-    this.bytesOut += b.length;
-    this.idleTimer?.refresh();
-    this.inner.write(b, cb);
-  }
-
-  override _final(cb: (e?: Error | null) => void): void { this.inner.end(); cb(); }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = undefined; }
-    if (!this.inner.destroyed) {
-      if (!err && this.endOnDestroy && !this.inner.writableEnded) {
-        // Nothing reads it any more: let it flow to its end, and end our side.
-        this.inner.removeAllListeners('data');
-        this.inner.on('data', noop);
-        this.inner.end();
-        setTimeout(() => { if (!this.inner.destroyed) this.inner.destroy(); }, GRACEFUL_END_MS).unref();
-      } else {
-        this.inner.destroy(err ?? undefined);
-      }
+    const stream = this.stream;
+    if (!err && this.endOnDestroy && !stream.closed && !stream.localEnded) {
+      // Nothing reads it any more: let it flow to its end (its window goes back), end our side.
+      stream.ondata = null;
+      stream.onend = null;
+      stream.resume();
+      stream.end();
+      setTimeout(() => { if (!stream.closed) stream.reset(ErrorCode.CANCEL); }, GRACEFUL_END_MS).unref();
+      cb(null);
+      return;
     }
-    cb(err);
+    super._destroy(err, cb);
   }
 
   /** As net.Socket: 'timeout' once after `ms` without bytes either way (0: off). */
@@ -101,4 +85,13 @@ export class TunnelSocket extends Duplex {
   setKeepAlive(): this { return this; }
   ref(): this { return this; }
   unref(): this { return this; }
+}
+
+/** Moves what `old` buffered (and its end, if it saw one) to `to`, which now owns the stream. */
+function takeOver(old: Duplex, to: TunnelSocket): void {
+  let c: Buffer | null;
+  while ((c = old.read() as Buffer | null) !== null) to.push(c);
+  const stream = to.stream;
+  if (stream.remoteEnded) to.push(null);
+  if (stream.closed && (stream.error || stream.rstCode !== ErrorCode.NO_ERROR)) to.destroy(stream.error ?? new Error('the stream was reset'));
 }

@@ -10,8 +10,8 @@ import type { H2Stream } from './stream';
 export class TunnelDuplex extends Duplex {
   private pendingWrite: ((e?: Error | null) => void) | null = null;
 
-  constructor(readonly stream: H2Stream) {
-    super({ allowHalfOpen: true });
+  constructor(readonly stream: H2Stream, o: { allowHalfOpen?: boolean } = {}) {
+    super({ allowHalfOpen: o.allowHalfOpen ?? true });
     // As node:http2 streams had in HboneClient: a late error (the connection died) must never
     // become an uncaught 'error' that takes the process down; users that care listen too.
     this.on('error', noop);
@@ -43,6 +43,11 @@ export class TunnelDuplex extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     if (this.stream.closed || this.stream.localEnded) { cb(new Error('the HBONE stream is closed')); return; }
     if (this.stream.write(chunk)) cb(); else this.pendingWrite = cb;
+  }
+
+  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], cb: (e?: Error | null) => void): void {
+    // Corked writes (the HTTP code's head and body) as one DATA frame instead of several.
+    this._write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), chunks[0]!.encoding, cb);
   }
 
   override _final(cb: (e?: Error | null) => void): void {
