@@ -38,6 +38,24 @@ class LineBatch {
   }
 }
 
+let secondStart = 0;
+let secondPrefix = '';
+
+/** pino's isoTime field for the instant `now` (ms since the epoch), formatted once per second:
+ * the date and time up to the second change once a second, only the milliseconds per line
+ * (Date#toISOString per line was a tenth of a busy waypoint's access-log cost). */
+export function isoTimeAt(now: number): string {
+  let ms = now - secondStart;
+  if (ms < 0 || ms >= 1000) {
+    secondStart = now - (((now % 1000) + 1000) % 1000);
+    secondPrefix = `,"time":"${new Date(secondStart).toISOString().slice(0, -4)}`;
+    ms = now - secondStart;
+  }
+  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
+}
+
+function isoTime(): string { return isoTimeAt(Date.now()); }
+
 /** JSON lines on stdout, written asynchronously and in batches: lines gather until 8 KiB or
  * 100 ms, then go out in one write (one write per connection line cost ~0.1 ms of CPU per
  * connection on each node). What is pending is written on exit. */
@@ -46,5 +64,5 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
   const batch = new LineBatch(dest, 8 * 1024);
   setInterval(() => batch.flush(), 100).unref();
   process.once('exit', () => batch.flushSync());
-  return pino({ level, base: { ...bindings }, timestamp: pino.stdTimeFunctions.isoTime }, batch as unknown as pino.DestinationStream);
+  return pino({ level, base: { ...bindings }, timestamp: isoTime }, batch as unknown as pino.DestinationStream);
 }
