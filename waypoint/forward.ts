@@ -246,8 +246,8 @@ export function forwarder(deps: ForwardDeps): Forwarder {
 
   function sendH1(x: Exchange, agent: http.Agent): Promise<{ kind: 'done' | 'stale'; reply: Reply }> {
     return new Promise((resolve) => {
-      const body = x.body.open();
-      if (!body) { resolve({ kind: 'done', reply: bodyGone() }); return; }
+      const body = x.body.empty ? null : x.body.open();
+      if (body === undefined) { resolve({ kind: 'done', reply: bodyGone() }); return; }
       let answered = false;
       // The caller's content-length crosses (it is end-to-end); without one the body goes chunked.
       const headers = { ...x.headers, host: x.authority, ...(x.body.empty ? { 'content-length': '0' } : {}) };
@@ -269,7 +269,7 @@ export function forwarder(deps: ForwardDeps): Forwarder {
         const reply = localReply(503, `upstream reset before the response: ${e.message}`, { failure: 'reset' });
         resolve({ kind: req.reusedSocket ? 'stale' : 'done', reply });
       });
-      sendBody(body, req);
+      if (body) sendBody(body, req); else req.end();
     });
   }
 }
@@ -286,8 +286,8 @@ const bodyGone = (): Reply => localReply(503, 'the request body was already sent
 
 function sendH2(x: Exchange, session: http2.ClientHttp2Session): Promise<Reply> {
   return new Promise((resolve) => {
-    const body = x.body.open();
-    if (!body) { resolve(bodyGone()); return; }
+    const body = x.body.empty ? null : x.body.open();
+    if (body === undefined) { resolve(bodyGone()); return; }
     let answered = false;
     const fail = (e: Error) => {
       if (answered) return;
@@ -300,9 +300,9 @@ function sendH2(x: Exchange, session: http2.ClientHttp2Session): Promise<Reply> 
         ':method': x.method, ':path': x.query ? `${x.path}?${x.query}` : x.path, ':authority': x.authority,
         // te: trailers is the one te value HTTP/2 allows, and gRPC servers require it.
         ...x.headers, te: 'trailers',
-      }, { endStream: x.body.empty });
+      }, { endStream: !body });
     } catch (e) {
-      body.destroy();
+      body?.destroy();
       fail(e as Error);
       return;
     }
@@ -315,7 +315,7 @@ function sendH2(x: Exchange, session: http2.ClientHttp2Session): Promise<Reply> 
       answered = true;
       resolve({ status: Number(h[':status'] ?? 502), headers: endToEndHeaders(h), body: req, trailers } as StreamedReply);
     });
-    if (!x.body.empty) sendBody(body, req); else body.destroy();
+    if (body) sendBody(body, req);
   });
 }
 
