@@ -4,6 +4,7 @@
 // failures are responses (`local` says the waypoint answered itself, and why).
 import type { Readable } from 'node:stream';
 import type { ServiceEntry, Workload } from '../daemon/state/snapshot';
+import type { RequestBody } from './request-body';
 import type { RouteSelection } from './route-match';
 import type { HeaderModifier, WeightedBackend } from './route-model';
 
@@ -41,8 +42,9 @@ export interface Exchange {
   authority: string;
   /** Lower-case names; no pseudo-headers, no hop-by-hop headers. */
   headers: HeaderMap;
-  /** Buffered request body (bounded; retries and mirrors resend it). */
-  body: Buffer;
+  /** The request body, streamed to each attempt; the first RETRY_BUFFER_LIMIT bytes are kept so
+   * retries and mirrors can send it again while it fits (request-body.ts). */
+  body: RequestBody;
   /** Aborted when the request is over for the waypoint (timeout, client gone); the timeout
    * stage narrows it for the stages inside. */
   signal: AbortSignal;

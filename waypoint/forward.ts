@@ -14,11 +14,14 @@
 // Failures become replies the retry stage understands: `connect-failure` before the request
 // left, `reset` after. A request that met a kept connection the upstream had just closed (the
 // keep-alive race, no response byte) is sent once more on a fresh tunnel when its method is
-// idempotent, before the retry stage sees anything.
+// idempotent (and its body can still be sent whole), before the retry stage sees anything.
+//
+// The request body streams to the attempt as the caller sends it (request-body.ts), so a
+// client-streaming or bidirectional gRPC call starts upstream with its first message.
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import * as fs from 'node:fs';
 import { DaemonErrors, NodemeshError } from '../daemon/errors';
 import { CALLER_STATEMENT_HEADER, signStatement } from '../daemon/tunnel/caller-statement';
@@ -222,7 +225,7 @@ export function forwarder(deps: ForwardDeps): Forwarder {
     const first = await sendH1(x, agent);
     // The keep-alive race: the upstream closed a kept tunnel as we reused it. Nothing was
     // answered; an idempotent request goes once more, on a fresh tunnel.
-    if (first.kind === 'stale' && IDEMPOTENT_METHODS.has(x.method) && !x.signal.aborted) {
+    if (first.kind === 'stale' && IDEMPOTENT_METHODS.has(x.method) && x.body.replayable && !x.signal.aborted) {
       const again = await sendH1(x, agent);
       return again.reply;
     }
@@ -242,10 +245,13 @@ export function forwarder(deps: ForwardDeps): Forwarder {
 
   function sendH1(x: Exchange, agent: http.Agent): Promise<{ kind: 'done' | 'stale'; reply: Reply }> {
     return new Promise((resolve) => {
+      const body = x.body.empty ? null : x.body.open();
+      if (body === undefined) { resolve({ kind: 'done', reply: bodyGone() }); return; }
       let answered = false;
+      // The caller's content-length crosses (it is end-to-end); without one the body goes chunked.
+      const headers = { ...x.headers, host: x.authority, ...(x.body.empty ? { 'content-length': '0' } : {}) };
       const req = http.request({
-        agent, method: x.method, path: x.query ? `${x.path}?${x.query}` : x.path,
-        headers: { ...x.headers, host: x.authority, 'content-length': String(x.body.length) }, setHost: false,
+        agent, method: x.method, path: x.query ? `${x.path}?${x.query}` : x.path, headers, setHost: false,
       }, (res) => {
         answered = true;
         x.signal.removeEventListener('abort', onAbort);
@@ -262,13 +268,25 @@ export function forwarder(deps: ForwardDeps): Forwarder {
         const reply = localReply(503, `upstream reset before the response: ${e.message}`, { failure: 'reset' });
         resolve({ kind: req.reusedSocket ? 'stale' : 'done', reply });
       });
-      req.end(x.body);
+      if (body) sendBody(body, req); else req.end();
     });
   }
 }
 
+/** The request body into one attempt's upstream request; a caller that fails mid-body resets it. */
+function sendBody(body: Readable, req: Writable): void {
+  body.on('error', (e) => req.destroy(e));
+  req.on('error', () => body.destroy());
+  body.pipe(req);
+}
+
+/** An attempt after the body outgrew the retry buffer (the retry stage does not make one). */
+const bodyGone = (): Reply => localReply(503, 'the request body was already sent once and is too large to send again');
+
 function sendH2(x: Exchange, session: http2.ClientHttp2Session): Promise<Reply> {
   return new Promise((resolve) => {
+    const body = x.body.empty ? null : x.body.open();
+    if (body === undefined) { resolve(bodyGone()); return; }
     let answered = false;
     const fail = (e: Error) => {
       if (answered) return;
@@ -281,8 +299,9 @@ function sendH2(x: Exchange, session: http2.ClientHttp2Session): Promise<Reply> 
         ':method': x.method, ':path': x.query ? `${x.path}?${x.query}` : x.path, ':authority': x.authority,
         // te: trailers is the one te value HTTP/2 allows, and gRPC servers require it.
         ...x.headers, te: 'trailers',
-      }, { endStream: x.body.length === 0 });
+      }, { endStream: !body });
     } catch (e) {
+      body?.destroy();
       fail(e as Error);
       return;
     }
@@ -295,7 +314,7 @@ function sendH2(x: Exchange, session: http2.ClientHttp2Session): Promise<Reply> 
       answered = true;
       resolve({ status: Number(h[':status'] ?? 502), headers: endToEndHeaders(h), body: req, trailers } as StreamedReply);
     });
-    if (x.body.length > 0) req.end(x.body);
+    if (body) sendBody(body, req);
   });
 }
 

@@ -8,8 +8,10 @@
 //   filters        redirect / header modifiers / URL rewrite; response header modifiers
 //   fault          BackendTrafficPolicy faultInjection: delay, abort (never retried)
 //   request timeout   504 when the whole exchange, retries included, runs out
-//   mirror         fire-and-forget copy to the mirror backend
-//   retry          again on connect failure, reset, backendRequest timeout or listed codes
+//   mirror         fire-and-forget copy to the mirror backend (skipped when the body
+//                  outgrew the retry buffer)
+//   retry          again on connect failure, reset, backendRequest timeout or listed codes,
+//                  while the request body fits the retry buffer (request-body.ts)
 //   balance        weighted backend, then an endpoint (power of two choices) that outlier
 //                  detection has not ejected; records each attempt's result
 //   circuit breaker   per backend Service limits; 503 + nodemesh-overloaded when over
@@ -58,7 +60,7 @@ export function buildPipeline(d: PipelineDeps): Handler {
     filterStage,
     faultStage({ snapshot: d.snapshot, random: d.random, onFault: (policy, fault) => m.faults.inc({ policy, fault }) }),
     requestTimeoutStage,
-    mirrorStage({ snapshot: d.snapshot, picker: d.picker, forward: d.forward, onMirror: (ok) => d.metrics.mirrors.inc({ result: ok ? 'sent' : 'failed' }) }),
+    mirrorStage({ snapshot: d.snapshot, picker: d.picker, forward: d.forward, onMirror: (result) => d.metrics.mirrors.inc({ result }) }),
     retryStage,
     balanceStage({
       snapshot: d.snapshot, picker: d.picker, random: d.random, outliers: new OutlierDetectors(),

@@ -1,6 +1,7 @@
 // Stage: retries (GEP-1731). Each attempt runs the stages inside (balance, backendRequest
 // timeout, forward) again, so a retry may land on another backend and avoids endpoints that
-// already failed. The decision is retry-decision.ts; this only waits and loops.
+// already failed. The decision is retry-decision.ts; this only waits and loops. A request whose
+// body outgrew the retry buffer (request-body.ts) is not retried.
 import { discard, type Layer, type Reply } from './exchange';
 import { IDEMPOTENT_METHODS, retryDecision, type AttemptOutcome } from './retry-decision';
 
@@ -21,7 +22,8 @@ export const retryStage: Layer = (next) => async (x) => {
   for (let retries = 0; ; retries++) {
     const reply = await next(x);
     const verdict = retryDecision(policy, outcomeOf(reply), retries, deadline - performance.now(), IDEMPOTENT_METHODS.has(x.method));
-    if (!verdict.retry) return reply;
+    // A body that outgrew the retry buffer went out once, and only once: its failure is the answer.
+    if (!verdict.retry || !x.body.replayable) return reply;
     discard(reply);
     if (verdict.delayMs > 0 && !(await sleep(verdict.delayMs, x.signal))) return reply;
   }

@@ -32,7 +32,7 @@ export class WaypointMetrics {
       labelNames: ['route', 'backend', 'code_class'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
     });
     this.retries = new Counter({ name: 'nodemesh_waypoint_retries_total', help: 'Attempts after the first, by route', labelNames: ['route'], registers: [this.registry] });
-    this.mirrors = new Counter({ name: 'nodemesh_waypoint_mirrored_requests_total', help: 'Mirrored copies sent, by result', labelNames: ['result'], registers: [this.registry] });
+    this.mirrors = new Counter({ name: 'nodemesh_waypoint_mirrored_requests_total', help: 'Mirrored copies, by result (skipped: the request body outgrew the retry buffer)', labelNames: ['result'], registers: [this.registry] });
     this.tunnels = new Counter({ name: 'nodemesh_waypoint_tunnels_total', help: 'HBONE tunnels served, by what they carried', labelNames: ['protocol'], registers: [this.registry] });
     this.overflows = new Counter({ name: 'nodemesh_waypoint_circuit_breaker_overflows_total', help: 'Requests refused (503) by a circuit breaker, by backend Service and the limit that refused them', labelNames: ['backend', 'limit'], registers: [this.registry] });
     this.ejections = new Counter({ name: 'nodemesh_waypoint_outlier_ejections_total', help: 'Endpoints ejected by outlier detection, by backend Service and detector', labelNames: ['backend', 'reason'], registers: [this.registry] });

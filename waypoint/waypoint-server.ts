@@ -6,7 +6,7 @@
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import { pipeline as pump, type Duplex, type Readable } from 'node:stream';
+import { pipeline as pump, type Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { PowerOfTwoChoices } from '../daemon/routing/balancer';
 import { spiffeIdOf } from '../daemon/routing/decide';
@@ -18,15 +18,14 @@ import { TunnelDuplex } from '../daemon/tunnel/h2/tunnel-duplex';
 import { HboneListener, type HboneRequestContext } from '../daemon/proxy/inbound-hbone';
 import type { HostPort } from '../daemon/tunnel/authority';
 import type { IssuedIdentity } from '../daemon/tunnel/tls-identity';
-import { REASON_HEADER, localReply, type Exchange, type Handler, type Reply, type TunnelContext } from './exchange';
+import { REASON_HEADER, type Exchange, type Handler, type Reply, type TunnelContext } from './exchange';
 import { endToEndHeaders } from './http-headers';
+import { RequestBody } from './request-body';
 import { authorizeConnection } from './l7-authorization';
 import { declaredProtocol, sniffProtocol } from './protocol-sniff';
 import { TunnelSocket } from './tunnel-socket';
 import type { WaypointMetrics } from './waypoint-metrics';
 
-/** Request bodies are buffered (retries and mirrors resend them); larger ones get 413. */
-export const MAX_BUFFERED_BODY = 8 * 1024 * 1024;
 /** A tunnel that says nothing this long (a server-first protocol) is passed through as TCP. */
 export const SNIFF_TIMEOUT_MS = 1_000;
 
@@ -136,15 +135,19 @@ export class WaypointServer {
     res.on('close', () => { if (!res.writableFinished) ac.abort(new Error('client went away')); });
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const body = await readBody(req, MAX_BUFFERED_BODY);
+    // The body streams upstream as it arrives (request-body.ts keeps the start for retries).
+    const empty = 'stream' in req ? req.stream.endAfterHeaders : req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined;
+    const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    const body = RequestBody.stream(req, { empty: empty || length === 0, length });
     const x: Exchange = {
       tunnel: t, startedAt: performance.now(), method: req.method ?? 'GET',
       path: q < 0 ? url : url.slice(0, q), query: q < 0 ? '' : url.slice(q + 1),
       authority: String(req.headers[':authority'] ?? req.headers.host ?? `${t.vip}:${t.port}`),
-      headers: endToEndHeaders(req.headers), body: body ?? Buffer.alloc(0), signal: ac.signal,
+      headers: endToEndHeaders(req.headers), body, signal: ac.signal,
       responseModifiers: [], failedEndpoints: new Set(), attempts: 0,
     };
-    const reply = body === undefined ? localReply(413, `request body larger than ${MAX_BUFFERED_BODY} bytes`) : await this.d.pipeline(x);
+    // Once answered, no attempt comes any more: an unsent body is read and dropped.
+    const reply = await this.d.pipeline(x).finally(() => body.release());
     writeReply(res, reply);
   }
 
@@ -205,21 +208,6 @@ function sniff(stream: TunnelDuplex, timeoutMs: number): Promise<'h2' | 'http1' 
     if (timeoutMs > 0) timer = setTimeout(() => finish('tcp'), timeoutMs);
     stream.on('readable', onReadable);
     stream.once('end', onEnd);
-  });
-}
-
-function readBody(req: Readable, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) { tooBig = true; chunks.length = 0; return; }
-      if (!tooBig) chunks.push(c);
-    });
-    req.on('end', () => resolve(tooBig ? undefined : Buffer.concat(chunks)));
-    req.on('error', () => resolve(undefined));
   });
 }
 
