@@ -13,36 +13,15 @@ import 'reflect-metadata';
 import { MeshCA } from '../../daemon/identity/ca';
 import { newSigningKeyPair, signStatement } from '../../daemon/tunnel/caller-statement';
 import { REPO, STATE_DIR, apply, down, eventually, exec, findFile, leftovers, nodemeshOk, remove, requireSandboxPrerequisites, status } from './helpers/sandbox';
+import { appPod, sleeperPod, vipService } from './helpers/manifests';
 import { connections } from './helpers/mesh';
 
 const FIXTURES = path.join(REPO, 'test', 'e2e', 'fixtures');
 const fixture = (name: string) => path.join(FIXTURES, name);
 
-const pod = (ns: string, name: string, node: string, labels: string, command: string[], env: Record<string, string> = {}, port = 8080) => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${ns}, labels: { ${labels} } }
-spec:
-  nodeName: ${node}
-  serviceAccountName: ${name}
-  containers:
-  - name: app
-    command: ${JSON.stringify(command)}
-    env: [${Object.entries(env).map(([k, v]) => `{ name: ${k}, value: ${JSON.stringify(v)} }`).join(', ')}]
-    ports: [{ name: app, containerPort: ${port} }]
----`;
-const sleeper = (ns: string, name: string) => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${ns} }
-spec: { nodeName: node-1, serviceAccountName: ${name}, containers: [{ name: c, command: [sleep, "3600"] }] }
----`;
-const service = (ns: string, name: string, vip: string, selector: string, portName = 'http') => `
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${ns} }
-spec: { selector: { ${selector} }, clusterIP: ${vip}, ports: [{ name: ${portName}, port: 80, targetPort: app }] }
----`;
+const pod = (ns: string, name: string, node: string, labels: string, command: string[], env: Record<string, string> = {}, port = 8080) => appPod(ns, name, node, labels, command, env, { port, portName: 'app' });
+const sleeper = (ns: string, name: string) => sleeperPod(ns, name);
+const service = (ns: string, name: string, vip: string, selector: string, portName = 'http') => vipService(ns, name, vip, selector, { portName, targetPort: 'app' });
 
 const GRPC_VIP = '10.96.10.10';
 const MIRRORED_VIP = '10.96.10.20';

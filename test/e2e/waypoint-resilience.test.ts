@@ -10,31 +10,15 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { REPO, STATE_DIR, apply, down, eventually, exec, leftovers, nodemeshOk, requireSandboxPrerequisites, status } from './helpers/sandbox';
+import { appPod, vipService } from './helpers/manifests';
 
 const L7_BACKEND = path.join(REPO, 'test', 'e2e', 'fixtures', 'l7-backend.js');
 const FAILING_BACKEND = path.join(REPO, 'test', 'e2e', 'fixtures', 'failing-backend.js');
 /** While this file exists the `bad` endpoint answers 500 (the fixture checks it per request). */
 const FAIL_FILE = path.join(os.tmpdir(), `nodemesh-e2e-resilience-${process.pid}.fail`);
 
-const pod = (name: string, node: string, labels: string, script: string, env: Record<string, string>) => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: shop, labels: { ${labels} } }
-spec:
-  nodeName: ${node}
-  serviceAccountName: ${name}
-  containers:
-  - name: app
-    command: [node, ${JSON.stringify(script)}]
-    env: [${Object.entries(env).map(([k, v]) => `{ name: ${k}, value: ${JSON.stringify(v)} }`).join(', ')}]
-    ports: [{ name: http, containerPort: 8080 }]
----`;
-const service = (name: string, vip: string, selector: string) => `
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: shop }
-spec: { selector: { ${selector} }, clusterIP: ${vip}, ports: [{ name: http, port: 80, targetPort: http }] }
----`;
+const pod = (name: string, node: string, labels: string, script: string, env: Record<string, string>) => appPod('shop', name, node, labels, ['node', script], env);
+const service = (name: string, vip: string, selector: string) => vipService('shop', name, vip, selector);
 
 const FAULTY_VIP = '10.96.10.10';
 const PAIR_VIP = '10.96.10.11';

@@ -8,29 +8,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO, STATE_DIR, apply, down, eventually, exec, leftovers, nodemesh, nodemeshOk, requireSandboxPrerequisites, status } from './helpers/sandbox';
+import { appPod, vipService } from './helpers/manifests';
 import { connections } from './helpers/mesh';
 
 const BACKEND = path.join(REPO, 'test', 'e2e', 'fixtures', 'l7-backend.js');
 const API_VIP = '10.96.9.10';
-const backend = (name: string, node: string, labels: string, env: Record<string, string>) => `
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${env.NS ?? 'shop'}, labels: { ${labels} } }
-spec:
-  nodeName: ${node}
-  serviceAccountName: ${name}
-  containers:
-  - name: app
-    command: [node, ${JSON.stringify(BACKEND)}]
-    env: [${Object.entries(env).filter(([k]) => k !== 'NS').map(([k, v]) => `{ name: ${k}, value: ${JSON.stringify(v)} }`).join(', ')}]
-    ports: [{ name: http, containerPort: 8080 }]
----`;
-const service = (name: string, vip: string, selector: string, ns = 'shop') => `
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${ns} }
-spec: { selector: { ${selector} }, clusterIP: ${vip}, ports: [{ name: http, port: 80, targetPort: http }] }
----`;
+const backend = (name: string, node: string, labels: string, { NS, ...env }: Record<string, string>) => appPod(NS ?? 'shop', name, node, labels, ['node', BACKEND], env);
+const service = (name: string, vip: string, selector: string, ns = 'shop') => vipService(ns, name, vip, selector);
 
 const MANIFEST = `
 apiVersion: v1
