@@ -14,7 +14,7 @@ NODEMESH := node dist/installer/cli.js
 # (e2e tests, the bench, the demo) waits for this lock, so two checkouts never collide.
 SANDBOX_LOCK := flock /run/lock/nodemesh-sandbox.lock
 
-.PHONY: deps system-deps bpffs build bpf native ts demo test test-unit test-e2e clean local-down
+.PHONY: deps system-deps bpffs build bpf native ts demo test test-unit test-e2e clean local-down image-root
 
 # --- set-up -------------------------------------------------------------------------------
 system-deps:
@@ -54,8 +54,11 @@ bpf/build/fixtures/%.bpf.o: test/fixtures/bpf/%.bpf.c $(BPF_HDRS) bpf/include/vm
 
 bpf: system-deps $(BPF_OBJS) $(BPF_FIXTURE_OBJS)
 
+# Node's headers: Debian's nodejs has them under /usr, the official node images under /usr/local.
+NODEDIR ?= $(abspath $(dir $(shell command -v node))..)
+
 native/build/Release/nodemesh_native.node: native/binding.gyp $(wildcard native/src/*.cc native/src/*.h) node_modules/.package-lock.json
-	cd native && ../node_modules/.bin/node-gyp rebuild --nodedir=/usr >/dev/null
+	cd native && ../node_modules/.bin/node-gyp rebuild --nodedir=$(NODEDIR) >/dev/null
 
 native: system-deps native/build/Release/nodemesh_native.node
 
@@ -90,5 +93,15 @@ test-unit: ts
 test-e2e: build bpffs
 	$(SANDBOX_LOCK) node --test --test-concurrency=1 --test-timeout=300000 $$(find dist/test/e2e -name '*.test.js' | sort)
 
+# --- image --------------------------------------------------------------------------------
+# The tree the container image carries at /opt/nodemesh (IMAGE_ROOT in installer/manifests):
+# what `make build` made, without tests, with production dependencies only
+# (installer/image/stage.sh). The Dockerfile (installer/image/Dockerfile) copies it; the
+# staged tree's own CLI brings up a whole sandbox from it, which is how it is tested here
+# without a container runtime (test/e2e/image-root.test.ts).
+IMAGE_ROOT_DIR ?= .nodemesh-image-root
+image-root: build
+	installer/image/stage.sh $(IMAGE_ROOT_DIR)
+
 clean:
-	rm -rf dist bpf/build native/build bpf/include/vmlinux.h
+	rm -rf dist bpf/build native/build bpf/include/vmlinux.h .nodemesh-image-root
