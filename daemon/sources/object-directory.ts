@@ -47,6 +47,26 @@ export function readObject(dir: string, kind: string, namespace: string | undefi
   }
 }
 
+/** What identifies the directory's content without reading it: every object file's name,
+ * inode, modification time and size. Writes replace files by rename (a new inode), so any
+ * change to an object changes this; an unchanged signature means nothing to read. */
+export function directorySignature(dir: string): string {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw e;
+  }
+  const parts: string[] = [];
+  for (const n of names.sort()) {
+    if (!n.endsWith('.json') || n.startsWith('.')) continue;
+    const st = fs.statSync(path.join(dir, n), { bigint: true, throwIfNoEntry: false });
+    if (st) parts.push(`${n}:${st.ino}:${st.mtimeNs}:${st.size}`);
+  }
+  return parts.join('\n');
+}
+
 /** Every object in the directory. A file that is not valid JSON is reported, not fatal:
  * the rest of the cluster's state stays usable. */
 export function readAllObjects(dir: string): { objects: StoredObject[]; errors: { file: string; error: string }[] } {

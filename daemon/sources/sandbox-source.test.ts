@@ -50,3 +50,26 @@ test('sandbox source: incremental batches, derived EndpointSlices, unreadable fi
   assert.equal(skipped.length, 1);
   assert.equal(skipped[0].reason, 'unreadable');
 });
+
+test('sandbox source: a poll with no file changed reads and validates nothing; any write is still seen', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nm-sandbox-src-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  writeObject(dir, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+  let validated = 0;
+  const batches: SourceBatch[] = [];
+  const src = new SandboxSource(dir, 20, () => { validated++; return { schemaKnown: true, issues: [] }; });
+  await src.start((b) => batches.push(b));
+  t.after(() => src.stop());
+  assert.equal(validated, 1);
+  await new Promise((r) => setTimeout(r, 200)); // ~10 polls
+  assert.equal(validated, 1, 'an unchanged directory was read again');
+
+  writeObject(dir, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { a: 'b' } } }); // rename: new inode
+  await until(() => batches.length >= 2);
+  assert.deepEqual(batches[1]!.changes.map((c) => c.op === 'upsert' && c.resource.metadata.labels), [{ a: 'b' }]);
+  // Rewritten in place (same inode, other size): still seen.
+  const file = path.join(dir, 'Namespace._cluster.shop.json');
+  fs.writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { a: 'bc' } } }));
+  await until(() => batches.length >= 3);
+  assert.deepEqual(batches[2]!.changes.map((c) => c.op === 'upsert' && c.resource.metadata.labels), [{ a: 'bc' }]);
+});
