@@ -15,15 +15,21 @@ import { detectCgroup2Root } from './redirection/cgroup';
 import { NodemeshError } from './errors';
 import type { Logger } from 'pino';
 import type { StateSource } from './sources/source';
-import { KubeSource } from './sources/kube-source';
-import { KubeHttp, loadKubeConfig } from './sources/kube-client';
-import { PodLocator } from './redirection/pod-locator';
+import type { PodLocator } from './redirection/pod-locator';
 import { validateObject } from './schema';
 
 /** The sandbox's pods carry their namespaces as annotations; on a cluster they are found on the node. */
 function makeSource(cfg: ReturnType<typeof loadConfig>, log: Logger): { source: StateSource; podFinder?: PodLocator } {
   // Every object is validated at the edge with the schemas `local apply` uses.
   if (cfg.source.kind === 'sandbox') return { source: new SandboxSource(cfg.source.objectsDir, undefined, validateObject) };
+  // Loaded only here: @kubernetes/client-node's entry (which its KubeConfig needs) brings every
+  // generated API client, ~27 MB of old-generation heap that every full GC would walk; a
+  // daemon on the sandbox source never needs it.
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { KubeSource } = require('./sources/kube-source') as typeof import('./sources/kube-source');
+  const { KubeHttp, loadKubeConfig } = require('./sources/kube-client') as typeof import('./sources/kube-client');
+  const { PodLocator } = require('./redirection/pod-locator') as typeof import('./redirection/pod-locator');
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const http = new KubeHttp(loadKubeConfig(cfg.source.connection));
   return {
     source: new KubeSource({ http, log: log.child({ component: 'kube-source' }), validate: validateObject }),

@@ -8,10 +8,12 @@ import {
   type ManifestValues,
 } from './values';
 import { CA_CERT_ENTRY } from './ca-objects';
+import { DAEMON_NODE_FLAGS } from '../../daemon/node-flags';
 
 /** Where the image keeps the built tree (`make build` output under /opt/nodemesh). */
 export const IMAGE_ROOT = '/opt/nodemesh';
-export const NODE_COMMAND = ['node', `${IMAGE_ROOT}/dist/daemon/main.js`];
+/** The node daemon runs with the data path's node flags (daemon/node-flags.ts). */
+export const NODE_COMMAND = ['node', ...DAEMON_NODE_FLAGS, `${IMAGE_ROOT}/dist/daemon/main.js`];
 export const IDENTITY_COMMAND = ['node', `${IMAGE_ROOT}/dist/daemon/identity-main.js`];
 export const TOKEN_DIR = '/var/run/secrets/nodemesh/tokens';
 export const TOKEN_FILE = 'nodemesh-identity-token';

@@ -27,6 +27,7 @@ import { checkRoot, isAlive, logTail, processRef, signalIfOurs, sleep, type Proc
 import { identityClientEnv } from './identity';
 import { daemonSourceEnv } from './apiserver-mode';
 import { launchDetached } from './launch';
+import { DAEMON_NODE_FLAGS } from '../../daemon/node-flags';
 import { acquireLock, layout, readCluster, stateDir, writeCluster, type NodeRecord } from './state';
 
 export const DAEMON_READY_TIMEOUT_MS = Number(process.env.NODEMESH_SANDBOX_READY_TIMEOUT_MS) || 60_000;
@@ -39,13 +40,14 @@ export const drainSeconds = (env: NodeJS.ProcessEnv = process.env): number => {
 /** SIGKILL only after the daemon's own deadline (drain, then at most 5 s more) has passed. */
 export const DAEMON_STOP_GRACE_MS = (drainSeconds() + 6) * 1000;
 
-/** The daemon command: `node <repo>/dist/daemon/main.js`, or NODEMESH_DAEMON_COMMAND
- * (space-separated argv) for development against a stand-in. */
+/** The daemon command: `node <flags> <repo>/dist/daemon/main.js` (the flags every data-path
+ * process runs with, daemon/node-flags.ts), or NODEMESH_DAEMON_COMMAND (space-separated argv)
+ * for development against a stand-in. */
 export function daemonCommand(repoRoot: string, env: NodeJS.ProcessEnv = process.env): { argv: string[]; main?: string } {
   const override = env.NODEMESH_DAEMON_COMMAND?.trim();
   if (override) return { argv: override.split(/\s+/) };
   const main = path.join(repoRoot, 'dist', 'daemon', 'main.js');
-  return { argv: [process.execPath, main], main };
+  return { argv: [process.execPath, ...DAEMON_NODE_FLAGS, main], main };
 }
 
 export function daemonEnv(node: NodeRecord, objectsDir: string, extra: NodeJS.ProcessEnv = process.env, identity: Record<string, string> = {}, source: Record<string, string> = {}): Record<string, string> {

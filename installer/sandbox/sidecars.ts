@@ -20,6 +20,7 @@ import { adminGet, adminGetJson, type DaemonWorkloads } from './admin-client';
 import { isAlive, logTail, processRef, signalIfOurs, sleep, type ProcessRef } from './host';
 import { identityClientEnv } from './identity';
 import { launchDetached } from './launch';
+import { DAEMON_NODE_FLAGS } from '../../daemon/node-flags';
 import { BPF_PIN_ROOT, layout, readCluster, stateDir, type ClusterState, type NodeRecord, type PodRecord } from './state';
 
 export const PROXY_CGROUP_DIR = 'mesh-proxies';
@@ -101,7 +102,7 @@ function startSidecar(ref: { namespace: string; name: string }): { rec: ProxyRec
   fs.mkdirSync(runDir, { recursive: true });
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
   fs.mkdirSync(cgroup, { recursive: true });
-  const argv = [process.execPath, path.join(cluster.repoRoot, 'dist', 'daemon', 'sidecar-main.js')];
+  const argv = [process.execPath, ...DAEMON_NODE_FLAGS, path.join(cluster.repoRoot, 'dist', 'daemon', 'sidecar-main.js')];
   fs.writeFileSync(logFile, `--- starting ${argv.join(' ')} for ${pod.namespace}/${pod.name} at ${new Date().toISOString()}\n`, { flag: 'a' });
   const child = launchDetached({ cgroup, netnsPath: node.netnsPath, argv, env: sidecarEnv(cluster, node, pod, { adminSocket, pinRoot }), logFile });
   let exitedWith: string | undefined;
