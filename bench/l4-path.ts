@@ -12,6 +12,7 @@
 // L4_PATH_PROF=<dir> writes a CPU profile per side into <dir> (src.cpuprofile, dst.cpuprofile).
 // Bounded by --count and --seconds; 127.0.0.1 only.
 import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { MeshCA, describeLeaf, spiffeId } from '../daemon/identity/ca';
 import { createLogger } from '../daemon/log';
@@ -179,6 +180,16 @@ function open(port: number): Promise<net.Socket> {
   });
 }
 
+/** Voluntary context switches of the process's main thread (its event loop going to sleep). */
+function loopSleeps(pid: number): number {
+  try {
+    const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Runs `count` units (a new connection each, or a request on one of `concurrency` kept-alive
  * connections), `concurrency` at once, bounded by `seconds`; returns how many succeeded. */
 async function load(port: number, a: PathArgs, count: number): Promise<{ ok: number; errors: number; seconds: number }> {
@@ -223,14 +234,21 @@ async function main(): Promise<void> {
     console.log(`l4-path: mode ${a.mode}, ${a.count} ${a.mode === 'new-conn' ? 'connections' : 'requests'}, ${a.concurrency} at once, ${a.size} B each way, 127.0.0.1 only`);
     await load(src.port, { ...a, seconds: 10 }, Math.min(a.count, 500)); // warm-up: JIT, the HBONE session
     const cpu = () => [src.pid, dst.pid].map((pid) => readProcCpu(pid, DEFAULT_CLK_TCK)?.cpuSeconds ?? NaN);
+    const sleeps = () => [src.pid, dst.pid].map(loopSleeps);
     const before = cpu();
+    const sleptBefore = sleeps();
     const r = await load(src.port, a, a.count);
     const after = cpu();
+    const sleptAfter = sleeps();
+    const wakes = (k: number) => (sleptAfter[k]! - sleptBefore[k]!) / Math.max(1, r.ok);
     const per = (k: number) => ((after[k]! - before[k]!) * 1e6) / Math.max(1, r.ok);
     const unit = a.mode === 'new-conn' ? 'connection' : 'request';
     console.log(`${r.ok} ok, ${r.errors} errors in ${r.seconds.toFixed(1)} s (${(r.ok / r.seconds).toFixed(0)}/s)`);
     console.log(`CPU per ${unit}: source side ${per(0).toFixed(0)} µs, destination side ${per(1).toFixed(0)} µs, both ${(per(0) + per(1)).toFixed(0)} µs` +
       ` (= ms per 1,000)`);
+    // Each time a side's event loop had nothing to do it slept (a voluntary context switch of
+    // its main thread) and paid a wake-up later: at low load, the fixed cost of every event.
+    console.log(`event-loop sleeps per ${unit}: source side ${wakes(0).toFixed(2)}, destination side ${wakes(1).toFixed(2)}`);
   } finally {
     for (const c of children) c.kill('SIGTERM');
     app.close();

@@ -268,13 +268,13 @@ export class HboneListener {
   }
 
   private report(ev: HboneConnectionEvent): void {
-    const line = { sourceId: ev.sourceId, src: ev.sourceAddress, dst: ev.destination, verdict: ev.verdict, status: ev.status, reason: ev.reason, bytesSent: ev.bytesSent, bytesReceived: ev.bytesReceived, durationMs: ev.durationMs };
-    // With a connection table attached, it writes the one line per connection; otherwise we do.
+    // With a connection table attached, it writes the one line per connection (this one only
+    // at debug level, built only then); otherwise we do.
     if (this.opts.onConnection) {
-      this.log.debug(line, 'hbone inbound');
+      if (this.log.isLevelEnabled('debug')) this.log.debug(reportLine(ev), 'hbone inbound');
       try { this.opts.onConnection(ev); } catch (e) { this.log.warn({ err: (e as Error).message }, 'onConnection hook failed'); }
     } else {
-      this.log.info(line, `hbone inbound ${ev.sourceId ?? ev.sourceAddress} -> ${ev.destination} ${ev.verdict}`);
+      this.log.info(reportLine(ev), `hbone inbound ${ev.sourceId ?? ev.sourceAddress} -> ${ev.destination} ${ev.verdict}`);
     }
   }
 
@@ -313,6 +313,10 @@ export class HboneListener {
     const t = this.server.stats();
     return { sessions: t.sessions, activeStreams: this.tunnels.size, counters: { ...t.counters, ...this.counters } };
   }
+}
+
+function reportLine(ev: HboneConnectionEvent) {
+  return { sourceId: ev.sourceId, src: ev.sourceAddress, dst: ev.destination, verdict: ev.verdict, status: ev.status, reason: ev.reason, bytesSent: ev.bytesSent, bytesReceived: ev.bytesReceived, durationMs: ev.durationMs };
 }
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {

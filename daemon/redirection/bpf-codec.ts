@@ -311,15 +311,27 @@ export function decodeOrigDst(b: Buffer): OrigDst {
 export interface ConnKey { netnsCookie: bigint; port: number; family: 4 | 6 }
 
 export function encodeConnKey(k: ConnKey): Buffer {
-  checkU64(k.netnsCookie, 'nm_conn_key');
-  checkPort(k.port, 'nm_conn_key');
-  if (k.family !== 4 && k.family !== 6) throw new RangeError(`nm_conn_key: bad family ${String(k.family)}`);
-  const f = LAYOUTS.nm_conn_key.fields;
   const b = Buffer.alloc(LAYOUTS.nm_conn_key.size);
-  putU64(b, k.netnsCookie, f.netns_cookie.offset);
-  putU16(b, k.port, f.port.offset);
-  b.writeUInt8(k.family, f.family.offset);
+  setConnKeyCookie(b, k.netnsCookie);
+  setConnKeyPort(b, k.port, k.family);
   return b;
+}
+
+/** The parts of an nm_conn_key, written into a key buffer that is reused: the proxy's lookup
+ * per connection writes the cookie only when the pod changes (a BigInt write costs more than
+ * the rest of the key). */
+export function setConnKeyCookie(b: Buffer, netnsCookie: bigint): void {
+  checkSize(b, LAYOUTS.nm_conn_key.size, 'nm_conn_key');
+  checkU64(netnsCookie, 'nm_conn_key');
+  putU64(b, netnsCookie, LAYOUTS.nm_conn_key.fields.netns_cookie.offset);
+}
+
+export function setConnKeyPort(b: Buffer, port: number, family: 4 | 6): void {
+  checkPort(port, 'nm_conn_key');
+  if (family !== 4 && family !== 6) throw new RangeError(`nm_conn_key: bad family ${String(family)}`);
+  const f = LAYOUTS.nm_conn_key.fields;
+  putU16(b, port, f.port.offset);
+  b.writeUInt8(family, f.family.offset);
 }
 
 export function decodeConnKey(b: Buffer): ConnKey {

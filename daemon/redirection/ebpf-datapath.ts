@@ -535,14 +535,23 @@ export class EbpfDatapath implements Datapath {
     }
   }
 
+  /** One lookup-and-delete per outbound connection. The key buffer is reused (the call is
+   * synchronous; the kernel copies the key); its cookie is rewritten only when the pod changes. */
   takeOriginalDestination(netnsCookie: bigint, clientPort: number, family: 4 | 6): SocketAddress | undefined {
     if (!this.started) return undefined;
-    const v = this.native.mapLookupAndDelete(this.fd('nm_orig_conn'),
-      codec.encodeConnKey({ netnsCookie, port: clientPort, family }), codec.MAPS.nm_orig_conn.valueSize);
+    const key = this.origKey;
+    if (netnsCookie !== this.origKeyCookie) {
+      codec.setConnKeyCookie(key, netnsCookie);
+      this.origKeyCookie = netnsCookie;
+    }
+    codec.setConnKeyPort(key, clientPort, family);
+    const v = this.native.mapLookupAndDelete(this.fd('nm_orig_conn'), key, codec.MAPS.nm_orig_conn.valueSize);
     if (v === null) return undefined;
     const d = codec.decodeOrigDst(v);
     return { family: d.family, address: d.address, port: d.port };
   }
+  private readonly origKey = Buffer.alloc(codec.LAYOUTS.nm_conn_key.size);
+  private origKeyCookie = -1n;
 
   // --- stop ----------------------------------------------------------------------------
 
