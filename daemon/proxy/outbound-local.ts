@@ -49,6 +49,7 @@ export async function viaLocal(c: OutboundCall, d: Extract<Decision, { kind: 'lo
     const r = await spliced.done;
     forget();
     if (r.relayed > 0) fallback(deps, 'half-relayed');
+    if (r.stalled > 0) fallback(deps, 'drain-stalled');
     const bytes = r.bytesKnown ? { sent: r.sent, received: r.received } : undefined;
     const how = r.bytesKnown ? 'spliced' : 'spliced; bytes unknown';
     return closedBy
@@ -67,7 +68,7 @@ export async function viaLocal(c: OutboundCall, d: Extract<Decision, { kind: 'lo
 
 /** Why a same-node connection was relayed in user space although the splice is on (a fixed
  * list: counted, each logged once). */
-export type SpliceFallback = 'unavailable' | 'already-read' | 'refused' | 'half-relayed';
+export type SpliceFallback = 'unavailable' | 'already-read' | 'refused' | 'half-relayed' | 'drain-stalled';
 const fallbacks = new Map<SpliceFallback, number>();
 let loaded: { splicer?: Splicer; failed?: boolean } | undefined;
 

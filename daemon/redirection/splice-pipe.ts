@@ -58,7 +58,7 @@ export function undelivered(srcReceived: number, srcEnded: boolean, dstAcked: nu
 export interface SpliceRun {
   /** Resolves once both sockets are closed. bytes: from TCP_INFO (unknown when a socket was
    * gone before it could be read). */
-  done: Promise<{ error?: Error; sent: number; received: number; bytesKnown: boolean; relayed: number }>;
+  done: Promise<{ error?: Error; sent: number; received: number; bytesKnown: boolean; relayed: number; stalled: number }>;
   /** Ends both sockets now (policy). */
   destroy(): void;
 }
@@ -76,21 +76,26 @@ export function runSplice(splicer: Splicer, a: net.Socket, b: net.Socket): Splic
   const pair: SplicedPair = splicer.splice(fdA, fdB);
   const socks = [a, b] as const;
   const fds = [fdA, fdB] as const;
+  // An fd number is only read while its socket still holds it (a closed one may be reused).
+  const open = (i: 0 | 1) => socketFd(socks[i]) === fds[i];
   const base = [baseA[0] + baseA[2], baseB[0] + baseB[2]] as const;
   const received = [0, 0];
   const ended = [false, false];
   let known = true;
   let error: Error | undefined;
   let relayed = 0;
+  let stalled = 0;
 
-  /** Bytes received by each socket so far (kept from the last time both fds were open). */
+  /** Bytes each socket has received so far (its FIN not counted); final from its 'end' on.
+   * Unknown when a socket whose direction had not ended is gone. */
   const sample = () => {
-    if (socketFd(a) < 0 || socketFd(b) < 0) { known = false; return; }
-    try {
-      received[0] = splicer.counters(fdA)[1] - (ended[0] ? 1 : 0);
-      received[1] = splicer.counters(fdB)[1] - (ended[1] ? 1 : 0);
-    } catch {
-      known = false;
+    for (const i of [0, 1] as const) {
+      if (!open(i)) { if (!ended[i]) known = false; continue; }
+      try {
+        received[i] = splicer.counters(fds[i])[1] - (ended[i] ? 1 : 0);
+      } catch {
+        if (!ended[i]) known = false;
+      }
     }
   };
   const fail = (e: Error) => {
@@ -100,24 +105,30 @@ export function runSplice(splicer: Splicer, a: net.Socket, b: net.Socket): Splic
     b.destroy();
   };
 
-  /** Ends dst's write side once everything src received has been written into dst. */
+  /** Ends dst's write side once everything src received (final: src has seen its FIN, and
+   * may close before dst has drained) has been written into dst. */
   const passEnd = (i: 0 | 1) => {
-    const src = fds[i];
     const dst = socks[1 - i];
+    let srcReceived: number;
+    try {
+      srcReceived = splicer.counters(fds[i])[1];
+    } catch {
+      srcReceived = 0;
+    }
+    sample();
     let last = -1;
     let lastProgress = Date.now();
     const check = () => {
-      if (dst.destroyed || socketFd(dst) < 0) return;
+      if (dst.destroyed || !open((1 - i) as 0 | 1)) return;
       let left: number;
       try {
-        const s = splicer.counters(src);
         const d = splicer.counters(fds[1 - i]);
-        left = undelivered(s[1], true, d[0], d[2], base[1 - i]);
+        left = undelivered(srcReceived, true, d[0], d[2], base[1 - i]);
       } catch {
-        left = 0; // a socket went away under us: nothing left to wait for
+        left = 0; // dst went away under us: nothing left to wait for
       }
       if (left <= 0 || Date.now() - lastProgress > DRAIN_STALL_MS) {
-        sample();
+        if (left > 0) stalled++;
         dst.end();
         return;
       }
@@ -141,12 +152,12 @@ export function runSplice(splicer: Splicer, a: net.Socket, b: net.Socket): Splic
       s.on('end', () => { ended[i] = true; sample(); socks[1 - i].end(); });
     }
   }
-  const done = new Promise<{ error?: Error; sent: number; received: number; bytesKnown: boolean; relayed: number }>((resolve) => {
+  const done = new Promise<{ error?: Error; sent: number; received: number; bytesKnown: boolean; relayed: number; stalled: number }>((resolve) => {
     let closed = 0;
     const onClose = () => {
       if (++closed < 2) return;
       splicer.release(pair);
-      resolve({ error, sent: received[0], received: received[1], bytesKnown: known, relayed });
+      resolve({ error, sent: received[0], received: received[1], bytesKnown: known, relayed, stalled });
     };
     a.once('close', onClose);
     b.once('close', onClose);
