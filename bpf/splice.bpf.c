@@ -16,6 +16,14 @@
  * passed to a socket's own receive queue or dropped for want of a peer while a pair is
  * being set up. A closing socket leaves both sockhashes by itself (the kernel unlinks it);
  * the daemon deletes the peer entries.
+ *
+ * Known limit (why daemon/redirection/splice.ts leaves this off unless asked): there is no
+ * flow control. The kernel takes each skb off the socket's receive queue (tcp_read_skb), so
+ * its window never closes, and queues it for the peer's psock backlog, uncharged and without
+ * bound; if the peer app reads slowly, the sender is not held back. Measured here: 256 MiB
+ * taken off a client socket while 4 MiB reached a server that did not read. Passing skbs
+ * (SK_PASS) past a threshold does not fix it: what fails to charge goes to the psock's own
+ * backlog and can be read after newer bytes of the receive queue (reordering, seen here).
  */
 #include "vmlinux.h"
 #include "nodemesh_bpf.h"

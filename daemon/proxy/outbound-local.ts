@@ -6,9 +6,11 @@
 // Once connected, the kernel carries the bytes (daemon/redirection/splice*.ts): the two
 // sockets go into a sockhash whose verdict program sends each one's bytes out of the other,
 // and the daemon only passes half-closes on. Neither socket is read before that, so the
-// kernel sees every byte in order. Where the splice cannot be had (NODEMESH_SAME_NODE_SPLICE=off,
-// no eBPF datapath, the object failed to load, a socket already read from or half-closed)
-// the bytes are relayed in user space as before; the record's path says which.
+// kernel sees every byte in order. Only with NODEMESH_SAME_NODE_SPLICE=on (off by default:
+// the kernel queue between the two sockets is unbounded, see daemon/redirection/splice.ts).
+// Where the splice cannot be had (off, no eBPF datapath, the object failed to load, a socket
+// already read from or half-closed) the bytes are relayed in user space as before; the
+// record's path says which.
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import type { Decision } from '../routing/decide';

@@ -10,8 +10,8 @@ import { removeSplicePins, spliceSetting, splicePinDir } from './splice';
 import { holdReads, resumeReads, undelivered, unread } from './splice-pipe';
 
 describe('NODEMESH_SAME_NODE_SPLICE', () => {
-  it('on by default, off when asked, off (and reported, bounded) for anything else', () => {
-    assert.deepEqual(spliceSetting({}), { enabled: true });
+  it('off by default, on when asked, off (and reported, bounded) for anything else', () => {
+    assert.deepEqual(spliceSetting({}), { enabled: false });
     assert.deepEqual(spliceSetting({ NODEMESH_SAME_NODE_SPLICE: ' ON ' }), { enabled: true });
     assert.deepEqual(spliceSetting({ NODEMESH_SAME_NODE_SPLICE: 'off' }), { enabled: false });
     const bad = spliceSetting({ NODEMESH_SAME_NODE_SPLICE: 'yes'.repeat(100) });

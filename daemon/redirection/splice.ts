@@ -23,12 +23,15 @@ export interface SpliceLogger {
   warn(obj: object, msg?: string): void;
 }
 
-/** NODEMESH_SAME_NODE_SPLICE: 'on' (default) or 'off'. Anything else turns it off (the relay
- * is the path that needs no kernel support) and says so. */
+/** NODEMESH_SAME_NODE_SPLICE: 'on', or 'off' (the default). Off by default because the kernel
+ * queues a spliced socket's bytes for its peer without limit (measured: a client writing to an
+ * app that does not read had 256 MiB taken off its socket, 4 MiB of it written on; none of it
+ * counted in tcp_mem), so a pod could make the node hold any amount of memory; see
+ * bpf/splice.bpf.c. Anything else is off, and reported. */
 export function spliceSetting(env: NodeJS.ProcessEnv): { enabled: boolean; invalid?: string } {
   const v = (env.NODEMESH_SAME_NODE_SPLICE ?? '').trim().toLowerCase();
-  if (v === '' || v === 'on') return { enabled: true };
-  if (v === 'off') return { enabled: false };
+  if (v === 'on') return { enabled: true };
+  if (v === '' || v === 'off') return { enabled: false };
   return { enabled: false, invalid: v.slice(0, 32) };
 }
 
