@@ -19,6 +19,8 @@ import type { PairTraffic } from './pcap';
 export type ModeId = 'plain' | 'sidecar' | 'haproxy' | 'ambient' | 'waypoint';
 
 export interface ConnRecordLite {
+  /** The proxy's record number (grows with each connection). */
+  id?: number;
   direction: string;
   pod: { namespace: string; name: string };
   path?: string;
