@@ -235,7 +235,11 @@ function run(argv: string[], opts: { timeoutMs: number; input?: string; echo?: b
   });
 }
 
-const nodemesh = (args: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onLine?: (l: string) => void }): Promise<Run> => run([process.execPath, CLI, ...args], opts);
+const nodemesh = (args: string[], opts: { timeoutMs: number; input?: string; echo?: boolean; onLine?: (l: string) => void; env?: Record<string, string> }): Promise<Run> => run([process.execPath, CLI, ...args], opts);
+/** The node daemons' same-node splice (daemon/redirection/splice.ts): the bench measures it on
+ * unless NODEMESH_SAME_NODE_SPLICE says otherwise; the same-node bulk row also runs it off. */
+const SPLICE = process.env.NODEMESH_SAME_NODE_SPLICE || 'on';
+const withSplice = (v: string): Record<string, string> => ({ ...process.env as Record<string, string>, NODEMESH_SAME_NODE_SPLICE: v });
 /** What `nodemesh local exec <pod> -- argv` does (the pod's cgroup, network namespace and
  * environment, through the sandbox's own launcher), without starting the CLI for each of the
  * many short phases. */
@@ -375,8 +379,8 @@ async function wrkPhase(topo: Topo, clkTck: number, mode: RunMode, o: { seconds:
   return { w: parseWrk(r.stdout), cpu: procs.length ? cpuDelta(a, b) : 0, ...(wpAt >= 0 ? { waypointCpu: cpuDelta([a[wpAt]], [b[wpAt]]) } : {}) };
 }
 
-async function bulkPhase(topo: Topo, clkTck: number, mode: RunMode, mib: number): Promise<ModeResult['bulk']> {
-  const t = target(topo, mode, 'cross-node');
+async function bulkPhase(topo: Topo, clkTck: number, mode: RunMode, mib: number, placement: 'cross-node' | 'same-node' = 'cross-node'): Promise<ModeResult['bulk']> {
+  const t = target(topo, mode, placement);
   const procs = topo.meshProcs(mode);
   const a = cpuOf(procs, clkTck);
   const bytes = mib * 2 ** 20;
@@ -544,7 +548,7 @@ export async function runCompare(argv: string[]): Promise<number> {
   try {
     await waitForForeignSandbox();
     log(`local up --nodes 2 -f ${manifestFile}`);
-    const upRun = nodemesh(['local', 'up', '--nodes', '2', '-f', manifestFile], { timeoutMs: 240_000 });
+    const upRun = nodemesh(['local', 'up', '--nodes', '2', '-f', manifestFile], { timeoutMs: 240_000, env: withSplice(SPLICE) });
     upPid = [...children].at(-1)?.pid;
     const up = await upRun;
     if (up.code !== 0) { ours = createdBy(upPid); throw new Error(`local up failed (exit ${up.code}):\n${up.stderr.slice(-3000)}`); }
@@ -568,7 +572,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     ];
     if (runs('haproxy')) proxies.push(...await startHaproxySidecars(hap));
     log(`proxies up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${proxies.map((p) => `${p.kind} ${p.pod.namespace}/${p.pod.name} pid ${p.process.pid}`).join(', ')}`);
-    const topo = buildTopo(await readStatus(), proxies, runs('waypoint'));
+    let topo = buildTopo(await readStatus(), proxies, runs('waypoint'));
 
     // 1. Path check: every mode's traffic took the path it claims.
     const paths = await pathChecks(topo, clkTck, tmp, run);
@@ -637,6 +641,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     const maxRps = {} as Record<RunMode, ModeResult['maxRps']>;
     const newConn = {} as Record<RunMode, ModeResult['newConnSaturation']>;
     const bulk = {} as Record<RunMode, ModeResult['bulk']>;
+    let sameBulkRelay: ModeResult['bulk'] = null;
     for (const mode of run) {
       const k = await wrkPhase(topo, clkTck, mode, { seconds: args.wrkSeconds, close: false, scriptFile: scripts.keep });
       const [o] = await loadPhases(topo, clkTck, mode, [{ placement: 'cross-node', connMode: 'keepalive', rate: args.quick ? 2000 : 20_000, seconds: args.wrkSeconds, conns: 64 }]);
@@ -654,6 +659,36 @@ export async function runCompare(argv: string[]): Promise<number> {
       log(`saturation ${mode.padEnd(8)} wrk ${k.w.requestsPerSecond} req/s (p99 ${k.w.latencyMs.p99} ms), ours ${round(o!.achievedRate, 0)} req/s, new conns ${c.w.requestsPerSecond}/s, bulk ${bulk[mode]!.mbPerSecond} MB/s`);
     }
 
+    // 3b. Same-node bulk, one stream: no mesh, and ambient with the kernel splice and with the
+    // daemon's user-space relay (the client's daemon restarted with the splice off, then back).
+    const sameBulk = {} as Record<RunMode, ModeResult['bulkSameNode']>;
+    if (runs('plain')) sameBulk.plain = await bulkPhase(topo, clkTck, 'plain', args.bulkMiB, 'same-node');
+    if (runs('ambient')) {
+      const measure = async (splice: string): Promise<ModeResult['bulk']> => {
+        const daemonRecords = async () => (await gatherRecords(topo)).filter((p) => p.proxy === `daemon ${CLIENT_NODE}`).flatMap((p) => p.records);
+        const since = Math.max(0, ...(await daemonRecords()).map((r) => r.id ?? 0));
+        const b = await bulkPhase(topo, clkTck, 'ambient', args.bulkMiB, 'same-node');
+        // The numbers must be of the path they claim: the daemon's record of this stream.
+        const want = splice === 'on' ? 'local-splice' : 'local';
+        const recs = (await daemonRecords()).filter((r) => (r.id ?? 0) > since && r.direction === 'outbound' && r.pod.namespace === 'ambient' && r.originalDestination?.workload?.name === 'server-local');
+        if (!recs.some((r) => r.path === want)) throw new Error(`same-node bulk (splice ${splice}): no ${want} record on the daemon, saw ${JSON.stringify(recs.map((r) => r.path))}`);
+        return b;
+      };
+      const setSplice = async (v: string): Promise<void> => {
+        await mustOk(`restart-daemon ${CLIENT_NODE} (splice ${v})`, nodemesh(['local', 'restart-daemon', CLIENT_NODE], { timeoutMs: 120_000, env: withSplice(v) }));
+        topo = buildTopo(await readStatus(), proxies, runs('waypoint'));
+      };
+      const first = await measure(SPLICE);
+      const other = SPLICE === 'on' ? 'off' : 'on';
+      await setSplice(other);
+      const second = await measure(other);
+      await setSplice(SPLICE);
+      const [on, off] = SPLICE === 'on' ? [first, second] : [second, first];
+      sameBulk.ambient = on;
+      sameBulkRelay = off;
+      log(`same-node bulk: ${runs('plain') ? `no mesh ${sameBulk.plain!.mbPerSecond} MB/s, ` : ''}ambient spliced ${on!.mbPerSecond} MB/s (mesh CPU ${on!.meshCpuSecondsPerGB ?? 'n/a'} s/GB), relayed ${off!.mbPerSecond} MB/s (mesh CPU ${off!.meshCpuSecondsPerGB ?? 'n/a'} s/GB)`);
+    }
+
     // 4. Memory with connections held open (no mesh: nothing to measure).
     const conns = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] } as Record<RunMode, ModeResult['memoryVsConns']>;
     for (const count of args.holdConns) {
@@ -669,16 +704,18 @@ export async function runCompare(argv: string[]): Promise<number> {
     const modes: ModeResult[] = MODES.map(({ id, label }) => {
       const m = id as RunMode;
       if (!runs(m)) {
-        return { mode: id, label, available: false, note: 'not run (--modes)', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
+        return { mode: id, label, available: false, note: 'not run (--modes)', meshProcesses: [], latency: [], maxRps: { wrk: null, ours: null }, newConnSaturation: { wrk: null }, bulk: null, bulkSameNode: null, memoryVsPods: [], memoryVsConns: [], pathChecks: [] };
       }
       return {
         mode: id, label, available: true, meshProcesses: topo.meshProcs(m).map((p) => ({ name: p.name, pid: p.pid, node: p.node })),
-        latency: latency[m], maxRps: maxRps[m], newConnSaturation: newConn[m], bulk: bulk[m], memoryVsPods: pods[m], memoryVsConns: conns[m], pathChecks: paths[m],
+        latency: latency[m], maxRps: maxRps[m], newConnSaturation: newConn[m], bulk: bulk[m], bulkSameNode: sameBulk[m] ?? null,
+        ...(m === 'ambient' ? { bulkSameNodeRelay: sameBulkRelay } : {}), memoryVsPods: pods[m], memoryVsConns: conns[m], pathChecks: paths[m],
       };
     });
     if (args.quick) notes.push('quick run: a couple of seconds per phase on a shared machine; the numbers show the harness works, not how the modes compare');
     notes.push('HAProxy: one thread per sidecar (nbthread 1), TLS 1.3, the client pointed at its local HAProxy port (no capture), per-connection log lines on; nodemesh sidecars: one Node process per pod, node daemons: one per node');
     notes.push('mesh memory per node counts the node daemon (ambient) or every sidecar of the node; nodemesh-identity (shared by both nodemesh modes) is reported separately');
+    if (runs('ambient')) notes.push(`ambient same-node path: the node daemons ran with NODEMESH_SAME_NODE_SPLICE=${SPLICE} (kernel splice ${SPLICE === 'on' ? 'on' : 'off'}) for every phase; the same-node bulk row was also measured with it ${SPLICE === 'on' ? 'off (user-space relay)' : 'on'}, node-1's daemon restarted for it and back`);
     if (topo.waypoint) notes.push(`ambient + waypoint: the same node daemons as ambient L4 plus the namespace's waypoint (one Node process, on ${topo.waypoint.node}; client node-1 -> waypoint -> server); its mesh CPU and memory count both daemons and the waypoint, and the waypoint's own share is in its rows`);
     const doc: BenchDoc = {
       benchmark: 'mesh-compare', version: 1, quick: args.quick, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(),

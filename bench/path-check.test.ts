@@ -20,6 +20,8 @@ test('mesh modes: records with both identities and TLS on the wire pass; anythin
     ['app port on the wire', exp('sidecar'), { records: [{ proxy: 'd', records: [out('sidecar', 'hbone'), inb('sidecar')] }], wire: { ...tls, serverPorts: [8080, 15008] } }, false, /8080,15008/],
     ['ambient same node: local record, no packet', exp('ambient', 'same-node'), { records: [{ proxy: 'd', records: [out('ambient', 'local', 'server', 'server-local'), out('ambient', 'hbone')] }], wire: { ...tls, packets: 0, clientHello: false, serverPorts: [] } }, true],
     ['ambient cross node beside same-node traffic', exp('ambient'), { records: [{ proxy: 'd', records: [out('ambient', 'hbone'), out('ambient', 'local', 'server', 'server-local'), inb('ambient')] }], wire: tls }, true],
+    ['ambient same node, spliced', exp('ambient', 'same-node'), { records: [{ proxy: 'd', records: [out('ambient', 'local-splice', 'server', 'server-local')] }], wire: { ...tls, packets: 0, clientHello: false, serverPorts: [] } }, true],
+    ['ambient same node, splice expected but relayed', { ...exp('ambient', 'same-node'), sameNodePath: 'local-splice' }, { records: [{ proxy: 'd', records: [out('ambient', 'local', 'server', 'server-local')] }], wire: { ...tls, packets: 0, clientHello: false, serverPorts: [] } }, false, /local-splice/],
     ['ambient same node with packets', exp('ambient', 'same-node'), { records: [{ proxy: 'd', records: [out('ambient', 'local', 'server', 'server-local')] }], wire: tls }, false, /expected none/],
   ];
   for (const [name, e, ev, ok, re] of cases) {

@@ -19,6 +19,8 @@ import type { PairTraffic } from './pcap';
 export type ModeId = 'plain' | 'sidecar' | 'haproxy' | 'ambient' | 'waypoint';
 
 export interface ConnRecordLite {
+  /** The proxy's record number (grows with each connection). */
+  id?: number;
   direction: string;
   pod: { namespace: string; name: string };
   path?: string;
@@ -33,6 +35,9 @@ export interface PathExpectation {
   mode: ModeId;
   /** cross-node (client node-1, server node-2) or same-node (both on node-1). */
   placement: 'cross-node' | 'same-node';
+  /** Ambient same-node: the path the daemon must have recorded, 'local' (relayed in user
+   * space) or 'local-splice' (kernel splice); unset, either. */
+  sameNodePath?: 'local' | 'local-splice';
   namespace: string;
   client: string;
   server: string;
@@ -75,10 +80,11 @@ export function checkPath(e: PathExpectation, ev: PathEvidence): PathVerdict {
   } else if (e.mode === 'ambient' || e.mode === 'sidecar') {
     const isOut = (r: typeof mine[number], path: string) => r.path === path && r.verdict === 'allow' &&
       clientId.test(r.sourceIdentity ?? '') && serverId.test(r.destinationIdentity ?? '');
+    const sameNodePaths = e.sameNodePath ? [e.sameNodePath] : ['local', 'local-splice'];
     if (e.mode === 'ambient' && e.placement === 'same-node') {
-      const local = toServer.filter((r) => isOut(r, 'local'));
-      if (local.length) checks.push(`${local.length} same-node connection(s) on ${local[0]!.proxy}: sa/client -> sa/server, allowed by the destination's policy`);
-      else problems.push(`no proxy recorded a same-node (local) connection ${e.client} -> ${e.server} with both identities`);
+      const local = toServer.filter((r) => sameNodePaths.some((p) => isOut(r, p)));
+      if (local.length) checks.push(`${local.length} same-node connection(s) (${[...new Set(local.map((r) => r.path))].join(', ')}) on ${local[0]!.proxy}: sa/client -> sa/server, allowed by the destination's policy`);
+      else problems.push(`no proxy recorded a same-node (${sameNodePaths.join(' or ')}) connection ${e.client} -> ${e.server} with both identities`);
     } else {
       const out = toServer.filter((r) => isOut(r, 'hbone'));
       const inb = mine.filter((r) => r.direction === 'inbound-hbone' && r.pod.name === e.server && r.verdict === 'allow' && clientId.test(r.sourceIdentity ?? ''));
@@ -87,7 +93,8 @@ export function checkPath(e: PathExpectation, ev: PathEvidence): PathVerdict {
       if (inb.length) checks.push(`${inb.length} inbound HBONE connection(s) on ${inb[0]!.proxy} from ${inb[0]!.sourceIdentity}`);
       else problems.push(`no proxy recorded an inbound HBONE connection to ${e.server} from sa/client`);
     }
-    const other = toServer.filter((r) => r.path !== undefined && r.path !== (e.mode === 'ambient' && e.placement === 'same-node' ? 'local' : 'hbone'));
+    const expected = e.mode === 'ambient' && e.placement === 'same-node' ? sameNodePaths : ['hbone'];
+    const other = toServer.filter((r) => r.path !== undefined && !expected.includes(r.path));
     if (other.length) problems.push(`connections of ${e.client} took other paths: ${[...new Set(other.map((r) => `${r.proxy} ${r.path}`))].join(', ')}`);
   } else if (e.mode === 'haproxy') {
     const h = ev.haproxy;

@@ -46,6 +46,10 @@ export interface ModeResult {
   maxRps: { wrk: { requestsPerSecond: number; requests: number; errors: number; p99Ms: number | null; meshCpuMsPer1k: number | null; waypointCpuMsPer1k?: number | null } | null; ours: { achievedRate: number; ok: number; errors: number } | null };
   newConnSaturation: { wrk: { connectionsPerSecond: number; requests: number; errors: number; meshCpuMsPer1k: number | null } | null };
   bulk: { mbPerSecond: number; bytes: number; ok: boolean; meshCpuSecondsPerGB: number | null } | null;
+  /** The same, both pods on one node (ambient: with the node daemon's kernel splice). */
+  bulkSameNode?: ModeResult['bulk'];
+  /** Ambient only: same-node bulk with the splice off (the daemon relays in user space). */
+  bulkSameNodeRelay?: ModeResult['bulk'];
   memoryVsPods: { podsPerNode: number; meshRssMiB: number; meshProcesses: number }[];
   memoryVsConns: { connections: number; open: number; failed: number; beforeMiB: number; heldMiB: number; afterMiB: number; perConnKiB: number | null }[];
   pathChecks: { placement: 'cross-node' | 'same-node'; ok: boolean; checks: string[]; problems: string[] }[];
@@ -87,6 +91,8 @@ export function reportRows(doc: BenchDoc): Row[] {
   rows.push({ label: 'max req/s, ours (open loop, 64 connections)', get: (m) => m.maxRps.ours?.achievedRate, digits: 0 });
   rows.push({ label: 'new connections/s at saturation (wrk, 64)', get: (m) => m.newConnSaturation.wrk?.connectionsPerSecond, digits: 0 });
   rows.push({ label: 'bulk MB/s, one stream', get: (m) => m.bulk?.mbPerSecond, digits: 1 });
+  rows.push({ label: 'same node, bulk MB/s, one stream (ambient: kernel splice)', get: (m) => m.bulkSameNode?.mbPerSecond, digits: 1 });
+  rows.push({ label: 'same node, bulk MB/s, one stream, splice off (user-space relay)', get: (m) => m.bulkSameNodeRelay?.mbPerSecond, digits: 1 });
   const ka = first?.latency.find((r) => r.placement === 'cross-node' && r.connMode === 'keepalive' && r.rate === 1000) ?? first?.latency.find((r) => r.placement === 'cross-node' && r.connMode === 'keepalive');
   const nc = first?.latency.find((r) => r.placement === 'cross-node' && r.connMode === 'new-conn');
   if (ka) rows.push({ label: `mesh CPU ms per 1,000 requests (keep-alive @ ${ka.rate}/s)`, get: (m) => lat(m, ka.scenario)?.meshCpuMsPer1k, digits: 1 });

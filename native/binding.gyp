@@ -9,7 +9,8 @@
         "src/maps.cc",
         "src/netns.cc",
         "src/netns-sysctl.cc",
-        "src/memory.cc"
+        "src/memory.cc",
+        "src/splice.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -30,6 +30,9 @@ export interface NativeBinding {
   attachCgroup(obj: ObjectHandle, progName: string, cgroupPath: string): LinkHandle;
   /** bpf_program__attach_netns (sk_lookup) on the namespace at netnsPath. */
   attachNetns(obj: ObjectHandle, progName: string, netnsPath: string): LinkHandle;
+  /** bpf_prog_attach(prog, mapFd, BPF_SK_SKB_VERDICT): a SOCKMAP/SOCKHASH's stream verdict
+   * program (held by the map, not a link). */
+  attachSockmap(obj: ObjectHandle, progName: string, mapFd: number): void;
   /** bpf_link__open on a pinned link. */
   linkOpenPinned(path: string): LinkHandle;
   /** bpf_link__update_program: replace the program behind a link atomically. */
@@ -88,6 +91,16 @@ export interface NativeBinding {
   writeNetSysctlInNetns(netnsPath: string, name: string, value: string): void;
   /** Closes an fd this process owns (for fds never handed to Node). */
   closeFd(fd: number): void;
+  // --- same-node splice (bpf/splice.bpf.c) --------------------------------------------
+  /** Splices two connected TCP sockets: both into the tx sockhash, both peer entries, then
+   * each into the rx sockhash (whose verdict program redirects its bytes to the peer). Throws
+   * (everything rolled back) unless A joined rx; rx says which joined (bit 0 A, bit 1 B).
+   * flags bit 0: kick (SO_RCVLOWAT=1) so bytes queued before the insert move at once. */
+  spliceSockets(txFd: number, rxFd: number, peerFd: number, fdA: number, fdB: number, flags: number): { rx: number; cookieA: bigint; cookieB: bigint };
+  /** Removes both sockets' entries from the three splice maps (absent ones are ignored). */
+  spliceRemove(txFd: number, rxFd: number, peerFd: number, cookieA: bigint, cookieB: bigint): void;
+  /** [TCP_INFO bytes_acked, TCP_INFO bytes_received, SIOCOUTQ] of a TCP socket. */
+  tcpCounters(fd: number): [number, number, number];
   /** Gives freed memory back to the system: V8 critical memory pressure (a full, synchronous
    * GC that releases unused heap pages), then malloc_trim. For after a burst of closes. */
   releaseMemory(): void;

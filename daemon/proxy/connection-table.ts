@@ -46,8 +46,9 @@ export interface LiveConnection {
   originalDestination: Peer;
   /** Where the daemon actually connected, when it did. */
   upstream?: string;
-  /** How the bytes travelled: mTLS tunnel, same-node path, or plain TCP. */
-  path?: 'hbone' | 'local' | 'passthrough';
+  /** How the bytes travelled: mTLS tunnel, same-node path (relayed by the daemon, or spliced
+   * in the kernel), or plain TCP. */
+  path?: 'hbone' | 'local' | 'local-splice' | 'passthrough';
   /** SPIFFE IDs of both ends where the mesh knows them (inbound: as verified). */
   sourceIdentity?: string;
   destinationIdentity?: string;

@@ -65,8 +65,9 @@ export interface OutboundCall {
   snapshot: Snapshot;
 }
 
-/** How a branch ended; a branch throws instead when it failed before any app byte moved. */
-export interface Outcome { verdict: Verdict; cause: ConnectionCause; reason: string; error?: Error }
+/** How a branch ended; a branch throws instead when it failed before any app byte moved.
+ * bytes: when the client socket's own counters do not tell (the kernel carried them). */
+export interface Outcome { verdict: Verdict; cause: ConnectionCause; reason: string; error?: Error; bytes?: { sent: number; received: number } }
 
 export const CONNECT_TIMEOUT_MS = 5_000;
 const MAX_ATTEMPTS = 3;
@@ -116,7 +117,7 @@ async function proxyTo(deps: ProxyDeps, pod: PodContext, client: net.Socket, dst
     rec!.cause = o.cause;
     rec!.reason = o.reason;
     if (o.verdict !== 'allow') reset(client);
-    deps.connections.close(rec!, client.bytesRead, client.bytesWritten, o.error);
+    deps.connections.close(rec!, o.bytes?.sent ?? client.bytesRead, o.bytes?.received ?? client.bytesWritten, o.error);
   };
   try {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {

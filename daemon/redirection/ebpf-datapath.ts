@@ -23,6 +23,7 @@ import type { LinkHandle, NativeBinding, ObjectHandle } from '../../native/nativ
 import * as codec from './bpf-codec';
 import { BPF_FS_MAGIC, cgroupIdOf, isCgroup2Dir, ownCgroupDir } from './cgroup';
 import { MESH_PORTS } from './datapath';
+import { removeSplicePins } from './splice';
 import type { Datapath, DatapathPod, DatapathStatus, SocketAddress, UdpPassthroughCount } from './datapath';
 
 /** Ports inside each pod that inbound steering never touches, beyond MESH_PORTS. */
@@ -587,6 +588,7 @@ export class EbpfDatapath implements Datapath {
       if (fs.existsSync(pin)) { fs.rmSync(pin, { force: true }); removed.push(pin); }
     }
     this.pods.clear();
+    removed.push(...removeSplicePins(this.pinRoot, { all: true })); // splice.ts: pins of a daemon that did not exit cleanly
     this.rmdirQuiet(this.podsDir());
     this.rmdirQuiet(this.linksDir());
     this.removeEmptyPinDirs();

@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nodemesh::InitNetns(env, exports);
   nodemesh::InitNetnsSysctl(env, exports);
   nodemesh::InitMemory(env, exports);
+  nodemesh::InitSplice(env, exports);
   return exports;
 }
 

@@ -210,6 +210,27 @@ constexpr const char* kAttachNetnsUsage = "attachNetns(obj: number, progName: st
 Napi::Value AttachCgroup(const Napi::CallbackInfo& info) { return AttachTo(info, kAttachCgroupUsage, false); }
 Napi::Value AttachNetns(const Napi::CallbackInfo& info) { return AttachTo(info, kAttachNetnsUsage, true); }
 
+constexpr const char* kAttachSockmapUsage = "attachSockmap(obj: number, progName: string, mapFd: number): void";
+
+// bpf_prog_attach(prog, map, BPF_SK_SKB_VERDICT): the stream verdict program of a SOCKMAP or
+// SOCKHASH. Not a link: the map holds the program for as long as the map lives.
+Napi::Value AttachSockmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string prog_name;
+  int64_t map_fd;
+  if (!ArgCount(info, 3, kAttachSockmapUsage)) return env.Undefined();
+  bpf_object* obj = FromHandle(info, 0, g_objects, "object", kAttachSockmapUsage);
+  if (obj == nullptr || !ArgString(info, 1, &prog_name, kAttachSockmapUsage) ||
+      !ArgInt(info, 2, 0, INT32_MAX, &map_fd, kAttachSockmapUsage))
+    return env.Undefined();
+  bpf_program* prog = FindProgram(env, obj, prog_name);
+  if (prog == nullptr) return env.Undefined();
+  ClearLibbpfLog();
+  if (bpf_prog_attach(bpf_program__fd(prog), static_cast<int>(map_fd), BPF_SK_SKB_VERDICT, 0) != 0)
+    ThrowErrno(env, errno, "bpf_prog_attach", prog_name + " -> map fd " + std::to_string(map_fd) + " (BPF_SK_SKB_VERDICT)");
+  return env.Undefined();
+}
+
 constexpr const char* kLinkOpenUsage = "linkOpenPinned(path: string): number";
 
 Napi::Value LinkOpenPinned(const Napi::CallbackInfo& info) {
@@ -297,6 +318,7 @@ void InitObjects(Napi::Env env, Napi::Object exports) {
   exports.Set("objectMapFd", Napi::Function::New(env, ObjectMapFd, "objectMapFd"));
   exports.Set("attachCgroup", Napi::Function::New(env, AttachCgroup, "attachCgroup"));
   exports.Set("attachNetns", Napi::Function::New(env, AttachNetns, "attachNetns"));
+  exports.Set("attachSockmap", Napi::Function::New(env, AttachSockmap, "attachSockmap"));
   exports.Set("linkOpenPinned", Napi::Function::New(env, LinkOpenPinned, "linkOpenPinned"));
   exports.Set("linkUpdateProgram", Napi::Function::New(env, LinkUpdateProgram, "linkUpdateProgram"));
   exports.Set("linkPin", Napi::Function::New(env, LinkPin, "linkPin"));
