@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { buildRequest, parseResponseHead, runPhase, schedule, validateSpec, type LoadSpec } from './l4-loadgen';
 import { serveBench, responseBody } from './l4-server';
-import { parseMachineCpu, parseProcStat, parseVmRss } from './proc-stats';
+import { parseMachineCpu, parseProcStat, parseVmRss, parseVoluntarySwitches } from './proc-stats';
 
 const head = (s: string) => parseResponseHead(Buffer.from(s, 'latin1'));
 
@@ -68,6 +68,8 @@ test('proc-stats parsers', () => {
   assert.equal(parseProcStat('garbage'), undefined);
   assert.equal(parseVmRss('Name:\tnode\nVmRSS:\t   80644 kB\nVmData: 1 kB\n'), 80644 * 1024);
   assert.equal(parseVmRss('Name:\tkthreadd\n'), undefined);
+  assert.equal(parseVoluntarySwitches('Name:\tnode\nvoluntary_ctxt_switches:\t15231\nnonvoluntary_ctxt_switches:\t88\n'), 15231);
+  assert.equal(parseVoluntarySwitches('Name:\tnode\n'), undefined);
   assert.deepEqual(parseMachineCpu('cpu  100 5 50 800 20 1 2 3 0 0\ncpu0 1 2 3 4\n'), { busy: 161, total: 981 });
 });
 

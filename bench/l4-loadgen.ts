@@ -25,7 +25,7 @@
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
-import { readCgroupCpuSeconds, readMachineCpu, readProcCpu, readRssBytes, DEFAULT_CLK_TCK } from './proc-stats';
+import { readCgroupCpuSeconds, readMachineCpu, readProcCpu, readRssBytes, readVoluntarySwitches, DEFAULT_CLK_TCK } from './proc-stats';
 
 export const RESULT_PREFIX = 'L4RESULT ';
 const MAX_HEAD_BYTES = 16 * 1024;
@@ -222,7 +222,11 @@ function summarize(h: hdr.Histogram): Percentiles {
 
 const newHistogram = (): hdr.Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
 
-export interface ProcessSample { name: string; pid: number; alive: boolean; cpuSeconds: number | null; rssStartBytes: number | null; rssEndBytes: number | null; rssMaxBytes: number | null }
+export interface ProcessSample {
+  name: string; pid: number; alive: boolean; cpuSeconds: number | null; rssStartBytes: number | null; rssEndBytes: number | null; rssMaxBytes: number | null;
+  /** Times the main thread went to sleep during the phase (voluntary context switches). */
+  sleeps: number | null;
+}
 
 export interface PhaseResult {
   mode: LoadMode;
@@ -284,6 +288,7 @@ export function runPhase(spec: LoadSpec, cores: number): Promise<PhaseResult> {
   const selfCpu0 = process.cpuUsage();
   const machine0 = readMachineCpu();
   const proc0 = spec.watchPids.map((w) => readProcCpu(w.pid, spec.clkTck));
+  const sleeps0 = spec.watchPids.map((w) => readVoluntarySwitches(w.pid));
   const cg0 = spec.watchCgroups.map((c) => readCgroupCpuSeconds(c.dir));
   const rssStart = spec.watchPids.map((w) => readRssBytes(w.pid));
   const rssMax = rssStart.map((v) => v ?? 0);
@@ -418,10 +423,13 @@ export function runPhase(spec: LoadSpec, cores: number): Promise<PhaseResult> {
         const b = readProcCpu(w.pid, spec.clkTck);
         const same = !!a && !!b && a.startTime === b.startTime;
         const rssEnd = readRssBytes(w.pid);
+        const sleeps = readVoluntarySwitches(w.pid);
+        const s0 = sleeps0[k];
         return {
           name: w.name, pid: w.pid, alive: same,
           cpuSeconds: same ? round6(b!.cpuSeconds - a!.cpuSeconds) : null,
           rssStartBytes: rssStart[k] ?? null, rssEndBytes: rssEnd ?? null, rssMaxBytes: same ? rssMax[k]! : null,
+          sleeps: same && sleeps !== undefined && s0 !== undefined ? sleeps - s0 : null,
         };
       });
       const cgroups = spec.watchCgroups.map((c, k) => {

@@ -359,6 +359,7 @@ function latencyRow(scenario: string, placement: 'cross-node' | 'same-node', r: 
   const known = r.processes.filter((p) => meshNames.includes(p.name));
   const cpu = known.some((p) => p.cpuSeconds === null) ? null : round(known.reduce((s, p) => s + (p.cpuSeconds ?? 0), 0), 4);
   const per1k = (sec: number | null): number | null => (sec === null || r.ok === 0 ? null : round((sec / r.ok) * 1e6, 2));
+  const sleeps = known.some((p) => p.sleeps === null || p.sleeps === undefined) ? null : known.reduce((s, p) => s + p.sleeps!, 0);
   // The waypoint on its own, beside the daemons (both are in meshCpuSeconds).
   const wp = waypointName === undefined ? undefined : r.processes.find((p) => p.name === waypointName);
   return {
@@ -366,7 +367,10 @@ function latencyRow(scenario: string, placement: 'cross-node' | 'same-node', r: 
     scenario, placement, connMode: r.mode, rate: r.rate, seconds: r.scheduledSeconds,
     latency: { p50Ms: m.p50Ms, p90Ms: m.p90Ms, p99Ms: m.p99Ms, p999Ms: m.p999Ms, maxMs: m.maxMs },
     achievedRate: m.achievedRate, ok: r.ok, errors: r.errorCount, errorKinds: r.errors,
-    meshCpuSeconds: cpu, meshCpuMsPer1k: per1k(cpu), machineBusyPct: m.machineBusyPct,
+    meshCpuSeconds: cpu, meshCpuMsPer1k: per1k(cpu),
+    meshSleepsPerRequest: sleeps === null || r.ok === 0 ? null : round(sleeps / r.ok, 2),
+    meshCpuUsPerSleep: sleeps === null || cpu === null || sleeps === 0 ? null : round((cpu / sleeps) * 1e6, 1),
+    machineBusyPct: m.machineBusyPct,
   };
 }
 

@@ -49,6 +49,22 @@ export function readRssBytes(pid: number): number | undefined {
   }
 }
 
+/** voluntary_ctxt_switches from /proc/<pid>/status text: how often the process's main thread
+ * (for Node and for HAProxy with nbthread 1: its event loop) went to sleep. Each sleep is one
+ * wake-up later, the cost the paced phases are made of. */
+export function parseVoluntarySwitches(text: string): number | undefined {
+  const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function readVoluntarySwitches(pid: number): number | undefined {
+  try {
+    return parseVoluntarySwitches(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** usage_usec of a cgroup v2 directory's cpu.stat (everything in the cgroup, children included), in seconds. */
 export function readCgroupCpuSeconds(cgroupDir: string): number | undefined {
   try {

@@ -6,6 +6,7 @@ import { MODES, chartsSvg, markdownReport, ratio, reportRows, type BenchDoc, typ
 const row = (scenario: string, p50: number, cpu: number | null, placement: LatencyRow['placement'] = 'cross-node', connMode: LatencyRow['connMode'] = 'keepalive', rate = 1000): LatencyRow => ({
   scenario, placement, connMode, rate, seconds: 10, latency: { p50Ms: p50, p90Ms: p50 * 1.5, p99Ms: p50 * 3, p999Ms: p50 * 5, maxMs: p50 * 9 },
   achievedRate: rate, ok: rate * 10, errors: 0, errorKinds: {}, meshCpuSeconds: cpu, meshCpuMsPer1k: cpu, machineBusyPct: 40,
+  meshSleepsPerRequest: cpu === null ? null : 4, meshCpuUsPerSleep: cpu === null ? null : cpu / 4,
 });
 
 function mode(id: ModeResult['mode'], p50: number, cpu: number | null, mem: number, available = id !== 'waypoint'): ModeResult {
@@ -48,6 +49,9 @@ test('reportRows: a row per latency percentile per scenario, saturation, CPU and
   assert.ok(labels.includes('mesh memory KiB per connection (1000)'));
   const sidecar = doc().modes[1]!;
   assert.equal(rows.find((r) => r.label === 'keep-alive @ 1000/s: p99 ms')!.get(sidecar), 6);
+  // CPU per request split into wake-ups x the cost of one, for keep-alive and new connections.
+  assert.equal(rows.find((r) => r.label === 'mesh event-loop sleeps per request (keep-alive @ 1000/s)')!.get(sidecar), 4);
+  assert.equal(rows.find((r) => r.label === 'mesh CPU us per sleep (new conn @ 500/s)')!.get(sidecar), 300);
 });
 
 test('markdownReport: values, ratios to no mesh and to sidecar, waypoint "not yet", path checks', () => {

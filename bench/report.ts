@@ -30,6 +30,11 @@ export interface LatencyRow {
   meshCpuSeconds: number | null;
   /** ... per 1,000 ok requests, milliseconds. */
   meshCpuMsPer1k: number | null;
+  /** Times the mesh processes' main threads (event loops) went to sleep, per ok request, all
+   * of them together; and their CPU per sleep (microseconds). At a paced rate every request
+   * wakes each proxy it crosses, so this splits CPU per request into wake-ups x cost of one. */
+  meshSleepsPerRequest?: number | null;
+  meshCpuUsPerSleep?: number | null;
   machineBusyPct: number | null;
   /** Ambient + waypoint: the waypoint process alone (also counted in meshCpuSeconds). */
   waypoint?: { cpuSeconds: number | null; cpuMsPer1k: number | null; rssMiB: number | null };
@@ -97,6 +102,12 @@ export function reportRows(doc: BenchDoc): Row[] {
   const nc = first?.latency.find((r) => r.placement === 'cross-node' && r.connMode === 'new-conn');
   if (ka) rows.push({ label: `mesh CPU ms per 1,000 requests (keep-alive @ ${ka.rate}/s)`, get: (m) => lat(m, ka.scenario)?.meshCpuMsPer1k, digits: 1 });
   if (nc) rows.push({ label: `mesh CPU ms per 1,000 new connections (@ ${nc.rate}/s)`, get: (m) => lat(m, nc.scenario)?.meshCpuMsPer1k, digits: 1 });
+  for (const r of [ka, nc]) {
+    if (!r) continue;
+    const what = r.connMode === 'new-conn' ? `new conn @ ${r.rate}/s` : `keep-alive @ ${r.rate}/s`;
+    rows.push({ label: `mesh event-loop sleeps per request (${what})`, get: (m) => lat(m, r.scenario)?.meshSleepsPerRequest, digits: 2 });
+    rows.push({ label: `mesh CPU us per sleep (${what})`, get: (m) => lat(m, r.scenario)?.meshCpuUsPerSleep, digits: 1 });
+  }
   rows.push({ label: 'mesh CPU ms per 1,000 requests at max (wrk)', get: (m) => m.maxRps.wrk?.meshCpuMsPer1k, digits: 1 });
   // The waypoint alone (its mode's mesh CPU above counts both node daemons and it).
   if (doc.modes.some((m) => m.available && m.latency.some((r) => r.waypoint))) {
