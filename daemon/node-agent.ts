@@ -2,6 +2,7 @@
 // per-pod handlers and the admin servers. I/O comes in through injected dependencies
 // (datapath, socket factory, source, identity), so tests run it with in-memory ones.
 import type * as http from 'node:http';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { NodeConfig } from './config';
 import type { Datapath } from './redirection/datapath';
@@ -56,6 +57,10 @@ export interface NodeAgentDeps {
 
 /** How often the open connections are sampled for ReleaseAfterDrop. */
 const MEMORY_SAMPLE_MS = 2000;
+/** Busy, for ReleaseAfterDrop: the event loop worked more than this share of the last sample.
+ * An idle daemon (timers only, even holding 10,000 quiet connections) stays well under it;
+ * any steady traffic (~100 requests/s and up) is above it. */
+const RELEASE_BUSY_ELU = 0.01;
 
 /** Skipped objects kept for /debug/snapshot (the metric counts them all). */
 const RECENT_SKIPPED = 50;
@@ -147,7 +152,13 @@ export class NodeAgent {
         release();
         this.deps.log.info({ rssBeforeMiB: Math.round(before / 2 ** 20), rssAfterMiB: Math.round(process.memoryUsage.rss() / 2 ** 20), tookMs: Date.now() - t0 }, 'most connections closed: memory given back');
       });
-      this.memorySampler = setInterval(() => after.observe(this.connections.openCount + (this.hboneInbound?.openTunnels() ?? 0)), MEMORY_SAMPLE_MS);
+      let elu: EventLoopUtilization = performance.eventLoopUtilization();
+      this.memorySampler = setInterval(() => {
+        const now = performance.eventLoopUtilization();
+        const busy = performance.eventLoopUtilization(now, elu).utilization > RELEASE_BUSY_ELU;
+        elu = now;
+        after.observe(this.connections.openCount + (this.hboneInbound?.openTunnels() ?? 0), busy);
+      }, MEMORY_SAMPLE_MS);
       this.memorySampler.unref();
     }
     this.servers = await startAdminServers(this.cfg, {
