@@ -398,7 +398,10 @@ async function bulkPhase(topo: Topo, clkTck: number, mode: RunMode, mib: number,
   return { mbPerSecond: b.mbPerSecond, bytes: b.bytes, ok: b.ok, meshCpuSecondsPerGB: cpu === null || b.bytes === 0 ? null : round(cpu / (b.bytes / 1e9), 3) };
 }
 
-async function holdPhase(topo: Topo, mode: RunMode, count: number, settleMs: number): Promise<ModeResult['memoryVsConns'][number]> {
+/** `afterMs`: how long after the connections closed the memory is read again. A node daemon
+ * gives memory back on its own schedule (daemon/proxy/memory-release.ts: sampled every 2 s, put
+ * off while it is still busy closing them), so this is longer than the settle time. */
+async function holdPhase(topo: Topo, mode: RunMode, count: number, settleMs: number, afterMs: number): Promise<ModeResult['memoryVsConns'][number]> {
   const t = target(topo, mode, 'cross-node');
   const procs = topo.meshProcs(mode);
   const before = rssMiB(procs);
@@ -416,7 +419,7 @@ async function holdPhase(topo: Topo, mode: RunMode, count: number, settleMs: num
     },
   }));
   if (held === undefined) throw new Error(`conn-hold in ${mode}/client ${r.timedOut ? 'timed out' : `exited ${r.code}`} before holding: ${r.stdout.slice(-500)} ${r.stderr.slice(-500)}`);
-  await sleep(settleMs);
+  await sleep(afterMs);
   const after = rssMiB(procs);
   const heldMiB = held ?? after;
   return { connections: count, open: result.open, failed: result.failed, beforeMiB: before, heldMiB, afterMiB: after, perConnKiB: result.open > 0 ? round(((heldMiB - before) * 1024) / result.open, 2) : null };
@@ -699,7 +702,7 @@ export async function runCompare(argv: string[]): Promise<number> {
     const conns = { plain: [], sidecar: [], haproxy: [], ambient: [], waypoint: [] } as Record<RunMode, ModeResult['memoryVsConns']>;
     for (const count of args.holdConns) {
       for (const mode of run.filter((m) => m !== 'plain')) {
-        const h = await holdPhase(topo, mode, count, settleMs);
+        const h = await holdPhase(topo, mode, count, settleMs, args.quick ? settleMs : settleMs + 6000);
         conns[mode].push(h);
         log(`hold ${count} ${mode.padEnd(8)} open ${h.open} (failed ${h.failed}): mesh ${h.beforeMiB} -> ${h.heldMiB} -> ${h.afterMiB} MiB, ${h.perConnKiB ?? 'n/a'} KiB/connection`);
         if (h.failed) notes.push(`${mode}: ${h.failed} of ${count} held connections failed`);
